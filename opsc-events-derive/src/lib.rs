@@ -1,0 +1,30 @@
+//! Procedural macros of opsc-events. Use them through the `opsc-events` crate; the generated
+//! code names only `::opsc_events::__private`.
+//!
+//! Each macro parses, validates (collecting every error of the item) and expands; the modules
+//! follow those steps.
+
+mod case;
+mod ctxt;
+mod event;
+mod serde_attr;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `Event` (and `EventSchema`) for a struct with named fields.
+///
+/// `#[event(stream = "assets", name = "asset_created", version = 1, upcast_from = OlderType)]`:
+/// `stream` is required, the others default to the type name in snake_case, 1, and none.
+#[proc_macro_derive(Event, attributes(event))]
+pub fn derive_event(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    event::expand_event(&input).into()
+}
+
+/// Derives `EventSchema` for a struct or enum used inside an event.
+#[proc_macro_derive(EventSchema)]
+pub fn derive_event_schema(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    event::expand_schema(&input).into()
+}

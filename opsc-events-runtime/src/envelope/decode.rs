@@ -1,0 +1,197 @@
+//! Stream entry fields → [`Envelope`] → typed event.
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use uuid::Uuid;
+
+use super::{DecodeError, Envelope, Headers, Metadata, field};
+use crate::event::{Event, UpcastChain, known_versions};
+
+/// The envelope fields as found in one entry, before parsing.
+#[derive(Default)]
+struct Raw<'a> {
+    event_type: Option<&'a [u8]>,
+    version: Option<&'a [u8]>,
+    schema: Option<&'a [u8]>,
+    event_id: Option<&'a [u8]>,
+    service: Option<&'a [u8]>,
+    timestamp: Option<&'a [u8]>,
+    correlation_id: Option<&'a [u8]>,
+    causation_id: Option<&'a [u8]>,
+    headers: Option<&'a [u8]>,
+    data: Option<&'a [u8]>,
+}
+
+fn required<'a>(v: Option<&'a [u8]>, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    v.ok_or(DecodeError::MissingField { field })
+}
+
+fn utf8<'a>(v: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(v).map_err(|_| DecodeError::InvalidField {
+        field,
+        reason: "not UTF-8".to_owned(),
+    })
+}
+
+fn invalid(field: &'static str, v: &[u8], expected: &str) -> DecodeError {
+    let mut shown = String::from_utf8_lossy(&v[..v.len().min(64)]).into_owned();
+    if v.len() > 64 {
+        shown.push_str("...");
+    }
+    DecodeError::InvalidField {
+        field,
+        reason: format!("`{shown}` is not {expected}"),
+    }
+}
+
+fn decimal<T: std::str::FromStr>(v: &[u8], field: &'static str, what: &str) -> Result<T, DecodeError> {
+    let s = utf8(v, field)?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(field, v, what));
+    }
+    s.parse().map_err(|_| invalid(field, v, what))
+}
+
+fn uuid(v: &[u8], field: &'static str) -> Result<Uuid, DecodeError> {
+    Uuid::try_parse(utf8(v, field)?).map_err(|_| invalid(field, v, "a UUID"))
+}
+
+fn fingerprint(v: &[u8]) -> Result<u64, DecodeError> {
+    let s = utf8(v, field::SCHEMA)?;
+    if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(field::SCHEMA, v, "16 hex digits"));
+    }
+    u64::from_str_radix(s, 16).map_err(|_| invalid(field::SCHEMA, v, "16 hex digits"))
+}
+
+/// Deserializes exactly one MessagePack value from `bytes`; trailing bytes are an error.
+fn from_msgpack<T: DeserializeOwned>(mut bytes: &[u8]) -> Result<T, String> {
+    let mut de = rmp_serde::Deserializer::new(&mut bytes);
+    let value = T::deserialize(&mut de).map_err(|e| e.to_string())?;
+    if !bytes.is_empty() {
+        return Err(format!("{} trailing bytes after the value", bytes.len()));
+    }
+    Ok(value)
+}
+
+/// Decodes `data` as the payload of `E` at `E`'s own version, distinguishing bytes that are not
+/// MessagePack at all (`NotMessagePack`) from MessagePack that does not fit `E` (`DataMismatch`).
+pub fn decode_data<E: Event>(data: &[u8]) -> Result<E, DecodeError> {
+    from_msgpack::<E>(data).map_err(|reason| match from_msgpack::<IgnoredAny>(data) {
+        Err(not_msgpack) => DecodeError::NotMessagePack {
+            field: field::DATA,
+            reason: not_msgpack,
+        },
+        Ok(_) => DecodeError::DataMismatch {
+            event_type: E::NAME.to_owned(),
+            version: E::VERSION,
+            reason,
+        },
+    })
+}
+
+impl Envelope {
+    /// Parses the fields of one stream entry. Unknown fields are ignored (newer publishers may
+    /// add some); a known field given twice is invalid.
+    pub fn from_fields<'a, I>(fields: I) -> Result<Envelope, DecodeError>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let mut raw = Raw::default();
+        for (name, value) in fields {
+            let slot = match name {
+                b"event_type" => (&mut raw.event_type, field::EVENT_TYPE),
+                b"version" => (&mut raw.version, field::VERSION),
+                b"schema" => (&mut raw.schema, field::SCHEMA),
+                b"event_id" => (&mut raw.event_id, field::EVENT_ID),
+                b"service" => (&mut raw.service, field::SERVICE),
+                b"timestamp" => (&mut raw.timestamp, field::TIMESTAMP),
+                b"correlation_id" => (&mut raw.correlation_id, field::CORRELATION_ID),
+                b"causation_id" => (&mut raw.causation_id, field::CAUSATION_ID),
+                b"headers" => (&mut raw.headers, field::HEADERS),
+                b"data" => (&mut raw.data, field::DATA),
+                _ => continue,
+            };
+            if slot.0.replace(value).is_some() {
+                return Err(DecodeError::InvalidField {
+                    field: slot.1,
+                    reason: "the field appears more than once".to_owned(),
+                });
+            }
+        }
+        let event_type = utf8(required(raw.event_type, field::EVENT_TYPE)?, field::EVENT_TYPE)?;
+        let version_raw = required(raw.version, field::VERSION)?;
+        let version: u16 = decimal(version_raw, field::VERSION, "a version in 1..=65535")?;
+        if version == 0 {
+            return Err(invalid(field::VERSION, version_raw, "a version in 1..=65535"));
+        }
+        let fingerprint = fingerprint(required(raw.schema, field::SCHEMA)?)?;
+        let event_id = uuid(required(raw.event_id, field::EVENT_ID)?, field::EVENT_ID)?;
+        let service = utf8(required(raw.service, field::SERVICE)?, field::SERVICE)?;
+        let timestamp_ms = decimal(
+            required(raw.timestamp, field::TIMESTAMP)?,
+            field::TIMESTAMP,
+            "milliseconds since the epoch",
+        )?;
+        let correlation_id = uuid(
+            required(raw.correlation_id, field::CORRELATION_ID)?,
+            field::CORRELATION_ID,
+        )?;
+        let causation_id = raw
+            .causation_id
+            .map(|v| uuid(v, field::CAUSATION_ID))
+            .transpose()?;
+        let headers = match raw.headers {
+            None => Headers::new(),
+            Some(h) => from_msgpack::<Headers>(h).map_err(|reason| DecodeError::NotMessagePack {
+                field: field::HEADERS,
+                reason,
+            })?,
+        };
+        let data = required(raw.data, field::DATA)?;
+        Ok(Envelope {
+            event_type: event_type.to_owned(),
+            version,
+            fingerprint,
+            meta: Metadata {
+                event_id,
+                service: service.to_owned(),
+                timestamp_ms,
+                correlation_id,
+                causation_id,
+                headers,
+            },
+            data: data.to_vec(),
+        })
+    }
+}
+
+/// Decodes the payload of `envelope` as `E`, upcasting from an older version when `E` declares
+/// `upcast_from`. Errors: another event type, a version `E` does not know, a fingerprint that does
+/// not match the version, or data that does not fit.
+pub fn decode_event<E: Event>(envelope: &Envelope) -> Result<E, DecodeError> {
+    if envelope.event_type != E::NAME {
+        return Err(DecodeError::UnknownEventType {
+            event_type: envelope.event_type.clone(),
+            expected: format!("`{}`", E::NAME),
+        });
+    }
+    if envelope.version == E::VERSION {
+        if envelope.fingerprint != E::FINGERPRINT {
+            return Err(DecodeError::FingerprintMismatch {
+                event_type: E::NAME.to_owned(),
+                version: E::VERSION,
+                expected: E::FINGERPRINT,
+                found: envelope.fingerprint,
+            });
+        }
+        return decode_data::<E>(&envelope.data);
+    }
+    match E::Upcast::decode(envelope.version, envelope.fingerprint, &envelope.data) {
+        Some(result) => result,
+        None => Err(DecodeError::UnknownVersion {
+            event_type: E::NAME.to_owned(),
+            version: envelope.version,
+            known: known_versions::<E>().into_iter().map(|(v, _)| v).collect(),
+        }),
+    }
+}

@@ -1,0 +1,146 @@
+//! The runtime's error type.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::envelope::{DecodeError, EncodeError};
+
+/// A `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the runtime. Messages name the stream, key or URL involved,
+/// never a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `RuntimeBuilder::build` found problems; all of them are listed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A Redis command failed.
+    #[error("redis {command} on `{key}` failed: {source}")]
+    Redis {
+        /// The command, e.g. `XADD`.
+        command: &'static str,
+        /// The key it addressed.
+        key: String,
+        /// The client's error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis did not answer within the response timeout.
+    #[error("redis {command} on `{key}` got no answer within {timeout:?}")]
+    Timeout {
+        /// The command.
+        command: &'static str,
+        /// The key it addressed.
+        key: String,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// Redis answered something that is not what the command returns.
+    #[error("unexpected reply to redis {command} on `{key}`: {reply}")]
+    UnexpectedReply {
+        /// The command.
+        command: &'static str,
+        /// The key it addressed.
+        key: String,
+        /// The reply, shortened.
+        reply: String,
+    },
+    /// An event could not be serialized.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A stream entry could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// Every problem `RuntimeBuilder::build` found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The problems, in the order they were found.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot build the runtime:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One problem found by `RuntimeBuilder::build`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// No `.service(name)` was given.
+    #[error("no service name: call `.service(\"name\")`; it names consumer groups and consumers")]
+    MissingService,
+    /// A name that does not match `[A-Za-z0-9_.-]{{1,64}}`.
+    #[error("invalid {what} `{value}`: expected 1 to 64 of `A-Z a-z 0-9 _ . -`")]
+    InvalidName {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Neither `.redis(url)` nor another transport was chosen.
+    #[error("no transport: call `.redis(url)`")]
+    MissingTransport,
+    /// The Redis URL does not parse.
+    #[error("invalid redis url `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, password removed.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// Redis could not be reached within the connect timeout.
+    #[error("cannot reach redis at `{url}` within {timeout:?}: {reason}")]
+    Unreachable {
+        /// The URL, password removed.
+        url: String,
+        /// The connect timeout.
+        timeout: Duration,
+        /// The last error.
+        reason: String,
+    },
+    /// The runtime was asked to run handlers and none were found.
+    #[error(
+        "no handlers found: link the crates that define them (`use my_handlers as _;`), or call `.no_handlers()` for a publish-only runtime"
+    )]
+    NoHandlers,
+}
+
+/// `url` with any password replaced by `***`.
+///
+/// ```
+/// use opsc_events_runtime::error::redact_url;
+/// assert_eq!(redact_url("redis://:s3cret@db:6379/0"), "redis://:***@db:6379/0");
+/// assert_eq!(redact_url("redis://app:s3cret@db"), "redis://app:***@db");
+/// assert_eq!(redact_url("redis://db:6379"), "redis://db:6379");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let hidden = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        // `redis://password@host` is also accepted by some clients: hide it all.
+        "***".to_owned()
+    };
+    format!("{}{hidden}{}", &url[..scheme_end + 3], &rest[at..])
+}

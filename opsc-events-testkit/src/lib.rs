@@ -1,0 +1,265 @@
+//! Test support: a private `redis-server` on a free port in a temporary directory, stopped when
+//! dropped, that a test can kill, restart and inspect. Tests never touch a shared instance.
+//!
+//! ```no_run
+//! use opsc_events_testkit::RedisServer;
+//!
+//! let server = RedisServer::start();
+//! println!("connect to {}", server.url());
+//! // ... the server is killed and its directory removed when `server` is dropped.
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer `PING` after it was started.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The command that installs `redis-server` on Debian and Ubuntu, named in errors.
+pub const INSTALL_HINT: &str = "apt-get install -y redis-server";
+
+/// How the private server persists data.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `appendonly yes` with `appendfsync always`: every acknowledged write survives a restart.
+    pub aof: bool,
+    /// Extra `--name value` arguments.
+    pub extra: Vec<(String, String)>,
+}
+
+impl ServerOptions {
+    /// Durable: AOF on, fsync on every write.
+    pub fn durable() -> Self {
+        ServerOptions {
+            aof: true,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A private `redis-server` process.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    options: ServerOptions,
+}
+
+impl RedisServer {
+    /// Starts a server without persistence. Panics with a clear message if `redis-server` is not
+    /// installed or does not come up.
+    pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// Starts a server with `options`; panics like [`RedisServer::start`].
+    pub fn start_with(options: ServerOptions) -> Self {
+        match Self::try_start_with(options) {
+            Ok(server) => server,
+            Err(e) => panic!("cannot start a private redis-server: {e}"),
+        }
+    }
+
+    /// Starts a server, returning an error instead of panicking.
+    pub fn try_start_with(options: ServerOptions) -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("opsc-redis-").tempdir()?;
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            dir,
+            options,
+        };
+        let mut last_err = None;
+        // Another process may take the free port between our probe and the server's bind.
+        for _ in 0..5 {
+            server.port = free_port()?;
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("redis-server did not start")))
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--save")
+            .arg("")
+            .arg("--daemonize")
+            .arg("no")
+            .arg("--logfile")
+            .arg(self.log_path())
+            .arg("--protected-mode")
+            .arg("no");
+        if self.options.aof {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        for (k, v) in &self.options.extra {
+            cmd.arg(format!("--{k}")).arg(v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    io::Error::new(
+                        e.kind(),
+                        format!("`redis-server` is not on PATH; install it with `{INSTALL_HINT}`"),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    return Err(io::Error::other(format!(
+                        "redis-server on port {} exited with {status}; log:\n{}",
+                        self.port,
+                        self.log_tail()
+                    )));
+                }
+            }
+            if ping(self.port).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("redis-server on port {} did not answer PING within {READY_TIMEOUT:?}", self.port),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's working directory (AOF files live here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// The end of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Kills the server with SIGKILL (no shutdown save) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (after [`RedisServer::kill`]).
+    /// Panics if it does not come up.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        // The port can linger briefly after the kill; retry the bind until the deadline.
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot restart redis-server on port {}: {e}", self.port),
+            }
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Sends `PING` over a raw socket and expects `+PONG`.
+fn ping(port: u16) -> io::Result<()> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    s.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf)?;
+    if &buf == b"+PONG\r\n" {
+        Ok(())
+    } else {
+        Err(io::Error::other("unexpected reply to PING"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_answers_and_stops() {
+        let mut server = RedisServer::start();
+        assert!(ping(server.port()).is_ok());
+        let port = server.port();
+        server.kill();
+        assert!(ping(port).is_err(), "server still answers after kill");
+        server.restart();
+        assert!(ping(port).is_ok(), "server does not answer after restart");
+    }
+
+    #[test]
+    fn two_servers_get_different_ports() {
+        let a = RedisServer::start();
+        let b = RedisServer::start();
+        assert_ne!(a.port(), b.port());
+    }
+}

@@ -1,0 +1,104 @@
+//! Typed, reliable events between services over Redis Streams.
+//!
+//! Service developers describe events with `#[derive(Event)]`; the payload's schema and its
+//! fingerprint are computed at compile time, and every published entry carries them so that a
+//! consumer never silently misreads an event written with another schema.
+//!
+//! ```
+//! use opsc_events::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+//! #[event(stream = "assets", name = "asset_created", version = 1)]
+//! pub struct AssetCreated {
+//!     pub asset_id: u64,
+//!     pub hostname: String,
+//!     #[serde(default)]
+//!     pub tags: Vec<String>,
+//! }
+//!
+//! assert_eq!(AssetCreated::STREAM, "assets");
+//! assert_eq!(AssetCreated::schema().fingerprint, AssetCreated::FINGERPRINT);
+//!
+//! // The wire envelope, without Redis: encode to stream entry fields and decode back.
+//! let event = AssetCreated { asset_id: 7, hostname: "db-1".into(), tags: vec![] };
+//! let entry = envelope::encode(&event, &Metadata::new("inventory")).unwrap();
+//! let fields = entry.fields().map(|(name, value)| (name.as_bytes(), value));
+//! let decoded: AssetCreated = envelope::decode_event(&Envelope::from_fields(fields).unwrap()).unwrap();
+//! assert_eq!(decoded, event);
+//! ```
+//!
+//! Publishing goes through a [`Runtime`](prelude::Runtime):
+//!
+//! ```no_run
+//! # use opsc_events::prelude::*;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Event, Serialize, Deserialize)]
+//! # #[event(stream = "assets")]
+//! # pub struct AssetCreated { pub asset_id: u64 }
+//! # async fn demo() -> opsc_events::Result<()> {
+//! let rt = Runtime::builder()
+//!     .service("inventory")
+//!     .redis("redis://127.0.0.1:6379")
+//!     .no_handlers()
+//!     .build()
+//!     .await?;
+//! let id = rt.publisher().publish(&AssetCreated { asset_id: 7 }).await?;
+//! println!("published as {id}");
+//! # Ok(()) }
+//! ```
+//!
+//! Older versions of an event are upcast: a v2 type with `upcast_from = V1` decodes v1 entries
+//! through `From<V1>`.
+//!
+//! ```
+//! use opsc_events::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize)]
+//! #[event(stream = "assets", name = "asset_created", version = 1)]
+//! struct AssetCreatedV1 { asset_id: u64 }
+//!
+//! #[derive(Event, Serialize, Deserialize, Debug, PartialEq)]
+//! #[event(stream = "assets", version = 2, upcast_from = AssetCreatedV1)]
+//! struct AssetCreated { asset_id: u64, hostname: Option<String> }
+//!
+//! impl From<AssetCreatedV1> for AssetCreated {
+//!     fn from(v1: AssetCreatedV1) -> Self {
+//!         AssetCreated { asset_id: v1.asset_id, hostname: None }
+//!     }
+//! }
+//!
+//! let entry = envelope::encode(&AssetCreatedV1 { asset_id: 3 }, &Metadata::new("old")).unwrap();
+//! let env = Envelope::from_fields(entry.fields().map(|(k, v)| (k.as_bytes(), v))).unwrap();
+//! let upcast: AssetCreated = envelope::decode_event(&env).unwrap();
+//! assert_eq!(upcast, AssetCreated { asset_id: 3, hostname: None });
+//! ```
+
+pub use opsc_events_derive::{Event, EventSchema};
+pub use opsc_events_runtime::{
+    ConfigError, DecodeError, EncodeError, Envelope, Error, Headers, MessageId, Metadata,
+    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, envelope, error, keys,
+    schema,
+};
+
+/// The event trait (also the derive macro of the same name, re-exported at the crate root).
+pub mod event {
+    pub use opsc_events_runtime::event::{Event, NoUpcast, UpcastChain, UpcastVia, known_versions};
+}
+
+/// Everything a service or handler author needs: `use opsc_events::prelude::*;`.
+pub mod prelude {
+    pub use opsc_events_derive::{Event, EventSchema};
+    pub use opsc_events_runtime::envelope;
+    pub use opsc_events_runtime::event::Event;
+    pub use opsc_events_runtime::schema::EventSchema;
+    pub use opsc_events_runtime::{
+        Envelope, Headers, MessageId, Metadata, PublishOptions, Publisher, Runtime, Schema,
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use opsc_events_runtime::private::*;
+}
