@@ -1,0 +1,252 @@
+//! The publisher against a private redis-server: what lands in the stream is exactly what was
+//! published, under the documented key, whatever the publishing pattern.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use opsc_events::prelude::*;
+use opsc_events::{ConfigError, Error, error::ConfigProblem};
+use opsc_events_testkit::RedisServer;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(stream = "assets", name = "asset_created", version = 1)]
+struct AssetCreated {
+    asset_id: u64,
+    hostname: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+fn asset(i: u64) -> AssetCreated {
+    AssetCreated {
+        asset_id: i,
+        hostname: format!("host-{i}"),
+        tags: vec![format!("rack-{}", i % 7)],
+    }
+}
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every entry of `key`, in stream order, fields in wire order.
+async fn xrange(url: &str, key: &str) -> Vec<(MessageId, Fields)> {
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let raw: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    raw.into_iter()
+        .map(|(id, flat)| {
+            let fields = flat.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
+            (id.parse().expect("entry id"), fields)
+        })
+        .collect()
+}
+
+fn decode(fields: &Fields) -> (Envelope, AssetCreated) {
+    let env = Envelope::from_fields(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        .expect("envelope decodes");
+    let event = envelope::decode_event::<AssetCreated>(&env).expect("event decodes");
+    (env, event)
+}
+
+async fn runtime(server: &RedisServer) -> Runtime {
+    Runtime::builder()
+        .service("inventory")
+        .redis(server.url())
+        .no_handlers()
+        .build()
+        .await
+        .expect("runtime builds")
+}
+
+#[tokio::test]
+async fn publish_all_of_10_000_lands_in_order_and_decodes() {
+    let server = RedisServer::start();
+    let rt = runtime(&server).await;
+    let events: Vec<AssetCreated> = (0..10_000).map(asset).collect();
+    let ids = rt.publisher().publish_all(&events).await.expect("publish_all");
+    assert_eq!(ids.len(), events.len());
+
+    let entries = xrange(&server.url(), "opsconductor:{assets}:events").await;
+    assert_eq!(entries.len(), events.len());
+    for ((entry_id, fields), (id, expected)) in entries.iter().zip(ids.iter().zip(&events)) {
+        assert_eq!(entry_id, id, "publish_all returns the ids in order");
+        let (env, event) = decode(fields);
+        assert_eq!(&event, expected);
+        assert_eq!(env.meta.service, "inventory");
+        assert_eq!(env.meta.correlation_id, env.meta.event_id, "a new event starts its conversation");
+        assert_eq!(env.meta.event_id.get_version_num(), 7, "event ids are UUIDv7");
+        assert_eq!(env.fingerprint, AssetCreated::FINGERPRINT);
+    }
+    let distinct: std::collections::HashSet<_> =
+        entries.iter().map(|(_, f)| decode(f).0.meta.event_id).collect();
+    assert_eq!(distinct.len(), events.len(), "every event has its own id");
+}
+
+#[tokio::test]
+async fn concurrent_publish_of_10_000_from_64_tasks_lands_once_each() {
+    let server = RedisServer::start();
+    let rt = runtime(&server).await;
+    let mut tasks = Vec::new();
+    for t in 0..64u64 {
+        let publisher = rt.publisher();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in (t..10_000).step_by(64) {
+                ids.push((i, publisher.publish(&asset(i)).await.expect("publish")));
+            }
+            ids
+        }));
+    }
+    let mut published = HashMap::new();
+    for t in tasks {
+        for (i, id) in t.await.expect("task") {
+            assert!(published.insert(id, i).is_none(), "id {id} returned twice");
+        }
+    }
+    assert_eq!(published.len(), 10_000);
+
+    let entries = xrange(&server.url(), "opsconductor:{assets}:events").await;
+    assert_eq!(entries.len(), 10_000);
+    let mut seen = vec![false; 10_000];
+    for (id, fields) in &entries {
+        let (_, event) = decode(fields);
+        assert_eq!(published.get(id), Some(&event.asset_id), "entry {id} holds what was published under it");
+        assert_eq!(event, asset(event.asset_id));
+        seen[event.asset_id as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s), "every event arrived");
+}
+
+#[tokio::test]
+async fn publish_with_carries_ids_and_headers() {
+    let server = RedisServer::start();
+    let rt = Runtime::builder()
+        .service("inventory")
+        .prefix("tenant-a")
+        .redis(server.url())
+        .no_handlers()
+        .build()
+        .await
+        .expect("runtime builds");
+    let correlation = uuid::Uuid::now_v7();
+    let cause = uuid::Uuid::now_v7();
+    let event_id = uuid::Uuid::now_v7();
+    let opts = PublishOptions::new()
+        .event_id(event_id)
+        .correlation_id(correlation)
+        .causation_id(cause)
+        .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    let id = rt.publisher().publish_with(&asset(1), &opts).await.expect("publish");
+
+    let entries = xrange(&server.url(), "tenant-a:{assets}:events").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, id);
+    let (env, _) = decode(&entries[0].1);
+    assert_eq!(env.meta.event_id, event_id);
+    assert_eq!(env.meta.correlation_id, correlation);
+    assert_eq!(env.meta.causation_id, Some(cause));
+    assert_eq!(
+        env.meta.headers.get("traceparent").map(String::as_str),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    let names: Vec<&[u8]> = entries[0].1.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(
+        names,
+        [
+            &b"event_type"[..],
+            b"version",
+            b"schema",
+            b"event_id",
+            b"service",
+            b"timestamp",
+            b"correlation_id",
+            b"causation_id",
+            b"headers",
+            b"data"
+        ],
+        "the documented fields, in the documented order"
+    );
+}
+
+#[tokio::test]
+async fn build_reports_every_problem_at_once() {
+    let err = Runtime::builder()
+        .prefix("bad prefix!")
+        .redis("redis://:hunter2@127.0.0.1:1")
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .expect_err("must not build");
+    let Error::Config(ConfigError { problems }) = &err else {
+        panic!("expected a configuration error, got {err}");
+    };
+    assert!(problems.contains(&ConfigProblem::MissingService), "{err}");
+    assert!(problems.iter().any(|p| matches!(p, ConfigProblem::InvalidName { what: "key prefix", .. })), "{err}");
+    assert!(problems.contains(&ConfigProblem::NoHandlers), "{err}");
+    assert!(problems.iter().any(|p| matches!(p, ConfigProblem::Unreachable { .. })), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("hunter2"), "the password leaks: {text}");
+    assert!(text.contains("redis://:***@127.0.0.1:1"), "{text}");
+}
+
+#[tokio::test]
+async fn build_fails_within_the_connect_timeout_when_redis_is_unreachable() {
+    // A port that accepts nothing: bind it, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = Runtime::builder()
+        .service("inventory")
+        .redis(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_millis(300))
+        .no_handlers()
+        .build()
+        .await
+        .expect_err("nothing listens there");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(matches!(&err, Error::Config(c) if matches!(c.problems[..], [ConfigProblem::Unreachable { .. }])), "{err}");
+}
+
+#[tokio::test]
+async fn publish_fails_fast_while_redis_is_down_and_resumes_after_restart() {
+    let mut server = RedisServer::start();
+    let rt = Runtime::builder()
+        .service("inventory")
+        .redis(server.url())
+        .response_timeout(Duration::from_secs(1))
+        .no_handlers()
+        .build()
+        .await
+        .expect("runtime builds");
+    let publisher = rt.publisher();
+    publisher.publish(&asset(1)).await.expect("first publish");
+
+    server.kill();
+    let started = Instant::now();
+    let err = publisher.publish(&asset(2)).await.expect_err("redis is down");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(matches!(err, Error::Redis { command: "XADD", .. } | Error::Timeout { .. }), "{err}");
+
+    server.restart();
+    // The connection is re-established in the background; publishing resumes within a bound.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match publisher.publish(&asset(3)).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("publishing did not resume: {e}"),
+        }
+    }
+    let entries = xrange(&server.url(), "opsconductor:{assets}:events").await;
+    // The server kept nothing (no persistence): only the event published after the restart.
+    assert_eq!(entries.len(), 1);
+    assert_eq!(decode(&entries[0].1).1, asset(3));
+}

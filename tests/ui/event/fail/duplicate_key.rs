@@ -1,0 +1,11 @@
+use opsc_events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(stream = "assets", version = 1)]
+#[event(stream = "inventory")]
+pub struct AssetCreated {
+    pub asset_id: u64,
+}
+
+fn main() {}

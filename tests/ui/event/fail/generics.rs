@@ -1,0 +1,10 @@
+use opsc_events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(stream = "assets")]
+pub struct AssetCreated<T> {
+    pub asset_id: T,
+}
+
+fn main() {}
