@@ -1,10 +1,12 @@
-//! Quick start: define an event, build a publish-only runtime, publish.
+//! Quick start: one event, two handlers, one process.
 //!
-//! Run with `cargo run --example quickstart` (uses `REDIS_URL`, default
-//! `redis://127.0.0.1:6379`).
+//! `cargo run --example quickstart` — uses `REDIS_URL` (default `redis://127.0.0.1:6379`).
+
+use std::time::Duration;
 
 use opsc_events::prelude::*;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 /// An asset was discovered on the network.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -16,28 +18,98 @@ pub struct AssetCreated {
     pub tags: Vec<String>,
 }
 
+/// Counts handled events so the example can stop when everything was handled.
+#[derive(Clone)]
+struct Progress(watch::Sender<usize>);
+
+impl Progress {
+    fn tick(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+}
+
+/// Each handler has its own consumer group (`quickstart.index_asset`), so it sees every event.
+#[handler(stream = "assets")]
+async fn index_asset(event: AssetCreated, ctx: Context, State(progress): State<Progress>) {
+    println!(
+        "[index_asset]  asset {} ({}) indexed — entry {}, attempt {}",
+        event.asset_id,
+        event.hostname,
+        ctx.message_id(),
+        ctx.attempt()
+    );
+    progress.tick();
+}
+
+#[handler(stream = "assets", retries = 5, timeout = "5s")]
+async fn tag_audit(
+    event: AssetCreated,
+    State(progress): State<Progress>,
+) -> Result<(), HandlerError> {
+    if event.tags.is_empty() {
+        println!("[tag_audit]    asset {} has no tags", event.asset_id);
+    } else {
+        println!(
+            "[tag_audit]    asset {} tagged {}",
+            event.asset_id,
+            event.tags.join(", ")
+        );
+    }
+    progress.tick();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> opsc_events::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let progress = Progress(watch::Sender::new(0));
     let rt = Runtime::builder()
         .service("quickstart")
         .redis(&url)
-        .no_handlers()
+        .state(progress.clone())
         .build()
         .await?;
-    println!("connected to {}", opsc_events::error::redact_url(&url));
+    println!("using redis at {}", opsc_events::error::redact_url(&url));
     println!("schema: {}", AssetCreated::schema());
 
     let publisher = rt.publisher();
-    let first = AssetCreated { asset_id: 1, hostname: "db-1".into(), tags: vec!["prod".into()] };
-    let id = publisher.publish(&first).await?;
-    println!("published asset 1 as entry {id} on {}", rt.keys().events(AssetCreated::STREAM));
-
-    let batch: Vec<AssetCreated> = (2..=5)
-        .map(|i| AssetCreated { asset_id: i, hostname: format!("web-{i}"), tags: vec![] })
-        .collect();
-    let ids = publisher.publish_all(&batch).await?;
+    let assets = [
+        AssetCreated {
+            asset_id: 1,
+            hostname: "db-1".into(),
+            tags: vec!["prod".into()],
+        },
+        AssetCreated {
+            asset_id: 2,
+            hostname: "web-1".into(),
+            tags: vec![],
+        },
+        AssetCreated {
+            asset_id: 3,
+            hostname: "web-2".into(),
+            tags: vec!["edge".into(), "eu".into()],
+        },
+    ];
+    let ids = publisher.publish_all(&assets).await?;
     let shown: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    println!("published assets 2..=5 in one pipeline as {}", shown.join(", "));
+    println!("published 3 events as {}", shown.join(", "));
+
+    // Run the handlers until both have seen the three events (or 10 s pass).
+    let expected = assets.len() * 2;
+    let mut handled = progress.0.subscribe();
+    rt.run_until(async move {
+        let all = handled.wait_for(|n| *n >= expected);
+        if tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
+            eprintln!("not every event was handled within 10 s");
+        }
+    })
+    .await?;
+    println!(
+        "handled {} of {expected}; stopped cleanly",
+        *progress.0.borrow()
+    );
     Ok(())
 }

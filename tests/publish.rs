@@ -1,6 +1,8 @@
 //! The publisher against a private redis-server: what lands in the stream is exactly what was
 //! published, under the documented key, whatever the publishing pattern.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -30,8 +32,7 @@ type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every entry of `key`, in stream order, fields in wire order.
 async fn xrange(url: &str, key: &str) -> Vec<(MessageId, Fields)> {
-    let client = redis::Client::open(url).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let mut conn = common::conn(url).await;
     let raw: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
         .arg(key)
         .arg("-")
@@ -41,7 +42,10 @@ async fn xrange(url: &str, key: &str) -> Vec<(MessageId, Fields)> {
         .expect("XRANGE");
     raw.into_iter()
         .map(|(id, flat)| {
-            let fields = flat.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
+            let fields = flat
+                .chunks(2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()))
+                .collect();
             (id.parse().expect("entry id"), fields)
         })
         .collect()
@@ -69,7 +73,11 @@ async fn publish_all_of_10_000_lands_in_order_and_decodes() {
     let server = RedisServer::start();
     let rt = runtime(&server).await;
     let events: Vec<AssetCreated> = (0..10_000).map(asset).collect();
-    let ids = rt.publisher().publish_all(&events).await.expect("publish_all");
+    let ids = rt
+        .publisher()
+        .publish_all(&events)
+        .await
+        .expect("publish_all");
     assert_eq!(ids.len(), events.len());
 
     let entries = xrange(&server.url(), "opsconductor:{assets}:events").await;
@@ -79,12 +87,21 @@ async fn publish_all_of_10_000_lands_in_order_and_decodes() {
         let (env, event) = decode(fields);
         assert_eq!(&event, expected);
         assert_eq!(env.meta.service, "inventory");
-        assert_eq!(env.meta.correlation_id, env.meta.event_id, "a new event starts its conversation");
-        assert_eq!(env.meta.event_id.get_version_num(), 7, "event ids are UUIDv7");
+        assert_eq!(
+            env.meta.correlation_id, env.meta.event_id,
+            "a new event starts its conversation"
+        );
+        assert_eq!(
+            env.meta.event_id.get_version_num(),
+            7,
+            "event ids are UUIDv7"
+        );
         assert_eq!(env.fingerprint, AssetCreated::FINGERPRINT);
     }
-    let distinct: std::collections::HashSet<_> =
-        entries.iter().map(|(_, f)| decode(f).0.meta.event_id).collect();
+    let distinct: std::collections::HashSet<_> = entries
+        .iter()
+        .map(|(_, f)| decode(f).0.meta.event_id)
+        .collect();
     assert_eq!(distinct.len(), events.len(), "every event has its own id");
 }
 
@@ -116,7 +133,11 @@ async fn concurrent_publish_of_10_000_from_64_tasks_lands_once_each() {
     let mut seen = vec![false; 10_000];
     for (id, fields) in &entries {
         let (_, event) = decode(fields);
-        assert_eq!(published.get(id), Some(&event.asset_id), "entry {id} holds what was published under it");
+        assert_eq!(
+            published.get(id),
+            Some(&event.asset_id),
+            "entry {id} holds what was published under it"
+        );
         assert_eq!(event, asset(event.asset_id));
         seen[event.asset_id as usize] = true;
     }
@@ -141,8 +162,15 @@ async fn publish_with_carries_ids_and_headers() {
         .event_id(event_id)
         .correlation_id(correlation)
         .causation_id(cause)
-        .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-    let id = rt.publisher().publish_with(&asset(1), &opts).await.expect("publish");
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
+    let id = rt
+        .publisher()
+        .publish_with(&asset(1), &opts)
+        .await
+        .expect("publish");
 
     let entries = xrange(&server.url(), "tenant-a:{assets}:events").await;
     assert_eq!(entries.len(), 1);
@@ -187,9 +215,23 @@ async fn build_reports_every_problem_at_once() {
         panic!("expected a configuration error, got {err}");
     };
     assert!(problems.contains(&ConfigProblem::MissingService), "{err}");
-    assert!(problems.iter().any(|p| matches!(p, ConfigProblem::InvalidName { what: "key prefix", .. })), "{err}");
+    assert!(
+        problems.iter().any(|p| matches!(
+            p,
+            ConfigProblem::InvalidName {
+                what: "key prefix",
+                ..
+            }
+        )),
+        "{err}"
+    );
     assert!(problems.contains(&ConfigProblem::NoHandlers), "{err}");
-    assert!(problems.iter().any(|p| matches!(p, ConfigProblem::Unreachable { .. })), "{err}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, ConfigProblem::Unreachable { .. })),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(!text.contains("hunter2"), "the password leaks: {text}");
     assert!(text.contains("redis://:***@127.0.0.1:1"), "{text}");
@@ -198,7 +240,11 @@ async fn build_reports_every_problem_at_once() {
 #[tokio::test]
 async fn build_fails_within_the_connect_timeout_when_redis_is_unreachable() {
     // A port that accepts nothing: bind it, then close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let err = Runtime::builder()
         .service("inventory")
@@ -208,8 +254,15 @@ async fn build_fails_within_the_connect_timeout_when_redis_is_unreachable() {
         .build()
         .await
         .expect_err("nothing listens there");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
-    assert!(matches!(&err, Error::Config(c) if matches!(c.problems[..], [ConfigProblem::Unreachable { .. }])), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, Error::Config(c) if matches!(c.problems[..], [ConfigProblem::Unreachable { .. }])),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -228,9 +281,25 @@ async fn publish_fails_fast_while_redis_is_down_and_resumes_after_restart() {
 
     server.kill();
     let started = Instant::now();
-    let err = publisher.publish(&asset(2)).await.expect_err("redis is down");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert!(matches!(err, Error::Redis { command: "XADD", .. } | Error::Timeout { .. }), "{err}");
+    let err = publisher
+        .publish(&asset(2))
+        .await
+        .expect_err("redis is down");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            Error::Redis {
+                command: "XADD",
+                ..
+            } | Error::Timeout { .. }
+        ),
+        "{err}"
+    );
 
     server.restart();
     // The connection is re-established in the background; publishing resumes within a bound.

@@ -1,6 +1,6 @@
 //! Collects every error found in one item so they are reported together.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 
 use quote::ToTokens;
@@ -9,6 +9,8 @@ use quote::ToTokens;
 #[derive(Default)]
 pub(crate) struct Ctxt {
     errors: RefCell<Vec<syn::Error>>,
+    /// A `#[serde]` attribute that serde itself rejects was seen (serde reports it).
+    serde_rejects: Cell<bool>,
 }
 
 impl Ctxt {
@@ -26,6 +28,17 @@ impl Ctxt {
     /// Records a syn error.
     pub(crate) fn syn_error(&self, err: syn::Error) {
         self.errors.borrow_mut().push(err);
+    }
+
+    /// Notes that serde will reject one of its attributes: it reports the error itself and
+    /// generates no impls, so checks that the item implements `Serialize` would only add noise.
+    pub(crate) fn serde_rejects(&self) {
+        self.serde_rejects.set(true);
+    }
+
+    /// Whether [`Ctxt::serde_rejects`] was called.
+    pub(crate) fn serde_rejected(&self) -> bool {
+        self.serde_rejects.get()
     }
 
     /// All errors combined, or `None`.
@@ -59,7 +72,7 @@ impl<'c, T> Attr<'c, T> {
     pub(crate) fn set<A: ToTokens>(&mut self, key: A, value: T) {
         if self.value.is_some() {
             self.cx
-                .error_spanned_by(key, format!("duplicate `{}` key", self.name));
+                .error_spanned_by(key, format!("duplicate `{}` key; set it once", self.name));
         } else {
             self.value = Some(value);
         }

@@ -7,6 +7,7 @@
 mod case;
 mod ctxt;
 mod event;
+mod handler;
 mod serde_attr;
 
 use proc_macro::TokenStream;
@@ -27,4 +28,14 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 pub fn derive_event_schema(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event::expand_schema(&input).into()
+}
+
+/// Registers an `async fn` as a handler of the event type of its first parameter.
+///
+/// `#[handler(stream = "assets", retries = 5, backoff = "exponential(200ms, 30s)",
+/// concurrency = 8, timeout = "10s")]`; every key is checked at compile time, including that
+/// `stream` is the event's stream and that `claim_after` is above `timeout`.
+#[proc_macro_attribute]
+pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(args.into(), item.into()).into()
 }

@@ -1,13 +1,14 @@
 //! Reads the `#[serde(...)]` attributes that change the wire form, so that the schema describes
 //! what serde really writes, and rejects those that make it unknowable. Serde validates its own
-//! attributes; keys that do not affect the schema are skipped.
+//! attributes: keys that do not affect the schema are skipped, and malformed or duplicate keys
+//! are left to serde to report (reporting them here too would show every such error twice).
 
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitStr};
 
 use crate::case::RenameRule;
-use crate::ctxt::{Attr, Ctxt};
+use crate::ctxt::Ctxt;
 
 #[derive(Default)]
 pub(crate) struct Container {
@@ -50,87 +51,132 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
-/// `key = "name"` or `key(serialize = "a", deserialize = "b")`; the two must agree.
-fn name_value(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<String>> {
-    if meta.input.peek(syn::Token![=]) {
-        let lit: LitStr = meta.value()?.parse()?;
-        return Ok(Some(lit.value()));
-    }
-    let (mut ser, mut de) = (None, None);
-    meta.parse_nested_meta(|inner| {
-        let lit: LitStr = inner.value()?.parse()?;
-        if inner.path.is_ident("serialize") {
-            ser = Some(lit.value());
-        } else if inner.path.is_ident("deserialize") {
-            de = Some(lit.value());
+/// A name given as `key = "name"`, or as `key(serialize = "a", deserialize = "b")`, possibly
+/// split over several keys; the two names must agree.
+#[derive(Default)]
+struct NamePair {
+    ser: Option<String>,
+    de: Option<String>,
+    key: Option<syn::Path>,
+}
+
+impl NamePair {
+    /// Reads one key; on a parse error (serde reports it) the pair is left without its key, so
+    /// that no ambiguity is reported.
+    fn parse(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        self.key = None;
+        if meta.input.peek(syn::Token![=]) {
+            let name = meta.value()?.parse::<LitStr>()?.value();
+            self.ser = Some(name.clone());
+            self.de = Some(name);
+        } else {
+            meta.parse_nested_meta(|inner| {
+                let name = inner.value()?.parse::<LitStr>()?.value();
+                if inner.path.is_ident("serialize") {
+                    self.ser = Some(name);
+                } else if inner.path.is_ident("deserialize") {
+                    self.de = Some(name);
+                }
+                Ok(())
+            })?;
         }
+        self.key = Some(meta.path.clone());
         Ok(())
-    })?;
-    if ser.is_some() && ser == de {
-        return Ok(ser);
     }
-    cx.error_spanned_by(
-        &meta.path,
-        "different names for serialization and deserialization make the schema ambiguous; use one name",
-    );
-    Ok(None)
+
+    fn finish(self, cx: &Ctxt) -> Option<String> {
+        match (self.ser, self.de, self.key) {
+            (Some(ser), Some(de), _) if ser == de => Some(ser),
+            (_, _, Some(key)) => {
+                let shown = quote::quote!(#key).to_string();
+                cx.error_spanned_by(
+                    &key,
+                    format!(
+                        "different `serialize` and `deserialize` names make the schema ambiguous; use one name: `{shown} = \"...\"`"
+                    ),
+                );
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The name as a `rename_all` rule.
+    fn finish_rule(self, cx: &Ctxt) -> Option<RenameRule> {
+        let rule = RenameRule::from_str(&self.finish(cx)?);
+        if rule.is_none() {
+            // An unknown rule is reported by serde itself.
+            cx.serde_rejects();
+        }
+        rule
+    }
 }
 
-fn rename_rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<RenameRule>> {
-    let Some(rule) = name_value(cx, meta)? else {
-        return Ok(None);
-    };
-    // An unknown rule is reported by serde itself.
-    Ok(RenameRule::from_str(&rule))
-}
-
-fn serde_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs.iter().filter(|a| a.path().is_ident("serde"))
+/// Calls `f` with each key of the `#[serde(...)]` attributes in `attrs`. A key that serde
+/// rejects (malformed, or repeated) is not reported here but noted on `cx`: serde reports it,
+/// and the rest of that attribute is skipped.
+fn each_key(
+    cx: &Ctxt,
+    attrs: &[Attribute],
+    mut f: impl FnMut(&ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
+    // Keys given once as `key = value` or `key`; `key(serialize = .., deserialize = ..)` may be
+    // split over two keys, and `alias` may repeat.
+    let mut seen = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let res = attr.parse_nested_meta(|meta| {
+            if !meta.input.peek(syn::token::Paren) && !meta.path.is_ident("alias") {
+                let key = meta.path.clone();
+                if seen.contains(&key) {
+                    cx.serde_rejects();
+                }
+                seen.push(key);
+            }
+            f(&meta)
+        });
+        if res.is_err() {
+            cx.serde_rejects();
+        }
+    }
 }
 
 /// Parses the container's serde attributes.
 pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
-    let mut rename_all = Attr::none(cx, "rename_all");
     let mut out = Container::default();
-    for attr in serde_attrs(attrs) {
-        let res = attr.parse_nested_meta(|meta| {
-            let p = &meta.path;
-            if p.is_ident("rename_all") {
-                if let Some(rule) = rename_rule(cx, &meta)? {
-                    rename_all.set(p, rule);
-                }
-            } else if p.is_ident("rename_all_fields") {
-                out.rename_all_fields = rename_rule(cx, &meta)?;
-            } else if p.is_ident("tag") {
-                out.tag = Some(meta.value()?.parse::<LitStr>()?.value());
-            } else if p.is_ident("content") {
-                out.content = Some(meta.value()?.parse::<LitStr>()?.value());
-            } else if p.is_ident("transparent") {
-                out.transparent = true;
-            } else if p.is_ident("default") {
-                out.default = true;
-                skip_value(&meta)?;
-            } else if p.is_ident("untagged") {
-                cx.error_spanned_by(p, UNTAGGED);
-            } else if p.is_ident("from") || p.is_ident("try_from") || p.is_ident("into") {
-                let key = p.get_ident().map(ToString::to_string).unwrap_or_default();
-                cx.error_spanned_by(p, format!("`#[serde({key})]` {CONVERT}"));
-                skip_value(&meta)?;
-            } else if p.is_ident("remote") {
-                cx.error_spanned_by(p, format!("`#[serde(remote)]` {CONVERT}"));
-                skip_value(&meta)?;
-            } else if p.is_ident("field_identifier") || p.is_ident("variant_identifier") {
-                cx.error_spanned_by(p, "identifier enums cannot be part of an event");
-            } else {
-                skip_value(&meta)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+    let (mut rename_all, mut rename_all_fields) = (NamePair::default(), NamePair::default());
+    each_key(cx, attrs, |meta| {
+        let p = &meta.path;
+        if p.is_ident("rename_all") {
+            rename_all.parse(meta)?;
+        } else if p.is_ident("rename_all_fields") {
+            rename_all_fields.parse(meta)?;
+        } else if p.is_ident("tag") {
+            out.tag = Some(meta.value()?.parse::<LitStr>()?.value());
+        } else if p.is_ident("content") {
+            out.content = Some(meta.value()?.parse::<LitStr>()?.value());
+        } else if p.is_ident("transparent") {
+            out.transparent = true;
+        } else if p.is_ident("default") {
+            out.default = true;
+            skip_value(meta)?;
+        } else if p.is_ident("untagged") {
+            cx.error_spanned_by(p, UNTAGGED);
+        } else if p.is_ident("from") || p.is_ident("try_from") || p.is_ident("into") {
+            let key = p.get_ident().map(ToString::to_string).unwrap_or_default();
+            cx.error_spanned_by(p, format!("`#[serde({key})]` {CONVERT}"));
+            skip_value(meta)?;
+        } else if p.is_ident("remote") {
+            cx.error_spanned_by(p, format!("`#[serde(remote)]` {CONVERT}"));
+            skip_value(meta)?;
+        } else if p.is_ident("field_identifier") || p.is_ident("variant_identifier") {
+            cx.error_spanned_by(p, "identifier enums cannot be part of an event");
+        } else {
+            skip_value(meta)?;
         }
-    }
-    out.rename_all = rename_all.get();
+        Ok(())
+    });
+    out.rename_all = rename_all.finish_rule(cx);
+    out.rename_all_fields = rename_all_fields.finish_rule(cx);
     out
 }
 
@@ -153,61 +199,54 @@ fn reject_common(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<bool> {
 
 /// Parses a field's serde attributes.
 pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> Field {
-    let mut rename = Attr::none(cx, "rename");
     let mut out = Field::default();
-    for attr in serde_attrs(attrs) {
-        let res = attr.parse_nested_meta(|meta| {
-            let p = &meta.path;
-            if reject_common(cx, &meta)? {
-            } else if p.is_ident("rename") {
-                if let Some(name) = name_value(cx, &meta)? {
-                    rename.set(p, name);
-                }
-            } else if p.is_ident("skip") || p.is_ident("skip_serializing") || p.is_ident("skip_deserializing") {
-                out.skip = true;
-            } else if p.is_ident("default") || p.is_ident("skip_serializing_if") {
-                out.optional = true;
-                skip_value(&meta)?;
-            } else if p.is_ident("flatten") {
-                cx.error_spanned_by(p, FLATTEN);
-            } else {
-                skip_value(&meta)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+    let mut rename = NamePair::default();
+    each_key(cx, attrs, |meta| {
+        let p = &meta.path;
+        if reject_common(cx, meta)? {
+        } else if p.is_ident("rename") {
+            rename.parse(meta)?;
+        } else if p.is_ident("skip")
+            || p.is_ident("skip_serializing")
+            || p.is_ident("skip_deserializing")
+        {
+            out.skip = true;
+        } else if p.is_ident("default") || p.is_ident("skip_serializing_if") {
+            out.optional = true;
+            skip_value(meta)?;
+        } else if p.is_ident("flatten") {
+            cx.error_spanned_by(p, FLATTEN);
+        } else {
+            skip_value(meta)?;
         }
-    }
-    out.rename = rename.get();
+        Ok(())
+    });
+    out.rename = rename.finish(cx);
     out
 }
 
 /// Parses a variant's serde attributes.
 pub(crate) fn variant(cx: &Ctxt, attrs: &[Attribute]) -> Variant {
-    let mut rename = Attr::none(cx, "rename");
     let mut out = Variant::default();
-    for attr in serde_attrs(attrs) {
-        let res = attr.parse_nested_meta(|meta| {
-            let p = &meta.path;
-            if reject_common(cx, &meta)? {
-            } else if p.is_ident("rename") {
-                if let Some(name) = name_value(cx, &meta)? {
-                    rename.set(p, name);
-                }
-            } else if p.is_ident("rename_all") {
-                out.rename_all = rename_rule(cx, &meta)?;
-            } else if p.is_ident("skip") || p.is_ident("skip_serializing") || p.is_ident("skip_deserializing") {
-                out.skip = true;
-            } else {
-                skip_value(&meta)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+    let (mut rename, mut rename_all) = (NamePair::default(), NamePair::default());
+    each_key(cx, attrs, |meta| {
+        let p = &meta.path;
+        if reject_common(cx, meta)? {
+        } else if p.is_ident("rename") {
+            rename.parse(meta)?;
+        } else if p.is_ident("rename_all") {
+            rename_all.parse(meta)?;
+        } else if p.is_ident("skip")
+            || p.is_ident("skip_serializing")
+            || p.is_ident("skip_deserializing")
+        {
+            out.skip = true;
+        } else {
+            skip_value(meta)?;
         }
-    }
-    out.rename = rename.get();
+        Ok(())
+    });
+    out.rename = rename.finish(cx);
+    out.rename_all = rename_all.finish_rule(cx);
     out
 }

@@ -55,6 +55,14 @@ pub enum Error {
     Decode(#[from] DecodeError),
 }
 
+impl Error {
+    /// True for Redis's `NOGROUP` (the stream or its group is gone, e.g. Redis restarted without
+    /// data): the consumer re-creates the group.
+    pub fn is_no_group(&self) -> bool {
+        matches!(self, Error::Redis { source, .. } if source.code() == Some("NOGROUP"))
+    }
+}
+
 /// Every problem `RuntimeBuilder::build` found, reported together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -108,6 +116,63 @@ pub enum ConfigProblem {
         /// The connect timeout.
         timeout: Duration,
         /// The last error.
+        reason: String,
+    },
+    /// Two selected handlers share one consumer group on one stream.
+    #[error(
+        "handlers `{first}` and `{second}` share the group `{group}` on stream `{stream}`; give one a `group = \"...\"`"
+    )]
+    DuplicateGroup {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The first handler's path.
+        first: String,
+        /// The second handler's path.
+        second: String,
+    },
+    /// Handlers ask for state that was never added.
+    #[error("state `{type_name}` is needed by {} but was never added: call `.state(value)`", handlers.join(", "))]
+    MissingState {
+        /// The state type.
+        type_name: String,
+        /// The handlers that need it.
+        handlers: Vec<String>,
+    },
+    /// Two event types claim one `(stream, name, version)` with different schemas.
+    #[error(
+        "event `{name}` v{version} on stream `{stream}` is defined twice with different schemas: {first} and {second}"
+    )]
+    ConflictingEvents {
+        /// The stream.
+        stream: String,
+        /// The event name.
+        name: String,
+        /// The version.
+        version: u16,
+        /// One definition.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A handler's policy is inconsistent (only possible for registrations not made by the
+    /// macro, which checks at compile time).
+    #[error("handler `{handler}`: {reason}")]
+    InvalidHandler {
+        /// The handler.
+        handler: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The consumer group of a handler could not be created.
+    #[error("cannot create group `{group}` on `{key}`: {reason}")]
+    GroupCreation {
+        /// The stream key.
+        key: String,
+        /// The group.
+        group: String,
+        /// The error.
         reason: String,
     },
     /// The runtime was asked to run handlers and none were found.

@@ -50,11 +50,13 @@ impl Keys {
 /// True for a valid stream name: `[a-z0-9_-]{1,64}` (the same rule `#[event]` checks).
 pub fn is_valid_stream(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// True for a valid key prefix or service name: `[A-Za-z0-9_.-]{1,64}`.
 pub fn is_valid_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

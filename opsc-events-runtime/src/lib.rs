@@ -4,15 +4,19 @@
 //! Users depend on the `opsc-events` facade crate, which re-exports what is public here together
 //! with the derive macros.
 
+mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod handler;
 pub mod keys;
 pub mod message_id;
 pub mod publisher;
+mod registry;
 pub mod runtime;
 pub mod schema;
 mod transport;
+mod util;
 
 #[doc(hidden)]
 pub mod private;
@@ -20,6 +24,7 @@ pub mod private;
 pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata};
 pub use error::{ConfigError, Error, Result};
 pub use event::Event;
+pub use handler::{Context, HandlerError, State};
 pub use message_id::MessageId;
 pub use publisher::{PublishOptions, Publisher};
 pub use runtime::{Runtime, RuntimeBuilder};

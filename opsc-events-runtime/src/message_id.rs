@@ -80,7 +80,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_ids() {
-        for bad in ["", "1", "1-", "-1", "a-1", "1-b", "1-2-3", "+1-2", "99999999999999999999-0"] {
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "a-1",
+            "1-b",
+            "1-2-3",
+            "+1-2",
+            "99999999999999999999-0",
+        ] {
             assert!(bad.parse::<MessageId>().is_err(), "{bad:?} parsed");
         }
     }

@@ -114,7 +114,11 @@ impl Publisher {
     }
 
     /// Publishes `event` with explicit metadata.
-    pub async fn publish_with<E: Event>(&self, event: &E, opts: &PublishOptions) -> Result<MessageId> {
+    pub async fn publish_with<E: Event>(
+        &self,
+        event: &E,
+        opts: &PublishOptions,
+    ) -> Result<MessageId> {
         let entry = encode(event, &opts.metadata(&self.inner.service))?;
         let key = self.inner.keys.events(E::STREAM);
         self.inner.transport.append(&key, &entry).await

@@ -1,13 +1,19 @@
 //! The runtime and its builder.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{self, ConsumerSettings, HandlerPlan};
 use crate::error::{ConfigError, ConfigProblem, Result};
+use crate::handler::{ContextParts, HandlerInfo, StateMap};
 use crate::keys::{DEFAULT_PREFIX, Keys, is_valid_name};
 use crate::publisher::Publisher;
-use crate::transport::Transport;
+use crate::registry::{self, Filter, Selected};
 use crate::transport::redis::{RedisSettings, RedisTransport};
+use crate::transport::{Broker, Transport};
 
 /// The running framework: connections, the publisher and (with handlers) the consumer loops.
 ///
@@ -25,15 +31,28 @@ use crate::transport::redis::{RedisSettings, RedisTransport};
 /// # let _ = publisher;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Runtime {
     publisher: Publisher,
     keys: Keys,
     service: String,
+    consumer_name: Arc<str>,
+    transport: Transport,
+    selected: Vec<Selected>,
+    state: Arc<StateMap>,
+    settings: ConsumerSettings,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("service", &self.service)
+            .field("consumer", &self.consumer_name)
+            .field("handlers", &self.selected.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Configures a [`Runtime`]; see [`Runtime::builder`].
-#[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
     service: Option<String>,
     prefix: String,
@@ -41,11 +60,26 @@ pub struct RuntimeBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     no_handlers: bool,
+    only: Option<Filter>,
+    state: StateMap,
+    consumer_name: Option<String>,
+    settings: ConsumerSettings,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("service", &self.service)
+            .field("prefix", &self.prefix)
+            .field("no_handlers", &self.no_handlers)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runtime {
-    /// A builder with the defaults: prefix `opsconductor`, connect timeout 5 s, response timeout
-    /// 5 s.
+    /// A builder with the defaults: prefix `opsconductor`, connect and response timeouts 5 s,
+    /// shutdown timeout 30 s.
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             service: None,
@@ -54,6 +88,15 @@ impl Runtime {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
             no_handlers: false,
+            only: None,
+            state: StateMap::default(),
+            consumer_name: None,
+            settings: ConsumerSettings {
+                read_block: Duration::from_secs(1),
+                max_batch: 256,
+                shutdown_timeout: Duration::from_secs(30),
+                consumer_idle_timeout: Duration::from_secs(3600),
+            },
         }
     }
 
@@ -67,22 +110,68 @@ impl Runtime {
         &self.service
     }
 
+    /// This process's consumer name in every group.
+    pub fn consumer_name(&self) -> &str {
+        &self.consumer_name
+    }
+
     /// The key names in use.
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
-    /// Runs until SIGINT or SIGTERM.
+    /// The handlers this runtime runs, as `(full path, group)`.
+    pub fn handlers(&self) -> Vec<(String, String)> {
+        self.selected
+            .iter()
+            .map(|s| (s.reg.path(), s.group.to_string()))
+            .collect()
+    }
+
+    /// Runs the handlers until SIGINT or SIGTERM, then shuts down gracefully.
     pub async fn run(self) -> Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Runs until `shutdown` completes.
+    /// Runs the handlers until `shutdown` completes, then shuts down gracefully: reading stops,
+    /// in-flight handlers get up to the shutdown timeout to finish and be acknowledged, and
+    /// whatever did not finish stays pending for another consumer.
     pub async fn run_until<F>(self, shutdown: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::with_capacity(self.selected.len());
+        for s in &self.selected {
+            let plan = HandlerPlan {
+                reg: s.reg,
+                group: s.group.clone(),
+                key: self.keys.events(s.reg.stream).into(),
+                consumer: self.consumer_name.clone(),
+            };
+            let parts = ContextParts {
+                stream: s.reg.stream,
+                group: s.group.clone(),
+                publisher: self.publisher.clone(),
+                state: self.state.clone(),
+            };
+            let settings = self.settings.clone();
+            let stop = stop.clone();
+            tasks.push(match &self.transport {
+                Transport::Redis(r) => {
+                    tokio::spawn(consumer::run(r.clone(), plan, parts, settings, stop))
+                }
+            });
+        }
+        tracing::info!(service = %self.service, consumer = %self.consumer_name, handlers = tasks.len(), "runtime running");
         shutdown.await;
+        tracing::info!(service = %self.service, "shutting down");
+        stop.cancel();
+        for t in tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "a consumer task failed");
+            }
+        }
         tracing::info!(service = %self.service, "runtime stopped");
         Ok(())
     }
@@ -143,13 +232,51 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Adds shared state that handlers extract with `State<T>`; one value per type.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Runs only the registered handlers for which `filter` returns true (by name, module path,
+    /// stream, group or event type). Startup checks apply to the selected handlers only.
+    pub fn only<F>(mut self, filter: F) -> Self
+    where
+        F: Fn(&HandlerInfo<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.only = Some(Arc::new(filter));
+        self
+    }
+
     /// Builds a publish-only runtime: no handler is run and none is required.
     pub fn no_handlers(mut self) -> Self {
         self.no_handlers = true;
         self
     }
 
-    /// Connects and validates, reporting every problem at once.
+    /// Sets this process's consumer name (default `<service>-<host>-<pid>-<random>`). A stable
+    /// name lets a restarted instance resume its own pending entries at once; two live
+    /// processes must never share one.
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.consumer_name = Some(name.into());
+        self
+    }
+
+    /// How long shutdown waits for in-flight handlers (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Consumers idle this long that own no pending entry are removed from their groups
+    /// (default 1 h).
+    pub fn consumer_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.consumer_idle_timeout = timeout;
+        self
+    }
+
+    /// Connects, selects and checks the handlers, and creates their consumer groups, reporting
+    /// every problem at once.
     pub async fn build(self) -> Result<Runtime> {
         let mut problems = Vec::new();
         match &self.service {
@@ -166,10 +293,20 @@ impl RuntimeBuilder {
                 value: self.prefix.clone(),
             });
         }
-        if !self.no_handlers {
-            // Handlers are not supported yet by this runtime: asking for them finds none.
-            problems.push(ConfigProblem::NoHandlers);
+        if let Some(name) = &self.consumer_name
+            && !is_valid_name(name)
+        {
+            problems.push(ConfigProblem::InvalidName {
+                what: "consumer name",
+                value: name.clone(),
+            });
         }
+        let service = self.service.clone().unwrap_or_default();
+        let selected = if self.no_handlers {
+            Vec::new()
+        } else {
+            registry::select(&service, self.only.as_ref(), &self.state, &mut problems)
+        };
         let transport = match &self.redis_url {
             None => {
                 problems.push(ConfigProblem::MissingTransport);
@@ -190,16 +327,49 @@ impl RuntimeBuilder {
                 }
             }
         };
-        let (Some(transport), Some(service), true) = (transport, self.service, problems.is_empty())
-        else {
+        let keys = Keys::new(&self.prefix);
+        if let (Some(transport), true) = (&transport, problems.is_empty()) {
+            for s in &selected {
+                let key = keys.events(s.reg.stream);
+                let created = match transport {
+                    Transport::Redis(r) => r.ensure_group(&key, &s.group, s.reg.config.start).await,
+                };
+                if let Err(e) = created {
+                    problems.push(ConfigProblem::GroupCreation {
+                        key,
+                        group: s.group.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let (Some(transport), true) = (transport, problems.is_empty()) else {
             return Err(ConfigError { problems }.into());
         };
-        let keys = Keys::new(&self.prefix);
-        tracing::info!(service = %service, prefix = %self.prefix, "runtime built (publish only)");
+        let consumer_name: Arc<str> = match self.consumer_name {
+            Some(name) => name.into(),
+            None => format!(
+                "{service}-{}-{}-{:08x}",
+                crate::util::hostname(),
+                std::process::id(),
+                crate::util::random_u64() as u32
+            )
+            .into(),
+        };
+        if selected.is_empty() {
+            tracing::info!(service = %service, prefix = %self.prefix, "runtime built (publish only)");
+        } else {
+            tracing::info!(service = %service, consumer = %consumer_name, "{}", registry::table(&selected));
+        }
         Ok(Runtime {
-            publisher: Publisher::new(transport, keys.clone(), service.clone()),
+            publisher: Publisher::new(transport.clone(), keys.clone(), service.clone()),
             keys,
             service,
+            consumer_name,
+            transport,
+            selected,
+            state: Arc::new(self.state),
+            settings: self.settings,
         })
     }
 }

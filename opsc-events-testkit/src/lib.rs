@@ -132,15 +132,15 @@ impl RedisServer {
     fn wait_ready(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(io::Error::other(format!(
-                        "redis-server on port {} exited with {status}; log:\n{}",
-                        self.port,
-                        self.log_tail()
-                    )));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "redis-server on port {} exited with {status}; log:\n{}",
+                    self.port,
+                    self.log_tail()
+                )));
             }
             if ping(self.port).is_ok() {
                 return Ok(());
@@ -149,7 +149,10 @@ impl RedisServer {
                 self.kill();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("redis-server on port {} did not answer PING within {READY_TIMEOUT:?}", self.port),
+                    format!(
+                        "redis-server on port {} did not answer PING within {READY_TIMEOUT:?}",
+                        self.port
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -75,12 +75,17 @@
 //! assert_eq!(upcast, AssetCreated { asset_id: 3, hostname: None });
 //! ```
 
-pub use opsc_events_derive::{Event, EventSchema};
+pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
     ConfigError, DecodeError, EncodeError, Envelope, Error, Headers, MessageId, Metadata,
     PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, envelope, error, keys,
     schema,
 };
+
+/// Handler types: policies, registrations, extractors.
+pub mod handler {
+    pub use opsc_events_runtime::handler::*;
+}
 
 /// The event trait (also the derive macro of the same name, re-exported at the crate root).
 pub mod event {
@@ -89,9 +94,10 @@ pub mod event {
 
 /// Everything a service or handler author needs: `use opsc_events::prelude::*;`.
 pub mod prelude {
-    pub use opsc_events_derive::{Event, EventSchema};
+    pub use opsc_events_derive::{Event, EventSchema, handler};
     pub use opsc_events_runtime::envelope;
     pub use opsc_events_runtime::event::Event;
+    pub use opsc_events_runtime::handler::{Context, HandlerError, HandlerInfo, State};
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
         Envelope, Headers, MessageId, Metadata, PublishOptions, Publisher, Runtime, Schema,

@@ -86,9 +86,12 @@ pub(crate) fn body<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Option<Body<'a>> {
     match &input.data {
         Data::Struct(s) => {
             let body = match &s.fields {
-                Fields::Named(named) => {
-                    Body::Named(named_fields(cx, named, container.rename_all, container.default))
-                }
+                Fields::Named(named) => Body::Named(named_fields(
+                    cx,
+                    named,
+                    container.rename_all,
+                    container.default,
+                )),
                 Fields::Unnamed(fields) => {
                     let mut types = unnamed(cx, fields);
                     if types.len() == 1 && fields.unnamed.len() == 1 {

@@ -1,7 +1,7 @@
 //! Generates the `EventSchema` and `Event` impls. Everything generated names
 //! `::opsc_events::__private`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Type};
@@ -90,8 +90,8 @@ fn shape(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
     }
 }
 
-/// `impl EventSchema`, with `T: EventSchema` bounds on type parameters.
-pub(crate) fn schema_impl(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
+/// `impl EventSchema` with `shape`, with `T: EventSchema` bounds on type parameters.
+fn schema_impl_with(input: &DeriveInput, shape: &TokenStream) -> TokenStream {
     let p = p();
     let ident = &input.ident;
     let mut generics = input.generics.clone();
@@ -99,11 +99,12 @@ pub(crate) fn schema_impl(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
     if !type_params.is_empty() {
         let where_clause = generics.make_where_clause();
         for t in type_params {
-            where_clause.predicates.push(syn::parse_quote!(#t: #p::EventSchema));
+            where_clause
+                .predicates
+                .push(syn::parse_quote!(#t: #p::EventSchema));
         }
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-    let shape = shape(input, body);
     quote! {
         #[automatically_derived]
         impl #impl_generics #p::EventSchema for #ident #ty_generics #where_clause {
@@ -112,8 +113,80 @@ pub(crate) fn schema_impl(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
     }
 }
 
+/// `impl EventSchema` of the item.
+pub(crate) fn schema_impl(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
+    schema_impl_with(input, &shape(input, body))
+}
+
+/// `::opsc_events::__private` spanned at `span`, so that an error in a call through it is
+/// reported there rather than on the derive.
+fn p_at(span: Span) -> TokenStream {
+    quote_spanned!(span=> ::opsc_events::__private)
+}
+
+/// The where clause of the `Event` impl. It states the bounds that the checks of
+/// [`event_checks`] verify with readable messages, so that a missing `Serialize` or `From` impl
+/// is reported once, by the check, and not a second time on the impl in the compiler's words.
+/// (`for<'__opsc>` keeps a bound on a concrete type from being rejected as trivially false;
+/// the bound must still hold wherever the event is used.)
+fn assumed_bounds(ident: &Ident, upcast_from: Option<&Type>) -> TokenStream {
+    let p = p();
+    let upcast =
+        upcast_from.map(|prev| quote!(for<'__opsc> #p::UpcastVia<#prev>: #p::UpcastChain<#ident>,));
+    quote! {
+        where
+            for<'__opsc> #ident: #p::EventSerde,
+            #upcast
+    }
+}
+
+/// Compile-time checks with readable messages, each spanned on what the user must change: the
+/// serde impls on the type's name (unless `check_serde` is false), `upcast_from` on the older
+/// type.
+fn event_checks(
+    ident: &Ident,
+    id: &Identity,
+    upcast_from: Option<&Type>,
+    check_serde: bool,
+) -> TokenStream {
+    let ps = p_at(ident.span());
+    let serde = check_serde.then(|| {
+        quote_spanned! {ident.span()=>
+            const _: () = #ps::assert_serialize::<#ident>();
+            const _: () = #ps::assert_deserialize::<#ident>();
+        }
+    });
+    let Some(prev) = upcast_from else {
+        return quote!(#serde);
+    };
+    let span = prev.span();
+    let ps = p_at(span);
+    // `Self` named at `prev`, so that a missing `From` is reported on `upcast_from`'s value.
+    let mut this = ident.clone();
+    this.set_span(span);
+    let Identity {
+        stream,
+        name,
+        version,
+    } = id;
+    quote_spanned! {span=>
+        #serde
+        const _: () = #ps::assert_upcast_from::<#this, #prev>();
+        const _: () = if let ::core::option::Option::Some(message) =
+            #ps::upcast_error::<#prev>(#stream, #name, #version)
+        {
+            ::core::panic!("{}", message)
+        };
+    }
+}
+
 /// `impl Event` plus the compile-time checks of serde support and `upcast_from`.
-pub(crate) fn event_impl(input: &DeriveInput, id: &Identity, upcast_from: Option<&Type>) -> TokenStream {
+pub(crate) fn event_impl(
+    input: &DeriveInput,
+    id: &Identity,
+    upcast_from: Option<&Type>,
+    check_serde: bool,
+) -> TokenStream {
     let p = p();
     let ident = &input.ident;
     let Identity {
@@ -121,46 +194,47 @@ pub(crate) fn event_impl(input: &DeriveInput, id: &Identity, upcast_from: Option
         name,
         version,
     } = id;
-    let serde_check = quote_spanned! {ident.span()=>
-        const _: () = #p::assert_event_serde::<#ident>();
+    let upcast = match upcast_from {
+        None => quote!(#p::NoUpcast),
+        Some(prev) => quote!(#p::UpcastVia<#prev>),
     };
-    let (upcast, upcast_checks) = match upcast_from {
-        None => (quote!(#p::NoUpcast), quote!()),
-        Some(prev) => {
-            let checks = quote_spanned! {prev.span()=>
-                const _: () = #p::check_upcast::<#prev, #ident>();
-                const _: () = #p::assert_upcast_from::<#ident, #prev>();
-            };
-            (quote!(#p::UpcastVia<#prev>), checks)
-        }
-    };
+    let bounds = assumed_bounds(ident, upcast_from);
+    let checks = event_checks(ident, id, upcast_from, check_serde);
     quote! {
         #[automatically_derived]
-        impl #p::Event for #ident {
+        impl #p::Event for #ident #bounds {
             const STREAM: &'static str = #stream;
             const NAME: &'static str = #name;
             const VERSION: u16 = #version;
             const FINGERPRINT: u64 = #p::fingerprint(<Self as #p::EventSchema>::SHAPE);
             type Upcast = #upcast;
         }
-        #serde_check
-        #upcast_checks
+        #checks
     }
 }
 
-/// What is emitted next to the errors when the attributes are wrong: impls with placeholder
-/// values, so that the rest of the user's code still type-checks and only the real errors show.
+/// What `#[derive(EventSchema)]` emits next to its errors: an impl with a placeholder shape, so
+/// that the events using the type report only the real errors.
+pub(crate) fn schema_fallback(input: &DeriveInput) -> TokenStream {
+    let p = p();
+    schema_impl_with(input, &quote!(#p::Shape::Unit))
+}
+
+/// What `#[derive(Event)]` emits next to its errors: impls with placeholder values, so that the
+/// rest of the user's code still type-checks and only the real errors show. A generic type gets
+/// no `Event` impl: it cannot be one.
 pub(crate) fn fallback(input: &DeriveInput) -> TokenStream {
     let p = p();
     let ident = &input.ident;
+    let schema = schema_fallback(input);
     if !input.generics.params.is_empty() {
-        return quote!();
+        return schema;
     }
+    let bounds = assumed_bounds(ident, None);
     quote! {
-        impl #p::EventSchema for #ident {
-            const SHAPE: &'static #p::Shape = &#p::Shape::Unit;
-        }
-        impl #p::Event for #ident {
+        #schema
+        #[automatically_derived]
+        impl #p::Event for #ident #bounds {
             const STREAM: &'static str = "";
             const NAME: &'static str = "";
             const VERSION: u16 = 1;

@@ -16,10 +16,16 @@ pub(crate) fn expand_event(input: &DeriveInput) -> TokenStream {
     valid::item(&cx, input);
     let identity = valid::identity(&cx, input, &attrs);
     let body = ast::body(&cx, input);
+    if let Some(body) = &body {
+        valid::not_recursive(&cx, input, body);
+    }
+    // When serde rejects its attributes it derives nothing: do not also report the missing impls.
+    let check_serde = !cx.serde_rejected();
     match (cx.check(), body) {
         (None, Some(body)) => {
             let schema = expand::schema_impl(input, &body);
-            let event = expand::event_impl(input, &identity, attrs.upcast_from.as_ref());
+            let upcast_from = attrs.upcast_from.as_ref().and_then(Option::as_ref);
+            let event = expand::event_impl(input, &identity, upcast_from, check_serde);
             quote::quote!(#schema #event)
         }
         (err, _) => {
@@ -33,8 +39,15 @@ pub(crate) fn expand_event(input: &DeriveInput) -> TokenStream {
 pub(crate) fn expand_schema(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let body = ast::body(&cx, input);
+    if let Some(body) = &body {
+        valid::not_recursive(&cx, input, body);
+    }
     match (cx.check(), body) {
         (None, Some(body)) => expand::schema_impl(input, &body),
-        (err, _) => err.map(|e| e.to_compile_error()).unwrap_or_default(),
+        (err, _) => {
+            let errors = err.map(|e| e.to_compile_error());
+            let fallback = expand::schema_fallback(input);
+            quote::quote!(#errors #fallback)
+        }
     }
 }

@@ -43,7 +43,11 @@ fn invalid(field: &'static str, v: &[u8], expected: &str) -> DecodeError {
     }
 }
 
-fn decimal<T: std::str::FromStr>(v: &[u8], field: &'static str, what: &str) -> Result<T, DecodeError> {
+fn decimal<T: std::str::FromStr>(
+    v: &[u8],
+    field: &'static str,
+    what: &str,
+) -> Result<T, DecodeError> {
     let s = utf8(v, field)?;
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(field, v, what));
@@ -63,9 +67,19 @@ fn fingerprint(v: &[u8]) -> Result<u64, DecodeError> {
     u64::from_str_radix(s, 16).map_err(|_| invalid(field::SCHEMA, v, "16 hex digits"))
 }
 
+/// The deepest nesting of arrays and maps accepted in `data` and `headers` (serde_json's default
+/// recursion limit). Decoding recurses once per level: rmp-serde's own default (1024) overflows a
+/// 2 MiB thread stack (tokio's worker default) in debug builds, so a few hundred bytes of nested
+/// arrays would abort the consumer process. Event types are never recursive, so only
+/// `serde_json::Value` fields can legitimately come near this.
+pub const MAX_NESTING: usize = 128;
+
 /// Deserializes exactly one MessagePack value from `bytes`; trailing bytes are an error.
 fn from_msgpack<T: DeserializeOwned>(mut bytes: &[u8]) -> Result<T, String> {
     let mut de = rmp_serde::Deserializer::new(&mut bytes);
+    // rmp-serde fails when its counter reaches 0, counting the containers entered: one more than
+    // the limit lets exactly `MAX_NESTING` nested containers through.
+    de.set_max_depth(MAX_NESTING + 1);
     let value = T::deserialize(&mut de).map_err(|e| e.to_string())?;
     if !bytes.is_empty() {
         return Err(format!("{} trailing bytes after the value", bytes.len()));
@@ -118,11 +132,18 @@ impl Envelope {
                 });
             }
         }
-        let event_type = utf8(required(raw.event_type, field::EVENT_TYPE)?, field::EVENT_TYPE)?;
+        let event_type = utf8(
+            required(raw.event_type, field::EVENT_TYPE)?,
+            field::EVENT_TYPE,
+        )?;
         let version_raw = required(raw.version, field::VERSION)?;
         let version: u16 = decimal(version_raw, field::VERSION, "a version in 1..=65535")?;
         if version == 0 {
-            return Err(invalid(field::VERSION, version_raw, "a version in 1..=65535"));
+            return Err(invalid(
+                field::VERSION,
+                version_raw,
+                "a version in 1..=65535",
+            ));
         }
         let fingerprint = fingerprint(required(raw.schema, field::SCHEMA)?)?;
         let event_id = uuid(required(raw.event_id, field::EVENT_ID)?, field::EVENT_ID)?;
@@ -142,10 +163,12 @@ impl Envelope {
             .transpose()?;
         let headers = match raw.headers {
             None => Headers::new(),
-            Some(h) => from_msgpack::<Headers>(h).map_err(|reason| DecodeError::NotMessagePack {
-                field: field::HEADERS,
-                reason,
-            })?,
+            Some(h) => {
+                from_msgpack::<Headers>(h).map_err(|reason| DecodeError::NotMessagePack {
+                    field: field::HEADERS,
+                    reason,
+                })?
+            }
         };
         let data = required(raw.data, field::DATA)?;
         Ok(Envelope {

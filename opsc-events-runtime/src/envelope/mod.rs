@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-pub use decode::{decode_data, decode_event};
+pub use decode::{MAX_NESTING, decode_data, decode_event};
 pub use error::{DecodeError, EncodeError};
 
 use crate::event::Event;
@@ -125,8 +125,14 @@ pub fn encode<E: Event>(event: &E, meta: &Metadata) -> Result<EncodedEvent, Enco
     let mut fields = Vec::with_capacity(10);
     fields.push((field::EVENT_TYPE, E::NAME.as_bytes().to_vec()));
     fields.push((field::VERSION, E::VERSION.to_string().into_bytes()));
-    fields.push((field::SCHEMA, format!("{:016x}", E::FINGERPRINT).into_bytes()));
-    fields.push((field::EVENT_ID, meta.event_id.hyphenated().to_string().into_bytes()));
+    fields.push((
+        field::SCHEMA,
+        format!("{:016x}", E::FINGERPRINT).into_bytes(),
+    ));
+    fields.push((
+        field::EVENT_ID,
+        meta.event_id.hyphenated().to_string().into_bytes(),
+    ));
     fields.push((field::SERVICE, meta.service.as_bytes().to_vec()));
     fields.push((field::TIMESTAMP, meta.timestamp_ms.to_string().into_bytes()));
     fields.push((
@@ -134,7 +140,10 @@ pub fn encode<E: Event>(event: &E, meta: &Metadata) -> Result<EncodedEvent, Enco
         meta.correlation_id.hyphenated().to_string().into_bytes(),
     ));
     if let Some(cause) = meta.causation_id {
-        fields.push((field::CAUSATION_ID, cause.hyphenated().to_string().into_bytes()));
+        fields.push((
+            field::CAUSATION_ID,
+            cause.hyphenated().to_string().into_bytes(),
+        ));
     }
     if !meta.headers.is_empty() {
         let headers = rmp_serde::to_vec(&meta.headers).map_err(|source| EncodeError {

@@ -91,7 +91,9 @@ const fn shape(s: &Shape) -> u64 {
             let mut h = match en.tagging {
                 Tagging::External => tag("enum_external"),
                 Tagging::Internal { tag: t } => text(tag("enum_internal"), t),
-                Tagging::Adjacent { tag: t, content } => text(text(tag("enum_adjacent"), t), content),
+                Tagging::Adjacent { tag: t, content } => {
+                    text(text(tag("enum_adjacent"), t), content)
+                }
             };
             let mut sum = 0u64;
             let mut i = 0;

@@ -53,8 +53,16 @@ impl EventSchema for std::time::Duration {
     const SHAPE: &'static Shape = &Shape::Struct(&StructShape {
         name: "Duration",
         fields: &[
-            Field { name: "secs", shape: u64::SHAPE, optional: false },
-            Field { name: "nanos", shape: u32::SHAPE, optional: false },
+            Field {
+                name: "secs",
+                shape: u64::SHAPE,
+                optional: false,
+            },
+            Field {
+                name: "nanos",
+                shape: u32::SHAPE,
+                optional: false,
+            },
         ],
     });
 }

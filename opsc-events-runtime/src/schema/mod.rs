@@ -189,7 +189,8 @@ pub trait EventSchema {
 /// Types that may be the keys of a map in an event: they serialize as strings.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a map key in an event: keys must be strings",
-    note = "use `String` keys, or a `Vec` of pairs"
+    label = "the keys of this map are not strings",
+    note = "use `String` keys, or a `Vec` of `(key, value)` pairs"
 )]
 pub trait MapKey: EventSchema {}
 

@@ -16,7 +16,10 @@ pub struct AssetCreated {
 
 impl From<AssetCreatedV1> for AssetCreated {
     fn from(v1: AssetCreatedV1) -> Self {
-        AssetCreated { asset_id: v1.asset_id, hostname: None }
+        AssetCreated {
+            asset_id: v1.asset_id,
+            hostname: None,
+        }
     }
 }
 

@@ -16,7 +16,10 @@ pub struct AssetCreated {
 
 impl From<AssetCreatedV2> for AssetCreated {
     fn from(v2: AssetCreatedV2) -> Self {
-        AssetCreated { asset_id: v2.asset_id, hostname: None }
+        AssetCreated {
+            asset_id: v2.asset_id,
+            hostname: None,
+        }
     }
 }
 

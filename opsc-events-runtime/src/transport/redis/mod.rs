@@ -1,5 +1,8 @@
 //! The Redis transport: a multiplexed, self-reconnecting connection for commands that do not
-//! block (publishes, acks). Blocking reads get connections of their own.
+//! block (publishes, acks, claims). Blocking reads get connections of their own.
+
+mod consume;
+mod reply;
 
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ pub(crate) struct RedisSettings {
 
 #[derive(Clone)]
 pub(crate) struct RedisTransport {
+    client: redis::Client,
     conn: ConnectionManager,
     response_timeout: Duration,
 }
@@ -34,10 +38,11 @@ impl RedisTransport {
     /// Connects and checks the server answers `PING`, all within the connect timeout.
     pub(crate) async fn connect(s: &RedisSettings) -> std::result::Result<Self, ConfigProblem> {
         let shown = redact_url(&s.url);
-        let client = redis::Client::open(s.url.as_str()).map_err(|e| ConfigProblem::InvalidUrl {
-            url: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let client =
+            redis::Client::open(s.url.as_str()).map_err(|e| ConfigProblem::InvalidUrl {
+                url: shown.clone(),
+                reason: e.to_string(),
+            })?;
         let unreachable = |reason: String| ConfigProblem::Unreachable {
             url: shown.clone(),
             timeout: s.connect_timeout,
@@ -49,12 +54,13 @@ impl RedisTransport {
             .set_number_of_retries(4)
             .set_max_delay(Duration::from_secs(2));
         let connect = async {
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok::<_, RedisError>(conn)
         };
         match tokio::time::timeout(s.connect_timeout, connect).await {
             Ok(Ok(conn)) => Ok(RedisTransport {
+                client,
                 conn,
                 response_timeout: s.response_timeout,
             }),
@@ -63,7 +69,7 @@ impl RedisTransport {
         }
     }
 
-    fn error(&self, command: &'static str, key: &str, source: RedisError) -> Error {
+    pub(crate) fn error(&self, command: &'static str, key: &str, source: RedisError) -> Error {
         if source.is_timeout() {
             Error::Timeout {
                 command,
@@ -96,7 +102,7 @@ impl RedisTransport {
         cmd
     }
 
-    pub(crate) async fn append(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
+    pub(crate) async fn append_one(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
         let mut conn = self.conn.clone();
         let raw: Vec<u8> = Self::xadd(key, entry)
             .query_async(&mut conn)
@@ -105,7 +111,11 @@ impl RedisTransport {
         Self::parse_id(key, &raw)
     }
 
-    pub(crate) async fn append_all(&self, key: &str, entries: &[EncodedEvent]) -> Result<Vec<MessageId>> {
+    pub(crate) async fn append_many(
+        &self,
+        key: &str,
+        entries: &[EncodedEvent],
+    ) -> Result<Vec<MessageId>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }

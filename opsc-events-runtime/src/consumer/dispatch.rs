@@ -1,0 +1,186 @@
+//! Turning a delivered entry into a handler call: decode the envelope, skip other event types,
+//! run the handler in a task holding a concurrency slot, under its timeout, with panics caught.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::HandlerPlan;
+use crate::envelope::{DecodeError, Envelope};
+use crate::handler::{CallError, Context, ContextParts, HandlerError};
+use crate::message_id::MessageId;
+use crate::transport::Delivery;
+
+/// Why an attempt failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The envelope or payload could not be decoded.
+    Decode(DecodeError),
+    /// The handler returned an error.
+    Handler(HandlerError),
+    /// The handler panicked.
+    Panic(String),
+    /// The attempt ran past the handler's timeout.
+    Timeout,
+}
+
+impl Failure {
+    /// The dead-letter reason this failure maps to.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Failure::Decode(e) if e.is_schema_mismatch() => "schema_mismatch",
+            Failure::Decode(_) => "decode_error",
+            Failure::Handler(e) if !e.is_retryable() => "permanent",
+            Failure::Handler(_) => "handler_error",
+            Failure::Panic(_) => "panic",
+            Failure::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Decode(e) => write!(f, "{e}"),
+            Failure::Handler(e) => write!(f, "{e}"),
+            Failure::Panic(msg) => write!(f, "handler panicked: {msg}"),
+            Failure::Timeout => f.write_str("handler timed out"),
+        }
+    }
+}
+
+/// The result of handling one delivery, sent to the acker.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) id: MessageId,
+    pub(crate) attempt: u32,
+    pub(crate) result: Result<(), Failure>,
+}
+
+/// Shared by the reader and the reclaimer of one handler.
+#[derive(Debug, Clone)]
+pub(crate) struct Dispatcher {
+    pub(crate) plan: HandlerPlan,
+    pub(crate) parts: ContextParts,
+    /// One permit per message in flight (`concurrency`).
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) outcomes: mpsc::UnboundedSender<Outcome>,
+    pub(crate) tracker: TaskTracker,
+    /// Cancelled when the shutdown timeout passes: unfinished calls stop, unacknowledged.
+    pub(crate) abort: CancellationToken,
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl Dispatcher {
+    /// Waits for at least one free slot, then takes up to `max` free ones.
+    pub(crate) async fn take_slots(
+        &self,
+        max: usize,
+        stop: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        let mut permits = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.ok()?,
+            () = stop.cancelled() => return None,
+        };
+        let extra = self.slots.available_permits().min(max.saturating_sub(1));
+        if extra > 0
+            && let Ok(more) = self.slots.clone().try_acquire_many_owned(extra as u32)
+        {
+            permits.merge(more);
+        }
+        Some(permits)
+    }
+
+    fn send(&self, id: MessageId, attempt: u32, result: Result<(), Failure>) {
+        // The receiver lives until every dispatcher is dropped.
+        let _ = self.outcomes.send(Outcome {
+            id,
+            attempt,
+            result,
+        });
+    }
+
+    /// Dispatches deliveries, each with one of `permits`; unused permits are released.
+    pub(crate) fn dispatch_all(
+        &self,
+        deliveries: Vec<Delivery>,
+        mut permits: OwnedSemaphorePermit,
+    ) {
+        for delivery in deliveries {
+            match permits.split(1) {
+                Some(slot) => self.dispatch(delivery, slot),
+                None => {
+                    // More entries than slots cannot happen (COUNT = permits); if it does, the
+                    // extra entry stays pending and is reclaimed, never lost.
+                    tracing::error!(message_id = %delivery.id, "entry read without a free slot; left pending");
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
+        let plan = &self.plan;
+        let Some(fields) = delivery.fields else {
+            // Deleted from the stream while pending: nothing left to handle.
+            tracing::warn!(group = %plan.group, message_id = %delivery.id, "pending entry was deleted from the stream; acknowledging it");
+            self.send(delivery.id, delivery.delivery_count, Ok(()));
+            return;
+        };
+        let attempt = delivery.delivery_count.max(1);
+        let envelope =
+            match Envelope::from_fields(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
+                Ok(env) => env,
+                Err(e) => {
+                    self.send(delivery.id, attempt, Err(Failure::Decode(e)));
+                    return;
+                }
+            };
+        if envelope.event_type != plan.reg.event.name {
+            // Another service's event on the same stream: not ours to handle.
+            self.send(delivery.id, attempt, Ok(()));
+            return;
+        }
+        let ctx = Context::new(
+            &self.parts,
+            delivery.id,
+            &envelope,
+            attempt,
+            delivery.delivery_count,
+        );
+        let call = (plan.reg.call)(envelope, ctx);
+        let timeout = plan.reg.config.timeout;
+        let this = self.clone();
+        let id = delivery.id;
+        self.tracker.spawn(async move {
+            let _slot = slot;
+            let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
+            let result = tokio::select! {
+                r = guarded => match r {
+                    Ok(Ok(Ok(()))) => Ok(()),
+                    Ok(Ok(Err(CallError::Decode(e)))) => Err(Failure::Decode(e)),
+                    Ok(Ok(Err(CallError::Handler(e)))) => Err(Failure::Handler(e)),
+                    Ok(Err(payload)) => Err(Failure::Panic(panic_message(&*payload))),
+                    Err(_) => Err(Failure::Timeout),
+                },
+                // Past the shutdown timeout: stop without an outcome, the entry stays pending.
+                () = this.abort.cancelled() => return,
+            };
+            this.send(id, attempt, result);
+        });
+    }
+}

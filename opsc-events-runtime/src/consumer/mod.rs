@@ -1,0 +1,107 @@
+//! The consumer loop of one handler: read, dispatch under a concurrency limit, ack in batches,
+//! reclaim what dead consumers left behind, shut down gracefully.
+//!
+//! This is the only place that decides what happens to a delivered entry (ack, leave pending,
+//! and — with the retry policy — schedule or dead-letter), through the policy the handler
+//! declared. It talks to Redis only through the [`Broker`] interface.
+
+mod ack;
+mod claim;
+mod dispatch;
+mod read;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::handler::{ContextParts, HandlerRegistration};
+use crate::transport::Broker;
+
+/// One selected handler, resolved against the runtime's service and prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct HandlerPlan {
+    pub(crate) reg: &'static HandlerRegistration,
+    pub(crate) group: Arc<str>,
+    pub(crate) key: Arc<str>,
+    pub(crate) consumer: Arc<str>,
+}
+
+/// Runtime-wide consumer settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerSettings {
+    /// How long one blocking read waits (bounds how late a shutdown or a dead socket is seen).
+    pub(crate) read_block: Duration,
+    /// Upper bound on entries read in one call.
+    pub(crate) max_batch: usize,
+    /// How long shutdown waits for in-flight handlers.
+    pub(crate) shutdown_timeout: Duration,
+    /// Consumers idle this long that own nothing are removed from the group.
+    pub(crate) consumer_idle_timeout: Duration,
+}
+
+/// Runs one handler's consumer until `stop` is cancelled, then drains.
+pub(crate) async fn run<B: Broker>(
+    broker: B,
+    plan: HandlerPlan,
+    parts: ContextParts,
+    settings: ConsumerSettings,
+    stop: CancellationToken,
+) {
+    let concurrency = plan.reg.config.concurrency.max(1) as usize;
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let tracker = TaskTracker::new();
+    let abort = CancellationToken::new();
+    let dispatcher = dispatch::Dispatcher {
+        plan: plan.clone(),
+        parts,
+        slots: Arc::new(Semaphore::new(concurrency)),
+        outcomes: ack_tx,
+        tracker: tracker.clone(),
+        abort: abort.clone(),
+    };
+    let acker = tokio::spawn(ack::run(broker.clone(), plan.clone(), ack_rx));
+    let claimer = tokio::spawn(claim::run_reclaim(
+        broker.clone(),
+        dispatcher.clone(),
+        settings.clone(),
+        stop.clone(),
+    ));
+    let cleaner = tokio::spawn(claim::run_cleanup(
+        broker.clone(),
+        plan.clone(),
+        settings.clone(),
+        stop.clone(),
+    ));
+
+    read::run(&broker, &dispatcher, &settings, &stop).await;
+
+    // Stop reading happened; now let in-flight handlers finish, up to the shutdown timeout.
+    let _ = claimer.await;
+    let _ = cleaner.await;
+    tracker.close();
+    if tokio::time::timeout(settings.shutdown_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            group = %plan.group,
+            timeout = ?settings.shutdown_timeout,
+            "shutdown timeout: unfinished messages are left pending for another consumer"
+        );
+        abort.cancel();
+        tracker.wait().await;
+    }
+    drop(dispatcher);
+    // Every sender is gone: the acker flushes what is left and returns.
+    let _ = acker.await;
+    tracing::info!(group = %plan.group, consumer = %plan.consumer, "consumer stopped");
+}
+
+/// Exponential backoff with jitter for reconnects: 100 ms doubling to 5 s.
+pub(crate) fn reconnect_delay(failures: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << failures.min(6)).min(5_000);
+    Duration::from_millis(base / 2 + crate::util::random_u64() % (base / 2 + 1))
+}

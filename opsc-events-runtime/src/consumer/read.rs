@@ -1,0 +1,106 @@
+//! The reading side: resume own pending entries, then block for new ones on a dedicated
+//! connection, never reading more entries than there are free slots.
+
+use super::dispatch::Dispatcher;
+use super::{ConsumerSettings, reconnect_delay};
+use crate::handler::Start;
+use crate::message_id::MessageId;
+use crate::transport::Broker;
+use tokio_util::sync::CancellationToken;
+
+pub(super) async fn run<B: Broker>(
+    broker: &B,
+    dispatcher: &Dispatcher,
+    settings: &ConsumerSettings,
+    stop: &CancellationToken,
+) {
+    let plan = &dispatcher.plan;
+    let mut failures = 0u32;
+    let mut reader = None;
+    // A consumer restarted under the same name first takes back what it owned.
+    let mut resume_from = Some(MessageId::MIN);
+    while !stop.is_cancelled() {
+        let conn = match reader.as_mut() {
+            Some(r) => r,
+            None => match broker.reader().await {
+                Ok(r) => reader.insert(r),
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(group = %plan.group, error = %e, "cannot open a reader; retrying");
+                    sleep_or_stop(reconnect_delay(failures), stop).await;
+                    continue;
+                }
+            },
+        };
+        let Some(mut permits) = dispatcher.take_slots(settings.max_batch, stop).await else {
+            break;
+        };
+        let count = permits.num_permits();
+        // The read itself is bounded by `read_block` and is not cancelled half-way: what it
+        // returns is dispatched even during shutdown.
+        let result = match resume_from {
+            Some(after) => {
+                broker
+                    .read_own_pending(conn, &plan.key, &plan.group, &plan.consumer, after, count)
+                    .await
+            }
+            None => {
+                broker
+                    .read_new(
+                        conn,
+                        &plan.key,
+                        &plan.group,
+                        &plan.consumer,
+                        count,
+                        settings.read_block,
+                    )
+                    .await
+            }
+        };
+        match result {
+            Ok(deliveries) => {
+                failures = 0;
+                if let Some(after) = resume_from.as_mut() {
+                    match deliveries.last() {
+                        Some(last) => *after = last.id,
+                        None => resume_from = None,
+                    }
+                }
+                if deliveries.is_empty() {
+                    continue;
+                }
+                let extra = permits.num_permits().saturating_sub(deliveries.len());
+                let spare = permits.split(extra);
+                drop(spare);
+                dispatcher.dispatch_all(deliveries, permits);
+            }
+            Err(e) if e.is_no_group() => {
+                drop(permits);
+                tracing::warn!(stream = %plan.key, group = %plan.group, "consumer group is gone (stream deleted or Redis restarted without data); re-creating it");
+                // From the start of the (new) stream, so nothing published since is missed.
+                if let Err(e) = broker
+                    .ensure_group(&plan.key, &plan.group, Start::Earliest)
+                    .await
+                {
+                    failures += 1;
+                    tracing::warn!(group = %plan.group, error = %e, "cannot re-create the group");
+                    sleep_or_stop(reconnect_delay(failures), stop).await;
+                }
+            }
+            Err(e) => {
+                drop(permits);
+                failures += 1;
+                tracing::warn!(group = %plan.group, error = %e, failures, "read failed; reconnecting");
+                reader = None;
+                sleep_or_stop(reconnect_delay(failures), stop).await;
+            }
+        }
+    }
+}
+
+pub(super) async fn sleep_or_stop(d: std::time::Duration, stop: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        () = stop.cancelled() => {}
+    }
+}

@@ -1,0 +1,273 @@
+//! The consumer side of the Redis transport: groups, blocking reads on dedicated connections,
+//! acks, reclaim and consumer clean-up.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+
+use super::RedisTransport;
+use super::reply;
+use crate::envelope::EncodedEvent;
+use crate::error::{Error, Result};
+use crate::handler::Start;
+use crate::message_id::MessageId;
+use crate::transport::{Broker, Claimed, Delivery, RawEntry};
+
+/// A dedicated connection for blocking reads.
+pub(crate) struct RedisReader {
+    conn: MultiplexedConnection,
+}
+
+/// Removes idle consumers that own nothing, atomically: the pending count is read and the
+/// consumer deleted in one script, so a consumer that just took an entry is never removed.
+const REMOVE_IDLE_CONSUMERS: &str = r"
+local removed = {}
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, c in ipairs(consumers) do
+  local name, pending, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1]
+    elseif c[i] == 'pending' then pending = c[i + 1]
+    elseif c[i] == 'idle' then idle = c[i + 1] end
+  end
+  if name and name ~= ARGV[2] and pending == 0 and idle and idle >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    table.insert(removed, name)
+  end
+end
+return removed
+";
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RedisTransport {
+    fn unexpected(command: &'static str, key: &str, reply: String) -> Error {
+        Error::UnexpectedReply {
+            command,
+            key: key.to_owned(),
+            reply,
+        }
+    }
+
+    /// Delivery counts of `consumer`'s pending entries between the first and last of `ids`.
+    async fn delivery_counts(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<HashMap<MessageId, u32>> {
+        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.conn.clone();
+        let v: Value = redis::cmd("XPENDING")
+            .arg(key)
+            .arg(group)
+            .arg(first.to_string())
+            .arg(last.to_string())
+            .arg(ids.len().max(1) * 2)
+            .arg(consumer)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XPENDING", key, e))?;
+        let pending = reply::pending_reply(v).map_err(|r| Self::unexpected("XPENDING", key, r))?;
+        Ok(pending.into_iter().collect())
+    }
+
+    async fn with_counts(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        entries: Vec<RawEntry>,
+    ) -> Result<Vec<Delivery>> {
+        let ids: Vec<MessageId> = entries.iter().map(|e| e.id).collect();
+        let counts = self.delivery_counts(key, group, consumer, &ids).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Delivery {
+                delivery_count: counts.get(&e.id).copied().unwrap_or(1),
+                id: e.id,
+                fields: e.fields,
+            })
+            .collect())
+    }
+}
+
+impl Broker for RedisTransport {
+    type Reader = RedisReader;
+
+    async fn append(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
+        self.append_one(key, entry).await
+    }
+
+    async fn append_all(&self, key: &str, entries: &[EncodedEvent]) -> Result<Vec<MessageId>> {
+        self.append_many(key, entries).await
+    }
+
+    async fn ensure_group(&self, key: &str, group: &str, start: Start) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let from = match start {
+            Start::Latest => "$",
+            Start::Earliest => "0",
+        };
+        let res: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(key)
+            .arg(group)
+            .arg(from)
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match res {
+            Ok(()) => {
+                tracing::info!(stream = key, group, from, "created consumer group");
+                Ok(())
+            }
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(self.error("XGROUP CREATE", key, e)),
+        }
+    }
+
+    async fn reader(&self) -> Result<RedisReader> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.response_timeout))
+            .set_response_timeout(Some(self.response_timeout + Duration::from_secs(5)));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error("CONNECT", "reader", e))?;
+        Ok(RedisReader { conn })
+    }
+
+    async fn read_new(
+        &self,
+        reader: &mut RedisReader,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let v: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(ms(block).max(1))
+            .arg("STREAMS")
+            .arg(key)
+            .arg(">")
+            .query_async(&mut reader.conn)
+            .await
+            .map_err(|e| self.error("XREADGROUP", key, e))?;
+        let entries = reply::read_reply(v).map_err(|r| Self::unexpected("XREADGROUP", key, r))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Delivery {
+                id: e.id,
+                fields: e.fields,
+                delivery_count: 1,
+            })
+            .collect())
+    }
+
+    async fn read_own_pending(
+        &self,
+        reader: &mut RedisReader,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        after: MessageId,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        let v: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("STREAMS")
+            .arg(key)
+            .arg(after.to_string())
+            .query_async(&mut reader.conn)
+            .await
+            .map_err(|e| self.error("XREADGROUP", key, e))?;
+        let entries = reply::read_reply(v).map_err(|r| Self::unexpected("XREADGROUP", key, r))?;
+        self.with_counts(key, group, consumer, entries).await
+    }
+
+    async fn ack(&self, key: &str, group: &str, ids: &[MessageId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(key).arg(group);
+        for id in ids {
+            cmd.arg(id.to_string());
+        }
+        let mut conn = self.conn.clone();
+        cmd.query_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| self.error("XACK", key, e))?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        cursor: MessageId,
+        count: usize,
+    ) -> Result<Claimed> {
+        let mut conn = self.conn.clone();
+        let v: Value = redis::cmd("XAUTOCLAIM")
+            .arg(key)
+            .arg(group)
+            .arg(consumer)
+            .arg(ms(min_idle))
+            .arg(cursor.to_string())
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XAUTOCLAIM", key, e))?;
+        let (next, entries, deleted) =
+            reply::autoclaim_reply(v).map_err(|r| Self::unexpected("XAUTOCLAIM", key, r))?;
+        let entries = self.with_counts(key, group, consumer, entries).await?;
+        Ok(Claimed {
+            next,
+            entries,
+            deleted,
+        })
+    }
+
+    async fn remove_idle_consumers(
+        &self,
+        key: &str,
+        group: &str,
+        keep: &str,
+        min_idle: Duration,
+    ) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let removed: Vec<String> = redis::Script::new(REMOVE_IDLE_CONSUMERS)
+            .key(key)
+            .arg(group)
+            .arg(keep)
+            .arg(ms(min_idle))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA remove-idle-consumers", key, e))?;
+        Ok(removed)
+    }
+}

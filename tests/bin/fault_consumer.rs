@@ -1,0 +1,64 @@
+//! A consumer process for fault tests: `fault-consumer <redis-url> <mode>`.
+//!
+//! Modes:
+//! - `hold`: takes work items and never finishes them (so they stay pending on this consumer
+//!   until the process is killed).
+//!
+//! Prints `ready <consumer-name>` once the runtime is built, then `start <n>` as each handler
+//! call begins, so the test knows what this process holds.
+
+#[path = "../common/fault_events.rs"]
+mod fault_events;
+
+use std::io::Write;
+
+use fault_events::WorkItem;
+use opsc_events::prelude::*;
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[handler(
+    stream = "faults",
+    group = "fault.worker",
+    concurrency = 64,
+    timeout = "10m",
+    claim_after = "20m"
+)]
+async fn hold(event: WorkItem) {
+    say(&format!("start {}", event.n));
+    std::future::pending::<()>().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(url), Some(mode)) = (args.next(), args.next()) else {
+        eprintln!("usage: fault-consumer <redis-url> <mode>");
+        std::process::exit(2);
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = Runtime::builder()
+        .service("fault")
+        .redis(url)
+        .only(move |h| h.name() == mode)
+        .build()
+        .await;
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    say(&format!("ready {}", rt.consumer_name()));
+    if let Err(e) = rt.run().await {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
