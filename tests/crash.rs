@@ -8,17 +8,18 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{pending, wait_until};
 use fault_events::{GROUP, WorkItem};
 use opsc_events::prelude::*;
+use opsc_events::{DeadLetterFilter, DeadLetterReason};
 use opsc_events_testkit::RedisServer;
 
 const KEY: &str = "opsconductor:{faults}:events";
 
 #[derive(Clone, Default)]
-struct Handled(Arc<Mutex<Vec<(u64, u32)>>>);
+struct Handled(Arc<Mutex<Vec<(u64, u32, Instant)>>>);
 
 #[handler(
     stream = "faults",
@@ -32,7 +33,22 @@ async fn survivor(event: WorkItem, ctx: Context, State(handled): State<Handled>)
         .0
         .lock()
         .unwrap()
-        .push((event.n, ctx.delivery_count()));
+        .push((event.n, ctx.delivery_count(), Instant::now()));
+}
+
+/// Takes over the `backoff` child's group: succeeds, recording the attempt it was given.
+#[handler(
+    stream = "faults",
+    group = "fault.retry",
+    retries = 3,
+    backoff = "fixed(3s)"
+)]
+async fn retry_taker(event: WorkItem, ctx: Context, State(handled): State<Handled>) {
+    handled
+        .0
+        .lock()
+        .unwrap()
+        .push((event.n, ctx.attempt(), Instant::now()));
 }
 
 /// Starts `fault-consumer` and returns it with the lines it prints.
@@ -108,10 +124,177 @@ async fn kill_9_of_a_consumer_holding_messages_loses_nothing() {
     let _ = tx.send(());
     running.await.expect("task").expect("run");
     let seen = handled.0.lock().unwrap().clone();
-    let ns: HashSet<u64> = seen.iter().map(|(n, _)| *n).collect();
+    let ns: HashSet<u64> = seen.iter().map(|(n, _, _)| *n).collect();
     assert_eq!(ns, (0..50).collect::<HashSet<_>>());
     assert!(
-        seen.iter().all(|(_, count)| *count >= 2),
+        seen.iter().all(|(_, count, _)| *count >= 2),
         "the delivery count carries over the reclaim"
     );
+}
+
+async fn runtime_of(server: &RedisServer, handler: &'static str, handled: &Handled) -> Runtime {
+    Runtime::builder()
+        .service("fault")
+        .redis(server.url())
+        .state(handled.clone())
+        .only(move |h| h.name() == handler)
+        .build()
+        .await
+        .expect("builds")
+}
+
+#[tokio::test]
+async fn kill_9_during_a_backoff_keeps_the_retry_and_its_attempt_count() {
+    common::init_tracing();
+    let server = RedisServer::start();
+    let handled = Handled::default();
+    let rt = runtime_of(&server, "retry_taker", &handled).await;
+    rt.publisher()
+        .publish(&WorkItem { n: 1 })
+        .await
+        .expect("publish");
+    let (mut child, lines) = spawn_child(&server.url(), "backoff");
+    wait_until(
+        "the child failed attempt 1",
+        Duration::from_secs(30),
+        || async { lines.lock().unwrap().iter().any(|l| l == "attempt 1 1") },
+    )
+    .await;
+    let failed_at = Instant::now();
+    wait_until(
+        "the retry is scheduled",
+        Duration::from_secs(10),
+        || async { common::zcard(&server.url(), RETRY_KEY).await == 1 },
+    )
+    .await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert_eq!(
+        pending(&server.url(), KEY, "fault.retry").await,
+        0,
+        "a scheduled retry holds no pending entry"
+    );
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(rt.run_until(async move {
+        let _ = rx.await;
+    }));
+    wait_until(
+        "the retry ran in the new runtime",
+        Duration::from_secs(20),
+        || async { !handled.0.lock().unwrap().is_empty() },
+    )
+    .await;
+    wait_until("the schedule is empty", Duration::from_secs(10), || async {
+        common::zcard(&server.url(), RETRY_KEY).await == 0
+    })
+    .await;
+    let _ = tx.send(());
+    running.await.expect("task").expect("run");
+    let seen = handled.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, 2, "the attempt count survived the crash");
+    assert!(
+        seen[0].2.duration_since(failed_at) >= Duration::from_millis(2500),
+        "it ran at the due time, not before"
+    );
+}
+
+const RETRY_KEY: &str = "opsconductor:{faults}:retry:fault.retry";
+
+/// Waits for `child` to exit on its own (true) or kills it after `limit` (false).
+async fn wait_for_exit(mut child: Child, limit: Duration) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("watcher")
+}
+
+#[tokio::test]
+async fn a_message_that_kills_its_consumer_every_time_is_dead_lettered_as_crashed() {
+    common::init_tracing();
+    let server = RedisServer::start();
+    let publisher = Runtime::builder()
+        .service("fault")
+        .redis(server.url())
+        .no_handlers()
+        .build()
+        .await
+        .expect("builds");
+    // The group must exist before publishing (handlers start at `latest`).
+    let mut c = common::conn(&server.url()).await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(KEY)
+        .arg("fault.crash")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut c)
+        .await
+        .expect("create group");
+    let items: Vec<WorkItem> = (10..17).map(|n| WorkItem { n }).collect();
+    publisher
+        .publisher()
+        .publish_all(&items)
+        .await
+        .expect("publish");
+
+    // Run consumer processes until the poison item is dead-lettered; each dies on item 13.
+    let dl = publisher.dead_letters();
+    let mut crashes = 0;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut all_lines = Vec::new();
+    while dl
+        .list(&DeadLetterFilter::stream("faults"))
+        .await
+        .expect("list")
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not dead-lettered after {crashes} crashes"
+        );
+        let (child, lines) = spawn_child(&server.url(), "crash");
+        if wait_for_exit(child, Duration::from_secs(8)).await {
+            crashes += 1;
+        }
+        all_lines.extend(lines.lock().unwrap().drain(..));
+    }
+    let letters = dl
+        .list(&DeadLetterFilter::stream("faults"))
+        .await
+        .expect("list");
+    assert_eq!(letters.len(), 1);
+    let l = &letters[0];
+    assert_eq!(l.reason, DeadLetterReason::Crashed);
+    assert_eq!(l.group, "fault.crash");
+    assert_eq!(
+        l.attempts, 3,
+        "first try + 2 retries, each cut short by a crash"
+    );
+    assert_eq!(
+        crashes, 3,
+        "the poison item took down one process per attempt: {all_lines:?}"
+    );
+    let item: WorkItem = rmp_serde::from_slice(&l.data).expect("payload");
+    assert_eq!(item, WorkItem { n: 13 });
+    for n in (10..17).filter(|n| *n != 13) {
+        assert!(
+            all_lines.contains(&format!("done {n}")),
+            "item {n} was handled: {all_lines:?}"
+        );
+    }
+    assert_eq!(pending(&server.url(), KEY, "fault.crash").await, 0);
 }

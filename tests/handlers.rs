@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{consumers, pending, wait_until};
+use opsc_events::DeadLetterFilter;
 use opsc_events::prelude::*;
 use opsc_events_testkit::{RedisServer, ServerOptions};
 use serde::{Deserialize, Serialize};
@@ -121,6 +122,8 @@ mod failing {
     #[handler(
         stream = "jobs",
         concurrency = 4,
+        retries = 1,
+        backoff = "none",
         timeout = "200ms",
         claim_after = "1s"
     )]
@@ -352,41 +355,44 @@ async fn events_of_other_types_are_acked_and_skipped() {
 }
 
 #[tokio::test]
-async fn panics_errors_and_timeouts_leave_messages_pending_and_the_consumer_keeps_going() {
+async fn panics_errors_and_timeouts_do_not_stop_the_consumer() {
     let server = RedisServer::start();
     let seen = Seen::default();
     let rt = runtime(&server, "::failing", &seen).await;
+    let dead_letters = rt.dead_letters();
     publish_jobs(&rt, 0..60).await;
     let running = spawn(rt);
-    // Every even number succeeds despite the failures around it.
-    wait_until(
-        "all 30 good ones handled",
-        Duration::from_secs(20),
-        || async {
-            let per = seen.per_n("flaky");
-            (0..60).step_by(2).all(|n| per.contains_key(&n))
-        },
-    )
-    .await;
-    // The 30 failures stay pending (not acked) ...
-    wait_until("30 pending", Duration::from_secs(10), || async {
-        pending(&server.url(), KEY, "svc.flaky").await == 30
+    // Every failing message gets its two attempts and is dead-lettered; the consumer goes on.
+    wait_until("30 dead letters", Duration::from_secs(30), || async {
+        dead_letters
+            .list(&DeadLetterFilter::stream("jobs"))
+            .await
+            .unwrap()
+            .len()
+            == 30
     })
     .await;
-    // ... and are delivered again after `claim_after`, with a higher attempt number.
-    wait_until("failures retried", Duration::from_secs(20), || async {
-        seen.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|c| c.0 == "flaky" && c.1 % 2 == 1 && c.2 >= 2)
+    wait_until("nothing pending", Duration::from_secs(10), || async {
+        pending(&server.url(), KEY, "svc.flaky").await == 0
     })
     .await;
     stop(running).await;
     let per = seen.per_n("flaky");
-    for n in (0..60).step_by(2) {
-        assert_eq!(per.get(&n), Some(&1), "good message {n} handled once");
+    for n in 0..60 {
+        let expected = if n % 2 == 0 { 1 } else { 2 };
+        assert_eq!(per.get(&n), Some(&expected), "message {n}");
     }
+    let letters = dead_letters
+        .list(&DeadLetterFilter::stream("jobs"))
+        .await
+        .unwrap();
+    let mut reasons: HashMap<String, usize> = HashMap::new();
+    for l in &letters {
+        *reasons.entry(l.reason.to_string()).or_default() += 1;
+    }
+    assert_eq!(reasons.get("panic"), Some(&10));
+    assert_eq!(reasons.get("timeout"), Some(&10));
+    assert_eq!(reasons.get("handler_error"), Some(&10));
 }
 
 #[tokio::test]

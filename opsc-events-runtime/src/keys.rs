@@ -47,6 +47,47 @@ impl Keys {
     }
 }
 
+/// The keys of one stream family.
+#[derive(Debug, Clone)]
+pub struct StreamKeys {
+    /// The stream name, e.g. `assets`.
+    pub stream: String,
+    /// `<prefix>:{<stream>}:events`.
+    pub events: String,
+    /// `<prefix>:{<stream>}:dead_letter`.
+    pub dead_letter: String,
+    prefix: Arc<str>,
+}
+
+impl StreamKeys {
+    /// `<prefix>:{<stream>}:retry:<group>`: the group's retry schedule (due time → entry id).
+    pub fn retry(&self, group: &str) -> String {
+        format!("{}:{{{}}}:retry:{group}", self.prefix, self.stream)
+    }
+
+    /// `<prefix>:{<stream>}:attempt:<group>:`: prefix of the group's per-message attempt records.
+    pub fn record_prefix(&self, group: &str) -> String {
+        format!("{}:{{{}}}:attempt:{group}:", self.prefix, self.stream)
+    }
+
+    /// The attempt record of entry `id` in `group`.
+    pub fn record(&self, group: &str, id: &str) -> String {
+        format!("{}{id}", self.record_prefix(group))
+    }
+}
+
+impl Keys {
+    /// Every key of the stream family `stream`.
+    pub fn stream(&self, stream: &str) -> StreamKeys {
+        StreamKeys {
+            stream: stream.to_owned(),
+            events: self.events(stream),
+            dead_letter: self.dead_letter(stream),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
 /// True for a valid stream name: `[a-z0-9_-]{1,64}` (the same rule `#[event]` checks).
 pub fn is_valid_stream(s: &str) -> bool {
     (1..=64).contains(&s.len())

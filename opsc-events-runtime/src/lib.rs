@@ -5,6 +5,7 @@
 //! with the derive macros.
 
 mod consumer;
+pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod event;
@@ -13,14 +14,17 @@ pub mod keys;
 pub mod message_id;
 pub mod publisher;
 mod registry;
+mod retry;
 pub mod runtime;
 pub mod schema;
 mod transport;
+pub mod trim;
 mod util;
 
 #[doc(hidden)]
 pub mod private;
 
+pub use dead_letter::{DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters};
 pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata};
 pub use error::{ConfigError, Error, Result};
 pub use event::Event;
@@ -29,3 +33,4 @@ pub use message_id::MessageId;
 pub use publisher::{PublishOptions, Publisher};
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use schema::{EventSchema, Schema};
+pub use trim::{StreamLimits, TrimReport};

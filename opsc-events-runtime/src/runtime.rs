@@ -1,5 +1,6 @@
 //! The runtime and its builder.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{self, ConsumerSettings, HandlerPlan};
+use crate::dead_letter::{DEFAULT_MAX_REPLAYS, DeadLetters};
 use crate::error::{ConfigError, ConfigProblem, Result};
 use crate::handler::{ContextParts, HandlerInfo, StateMap};
 use crate::keys::{DEFAULT_PREFIX, Keys, is_valid_name};
@@ -14,6 +16,7 @@ use crate::publisher::Publisher;
 use crate::registry::{self, Filter, Selected};
 use crate::transport::redis::{RedisSettings, RedisTransport};
 use crate::transport::{Broker, Transport};
+use crate::trim::{self, StreamLimits, TrimReport};
 
 /// The running framework: connections, the publisher and (with handlers) the consumer loops.
 ///
@@ -40,6 +43,15 @@ pub struct Runtime {
     selected: Vec<Selected>,
     state: Arc<StateMap>,
     settings: ConsumerSettings,
+    trim: TrimSettings,
+    max_replays: u32,
+}
+
+#[derive(Debug, Clone)]
+struct TrimSettings {
+    interval: Duration,
+    /// Every stream this runtime trims: its handlers' streams and those given limits.
+    streams: BTreeMap<String, StreamLimits>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -64,6 +76,9 @@ pub struct RuntimeBuilder {
     state: StateMap,
     consumer_name: Option<String>,
     settings: ConsumerSettings,
+    trim_interval: Duration,
+    limits: BTreeMap<String, StreamLimits>,
+    max_replays: u32,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -97,7 +112,21 @@ impl Runtime {
                 shutdown_timeout: Duration::from_secs(30),
                 consumer_idle_timeout: Duration::from_secs(3600),
             },
+            trim_interval: Duration::from_secs(30),
+            limits: BTreeMap::new(),
+            max_replays: DEFAULT_MAX_REPLAYS,
         }
+    }
+
+    /// The dead letters of every stream under the runtime's prefix: list, get, replay, purge.
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(self.transport.clone(), self.keys.clone(), self.max_replays)
+    }
+
+    /// Trims the runtime's streams now (its handlers' streams and those given limits), as the
+    /// background task does every `trim_interval`.
+    pub async fn trim_now(&self) -> Result<Vec<TrimReport>> {
+        trim::trim_all(&self.transport, &self.keys, &self.trim.streams).await
     }
 
     /// A publisher sharing the runtime's connection.
@@ -147,6 +176,7 @@ impl Runtime {
                 reg: s.reg,
                 group: s.group.clone(),
                 key: self.keys.events(s.reg.stream).into(),
+                keys: self.keys.stream(s.reg.stream),
                 consumer: self.consumer_name.clone(),
             };
             let parts = ContextParts {
@@ -163,7 +193,26 @@ impl Runtime {
                 }
             });
         }
-        tracing::info!(service = %self.service, consumer = %self.consumer_name, handlers = tasks.len(), "runtime running");
+        if !self.trim.streams.is_empty() {
+            let (transport, keys, trim, stop) = (
+                self.transport.clone(),
+                self.keys.clone(),
+                self.trim.clone(),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(trim.interval) => {}
+                        () = stop.cancelled() => return,
+                    }
+                    if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams).await {
+                        tracing::warn!(error = %e, "trimming failed; trying again next round");
+                    }
+                }
+            }));
+        }
+        tracing::info!(service = %self.service, consumer = %self.consumer_name, handlers = self.selected.len(), "runtime running");
         shutdown.await;
         tracing::info!(service = %self.service, "shutting down");
         stop.cancel();
@@ -275,6 +324,25 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How often streams are trimmed (default 30 s).
+    pub fn trim_interval(mut self, interval: Duration) -> Self {
+        self.trim_interval = interval;
+        self
+    }
+
+    /// Hard caps for `stream` (by default streams are only trimmed losslessly). The runtime
+    /// trims this stream even if it runs no handler of it.
+    pub fn stream_limits(mut self, stream: impl Into<String>, limits: StreamLimits) -> Self {
+        self.limits.insert(stream.into(), limits);
+        self
+    }
+
+    /// How often one dead letter may be replayed before replays refuse it (default 5).
+    pub fn max_replays(mut self, n: u32) -> Self {
+        self.max_replays = n;
+        self
+    }
+
     /// Connects, selects and checks the handlers, and creates their consumer groups, reporting
     /// every problem at once.
     pub async fn build(self) -> Result<Runtime> {
@@ -361,7 +429,16 @@ impl RuntimeBuilder {
         } else {
             tracing::info!(service = %service, consumer = %consumer_name, "{}", registry::table(&selected));
         }
+        let mut streams = self.limits;
+        for s in &selected {
+            streams.entry(s.reg.stream.to_owned()).or_default();
+        }
         Ok(Runtime {
+            trim: TrimSettings {
+                interval: self.trim_interval,
+                streams,
+            },
+            max_replays: self.max_replays,
             publisher: Publisher::new(transport.clone(), keys.clone(), service.clone()),
             keys,
             service,

@@ -77,9 +77,10 @@
 
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
-    ConfigError, DecodeError, EncodeError, Envelope, Error, Headers, MessageId, Metadata,
-    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, envelope, error, keys,
-    schema,
+    ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
+    EncodeError, Envelope, Error, Headers, MessageId, Metadata, PublishOptions, Publisher, Result,
+    Runtime, RuntimeBuilder, Schema, StreamLimits, TrimReport, dead_letter, envelope, error, keys,
+    schema, trim,
 };
 
 /// Handler types: policies, registrations, extractors.
@@ -100,7 +101,8 @@ pub mod prelude {
     pub use opsc_events_runtime::handler::{Context, HandlerError, HandlerInfo, State};
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
-        Envelope, Headers, MessageId, Metadata, PublishOptions, Publisher, Runtime, Schema,
+        DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MessageId, Metadata,
+        PublishOptions, Publisher, Runtime, Schema, StreamLimits,
     };
 }
 

@@ -3,6 +3,8 @@
 //! Modes:
 //! - `hold`: takes work items and never finishes them (so they stay pending on this consumer
 //!   until the process is killed).
+//! - `backoff`: fails every attempt, with a 3 s backoff between attempts.
+//! - `crash`: handles work items, but aborts the whole process on item 13.
 //!
 //! Prints `ready <consumer-name>` once the runtime is built, then `start <n>` as each handler
 //! call begins, so the test knows what this process holds.
@@ -31,6 +33,32 @@ fn say(line: &str) {
 async fn hold(event: WorkItem) {
     say(&format!("start {}", event.n));
     std::future::pending::<()>().await;
+}
+
+#[handler(
+    stream = "faults",
+    group = "fault.retry",
+    retries = 3,
+    backoff = "fixed(3s)"
+)]
+async fn backoff(event: WorkItem, ctx: Context) -> Result<(), HandlerError> {
+    say(&format!("attempt {} {}", event.n, ctx.attempt()));
+    Err("always fails here".into())
+}
+
+#[handler(
+    stream = "faults",
+    group = "fault.crash",
+    retries = 2,
+    timeout = "1s",
+    claim_after = "2s"
+)]
+async fn crash(event: WorkItem, ctx: Context) {
+    say(&format!("attempt {} {}", event.n, ctx.attempt()));
+    if event.n == 13 {
+        std::process::abort();
+    }
+    say(&format!("done {}", event.n));
 }
 
 #[tokio::main]

@@ -107,3 +107,13 @@ pub async fn groups(url: &str, key: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// `ZCARD key`.
+pub async fn zcard(url: &str, key: &str) -> u64 {
+    let mut c = conn(url).await;
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .expect("ZCARD")
+}

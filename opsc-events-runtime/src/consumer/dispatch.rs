@@ -15,7 +15,8 @@ use super::HandlerPlan;
 use crate::envelope::{DecodeError, Envelope};
 use crate::handler::{CallError, Context, ContextParts, HandlerError};
 use crate::message_id::MessageId;
-use crate::transport::Delivery;
+use crate::retry::max_attempts;
+use crate::transport::{Delivery, Source};
 
 /// Why an attempt failed.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub(crate) enum Failure {
     Panic(String),
     /// The attempt ran past the handler's timeout.
     Timeout,
+    /// Earlier attempts died with their consumer and no attempt is left.
+    Crashed(u32),
 }
 
 impl Failure {
@@ -40,6 +43,16 @@ impl Failure {
             Failure::Handler(_) => "handler_error",
             Failure::Panic(_) => "panic",
             Failure::Timeout => "timeout",
+            Failure::Crashed(_) => "crashed",
+        }
+    }
+
+    /// False for failures that retrying cannot fix.
+    pub(crate) fn retryable(&self) -> bool {
+        match self {
+            Failure::Decode(_) | Failure::Crashed(_) => false,
+            Failure::Handler(e) => e.is_retryable(),
+            Failure::Panic(_) | Failure::Timeout => true,
         }
     }
 }
@@ -51,6 +64,7 @@ impl fmt::Display for Failure {
             Failure::Handler(e) => write!(f, "{e}"),
             Failure::Panic(msg) => write!(f, "handler panicked: {msg}"),
             Failure::Timeout => f.write_str("handler timed out"),
+            Failure::Crashed(n) => write!(f, "the consumer process died during attempt {n}"),
         }
     }
 }
@@ -60,6 +74,7 @@ impl fmt::Display for Failure {
 pub(crate) struct Outcome {
     pub(crate) id: MessageId,
     pub(crate) attempt: u32,
+    pub(crate) source: Source,
     pub(crate) result: Result<(), Failure>,
 }
 
@@ -106,11 +121,12 @@ impl Dispatcher {
         Some(permits)
     }
 
-    fn send(&self, id: MessageId, attempt: u32, result: Result<(), Failure>) {
+    fn send(&self, id: MessageId, attempt: u32, source: Source, result: Result<(), Failure>) {
         // The receiver lives until every dispatcher is dropped.
         let _ = self.outcomes.send(Outcome {
             id,
             attempt,
+            source,
             result,
         });
     }
@@ -135,37 +151,48 @@ impl Dispatcher {
 
     fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
         let plan = &self.plan;
-        let Some(fields) = delivery.fields else {
-            // Deleted from the stream while pending: nothing left to handle.
-            tracing::warn!(group = %plan.group, message_id = %delivery.id, "pending entry was deleted from the stream; acknowledging it");
-            self.send(delivery.id, delivery.delivery_count, Ok(()));
+        let Delivery {
+            id,
+            fields,
+            delivery_count,
+            source,
+        } = delivery;
+        let attempt = delivery_count.max(1);
+        let Some(fields) = fields else {
+            // Deleted from the stream while pending or scheduled: nothing left to handle.
+            tracing::warn!(group = %plan.group, message_id = %id, "entry was deleted from the stream before it was handled");
+            let result = match source {
+                Source::Pending => Ok(()),
+                Source::Scheduled { .. } => Err(Failure::Decode(DecodeError::MissingField {
+                    field: crate::envelope::field::DATA,
+                })),
+            };
+            self.send(id, attempt, source, result);
             return;
         };
-        let attempt = delivery.delivery_count.max(1);
+        // An attempt number above the limit means earlier attempts died with their process.
+        let limit = max_attempts(&plan.reg.config);
+        if attempt > limit {
+            self.send(id, limit, source, Err(Failure::Crashed(attempt - 1)));
+            return;
+        }
         let envelope =
             match Envelope::from_fields(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
                 Ok(env) => env,
                 Err(e) => {
-                    self.send(delivery.id, attempt, Err(Failure::Decode(e)));
+                    self.send(id, attempt, source, Err(Failure::Decode(e)));
                     return;
                 }
             };
         if envelope.event_type != plan.reg.event.name {
             // Another service's event on the same stream: not ours to handle.
-            self.send(delivery.id, attempt, Ok(()));
+            self.send(id, attempt, source, Ok(()));
             return;
         }
-        let ctx = Context::new(
-            &self.parts,
-            delivery.id,
-            &envelope,
-            attempt,
-            delivery.delivery_count,
-        );
+        let ctx = Context::new(&self.parts, id, &envelope, attempt, delivery_count);
         let call = (plan.reg.call)(envelope, ctx);
         let timeout = plan.reg.config.timeout;
         let this = self.clone();
-        let id = delivery.id;
         self.tracker.spawn(async move {
             let _slot = slot;
             let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
@@ -180,7 +207,7 @@ impl Dispatcher {
                 // Past the shutdown timeout: stop without an outcome, the entry stays pending.
                 () = this.abort.cancelled() => return,
             };
-            this.send(id, attempt, result);
+            this.send(id, attempt, source, result);
         });
     }
 }

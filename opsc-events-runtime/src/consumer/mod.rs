@@ -5,19 +5,21 @@
 //! and — with the retry policy — schedule or dead-letter), through the policy the handler
 //! declared. It talks to Redis only through the [`Broker`] interface.
 
-mod ack;
 mod claim;
 mod dispatch;
 mod read;
+mod scheduled;
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::handler::{ContextParts, HandlerRegistration};
+use crate::keys::StreamKeys;
 use crate::transport::Broker;
 
 /// One selected handler, resolved against the runtime's service and prefix.
@@ -26,6 +28,7 @@ pub(crate) struct HandlerPlan {
     pub(crate) reg: &'static HandlerRegistration,
     pub(crate) group: Arc<str>,
     pub(crate) key: Arc<str>,
+    pub(crate) keys: StreamKeys,
     pub(crate) consumer: Arc<str>,
 }
 
@@ -62,7 +65,21 @@ pub(crate) async fn run<B: Broker>(
         tracker: tracker.clone(),
         abort: abort.clone(),
     };
-    let acker = tokio::spawn(ack::run(broker.clone(), plan.clone(), ack_rx));
+    let retry_scheduled = Arc::new(Notify::new());
+    let settler = settle::Settler {
+        broker: broker.clone(),
+        plan: plan.clone(),
+        keys: plan.keys.clone(),
+        retry_scheduled: retry_scheduled.clone(),
+    };
+    let acker = tokio::spawn(settler.run(ack_rx));
+    let retrier = tokio::spawn(scheduled::run(
+        broker.clone(),
+        dispatcher.clone(),
+        settings.clone(),
+        retry_scheduled,
+        stop.clone(),
+    ));
     let claimer = tokio::spawn(claim::run_reclaim(
         broker.clone(),
         dispatcher.clone(),
@@ -81,6 +98,7 @@ pub(crate) async fn run<B: Broker>(
     // Stop reading happened; now let in-flight handlers finish, up to the shutdown timeout.
     let _ = claimer.await;
     let _ = cleaner.await;
+    let _ = retrier.await;
     tracker.close();
     if tokio::time::timeout(settings.shutdown_timeout, tracker.wait())
         .await

@@ -7,11 +7,13 @@
 pub(crate) mod redis;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::envelope::EncodedEvent;
 use crate::error::Result;
 use crate::handler::Start;
+use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
 
 /// Field name/value pairs of one entry, in wire order.
@@ -24,13 +26,67 @@ pub(crate) struct RawEntry {
     pub(crate) fields: Option<Fields>,
 }
 
-/// An entry delivered to a consumer, with how many times it has been delivered to the group.
+/// Where a delivery lives while it is being handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// In the group's pending list (a first delivery, a resume or a reclaim).
+    Pending,
+    /// In the group's retry schedule, leased with this token.
+    Scheduled { lease: Arc<str> },
+}
+
+/// An entry delivered to a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivery {
     pub(crate) id: MessageId,
     /// `None` when the entry was deleted from the stream while pending.
     pub(crate) fields: Option<Fields>,
+    /// Deliveries to the group (pending list), or the attempt number (retry schedule).
     pub(crate) delivery_count: u32,
+    pub(crate) source: Source,
+}
+
+/// A message given up on: dead-lettered (`keep`) or dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Letter<'a> {
+    pub(crate) handler: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) attempts: u32,
+    pub(crate) failed_at: u64,
+    pub(crate) keep: bool,
+}
+
+/// What became of a [`Letter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LetterOutcome {
+    /// Stored in the dead-letter stream under this id.
+    Stored(MessageId),
+    /// Dropped (dead letters off).
+    Dropped,
+    /// The message was no longer ours (finished or leased by another consumer): nothing done.
+    NotOurs,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplayOutcome {
+    Replayed,
+    /// The letter is gone, or is not the one listed.
+    Gone,
+    /// The letter was replayed too often already.
+    LoopGuard,
+}
+
+/// What one trim did; `None` from [`Broker::trim`] means the groups changed meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TrimCounts {
+    /// Entries no group needed any more.
+    pub(crate) trimmed: u64,
+    /// Entries removed by the hard caps.
+    pub(crate) capped: u64,
+    /// Of those, entries some group still needed.
+    pub(crate) capped_needed: u64,
 }
 
 /// The result of one reclaim step.
@@ -116,6 +172,88 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         cursor: MessageId,
         count: usize,
     ) -> impl Future<Output = Result<Claimed>> + Send;
+
+    /// Moves a failed message to the group's retry schedule, due at `due_ms`, with `attempts`
+    /// attempts made. False when it was no longer ours.
+    #[allow(clippy::too_many_arguments)] // one atomic step needs all of it
+    fn schedule_retry(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        source: &Source,
+        attempts: u32,
+        due_ms: u64,
+        error: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes a retry that succeeded from the schedule. False when the lease was not ours.
+    fn complete_retry(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        lease: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Dead-letters (or drops) a message and forgets it, atomically.
+    fn dead_letter(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        source: &Source,
+        letter: &Letter<'_>,
+    ) -> impl Future<Output = Result<LetterOutcome>> + Send;
+
+    /// Leases up to `count` due retries until `lease_until_ms`; also returns the next due time.
+    fn lease_retries(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        count: usize,
+    ) -> impl Future<Output = Result<(Vec<Delivery>, Option<u64>)>> + Send;
+
+    /// Up to `count` dead letters after `after` (from the start when `None`), oldest first.
+    fn read_dead_letters(
+        &self,
+        keys: &StreamKeys,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<RawEntry>>> + Send;
+
+    /// Deletes dead letters; returns how many existed.
+    fn delete_dead_letters(
+        &self,
+        keys: &StreamKeys,
+        ids: &[MessageId],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Puts a dead letter back into `group`'s retry schedule (see the REPLAY script).
+    fn replay_dead_letter(
+        &self,
+        keys: &StreamKeys,
+        letter_id: MessageId,
+        group: &str,
+        original_id: MessageId,
+        max_replays: u32,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<ReplayOutcome>> + Send;
+
+    /// The names of the stream's consumer groups (empty when the stream does not exist).
+    fn groups(&self, keys: &StreamKeys) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Trims below the oldest entry any of `groups` still needs, then applies the hard caps.
+    fn trim(
+        &self,
+        keys: &StreamKeys,
+        groups: &[String],
+        max_len: Option<u64>,
+        min_id: Option<MessageId>,
+    ) -> impl Future<Output = Result<Option<TrimCounts>>> + Send;
 
     /// Removes consumers of the group, other than `keep`, that own no pending entry and have
     /// been idle at least `min_idle`; returns their names. Must be atomic per consumer: a

@@ -12,8 +12,11 @@ use super::reply;
 use crate::envelope::EncodedEvent;
 use crate::error::{Error, Result};
 use crate::handler::Start;
+use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
-use crate::transport::{Broker, Claimed, Delivery, RawEntry};
+use crate::transport::{
+    Broker, Claimed, Delivery, Letter, LetterOutcome, RawEntry, ReplayOutcome, Source, TrimCounts,
+};
 
 /// A dedicated connection for blocking reads.
 pub(crate) struct RedisReader {
@@ -94,6 +97,7 @@ impl RedisTransport {
                 delivery_count: counts.get(&e.id).copied().unwrap_or(1),
                 id: e.id,
                 fields: e.fields,
+                source: Source::Pending,
             })
             .collect())
     }
@@ -176,6 +180,7 @@ impl Broker for RedisTransport {
                 id: e.id,
                 fields: e.fields,
                 delivery_count: 1,
+                source: Source::Pending,
             })
             .collect())
     }
@@ -250,6 +255,93 @@ impl Broker for RedisTransport {
             entries,
             deleted,
         })
+    }
+
+    async fn schedule_retry(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        source: &Source,
+        attempts: u32,
+        due_ms: u64,
+        error: &str,
+        now_ms: u64,
+    ) -> Result<bool> {
+        self.retry_later(keys, group, id, source, attempts, due_ms, error, now_ms)
+            .await
+    }
+
+    async fn complete_retry(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        lease: &str,
+    ) -> Result<bool> {
+        self.retry_done(keys, group, id, lease).await
+    }
+
+    async fn dead_letter(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        source: &Source,
+        letter: &Letter<'_>,
+    ) -> Result<LetterOutcome> {
+        self.give_up(keys, group, id, source, letter).await
+    }
+
+    async fn lease_retries(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        count: usize,
+    ) -> Result<(Vec<Delivery>, Option<u64>)> {
+        self.lease(keys, group, now_ms, lease_until_ms, count).await
+    }
+
+    async fn read_dead_letters(
+        &self,
+        keys: &StreamKeys,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        self.letters(keys, after, count).await
+    }
+
+    async fn delete_dead_letters(&self, keys: &StreamKeys, ids: &[MessageId]) -> Result<u64> {
+        self.delete_letters(keys, ids).await
+    }
+
+    async fn replay_dead_letter(
+        &self,
+        keys: &StreamKeys,
+        letter_id: MessageId,
+        group: &str,
+        original_id: MessageId,
+        max_replays: u32,
+        now_ms: u64,
+    ) -> Result<ReplayOutcome> {
+        self.replay(keys, letter_id, group, original_id, max_replays, now_ms)
+            .await
+    }
+
+    async fn groups(&self, keys: &StreamKeys) -> Result<Vec<String>> {
+        self.group_names(keys).await
+    }
+
+    async fn trim(
+        &self,
+        keys: &StreamKeys,
+        groups: &[String],
+        max_len: Option<u64>,
+        min_id: Option<MessageId>,
+    ) -> Result<Option<TrimCounts>> {
+        self.trim_stream(keys, groups, max_len, min_id).await
     }
 
     async fn remove_idle_consumers(

@@ -3,6 +3,8 @@
 
 mod consume;
 mod reply;
+mod retry;
+mod scripts;
 
 use std::time::Duration;
 

@@ -1,0 +1,74 @@
+//! The retry loop: takes due retries from the group's schedule under a lease, only as many as
+//! there are free slots, and dispatches them like any other delivery. A message waiting for its
+//! retry holds no slot and no task: it is only a member of a sorted set in Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::ConsumerSettings;
+use super::dispatch::Dispatcher;
+use crate::envelope::now_ms;
+use crate::transport::Broker;
+
+/// The longest sleep between looks at the schedule (retries scheduled by other processes of
+/// the group are seen at most this late).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+pub(super) async fn run<B: Broker>(
+    broker: B,
+    dispatcher: Dispatcher,
+    settings: ConsumerSettings,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let plan = dispatcher.plan.clone();
+    let lease_ms = u64::try_from(plan.reg.config.claim_after.as_millis()).unwrap_or(u64::MAX);
+    let mut next_due = Some(0u64);
+    loop {
+        let wait = next_due.map_or(MAX_SLEEP, |due| {
+            Duration::from_millis(due.saturating_sub(now_ms())).min(MAX_SLEEP)
+        });
+        if !wait.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = wake.notified() => {}
+                () = stop.cancelled() => return,
+            }
+        }
+        if stop.is_cancelled() {
+            return;
+        }
+        let Some(mut permits) = dispatcher.take_slots(settings.max_batch, &stop).await else {
+            return;
+        };
+        let now = now_ms();
+        match broker
+            .lease_retries(
+                &plan.keys,
+                &plan.group,
+                now,
+                now.saturating_add(lease_ms),
+                permits.num_permits(),
+            )
+            .await
+        {
+            Ok((due, next)) => {
+                next_due = next;
+                if due.is_empty() {
+                    continue;
+                }
+                tracing::debug!(group = %plan.group, count = due.len(), "retries due");
+                let extra = permits.num_permits().saturating_sub(due.len());
+                drop(permits.split(extra));
+                dispatcher.dispatch_all(due, permits);
+            }
+            Err(e) => {
+                tracing::debug!(group = %plan.group, error = %e, "taking due retries failed");
+                next_due = None;
+            }
+        }
+    }
+}

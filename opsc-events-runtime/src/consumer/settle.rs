@@ -1,0 +1,195 @@
+//! Settling outcomes: the one place that decides what becomes of a handled message — ack,
+//! retry later, or dead-letter — through the handler's declared policy.
+//!
+//! Successes of first deliveries are acknowledged in batches (one `XACK` per batch); every
+//! other outcome is one atomic script (see `transport::redis::scripts`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::HandlerPlan;
+use super::dispatch::{Failure, Outcome};
+use crate::envelope::now_ms;
+use crate::keys::StreamKeys;
+use crate::message_id::MessageId;
+use crate::retry::{Next, after_failure};
+use crate::transport::{Broker, Letter, LetterOutcome, Source};
+
+const MAX_BATCH: usize = 512;
+const ATTEMPTS: u32 = 5;
+
+pub(super) struct Settler<B> {
+    pub(super) broker: B,
+    pub(super) plan: HandlerPlan,
+    pub(super) keys: StreamKeys,
+    /// Woken when a retry is scheduled, so the retry loop can shorten its sleep.
+    pub(super) retry_scheduled: Arc<Notify>,
+}
+
+impl<B: Broker> Settler<B> {
+    pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<Outcome>) {
+        let mut acks: Vec<MessageId> = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(outcome) = next.take() {
+                match (&outcome.result, &outcome.source) {
+                    (Ok(()), Source::Pending) => acks.push(outcome.id),
+                    _ => self.settle(outcome).await,
+                }
+                if acks.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.flush(&mut acks).await;
+        }
+    }
+
+    async fn flush(&self, acks: &mut Vec<MessageId>) {
+        if acks.is_empty() {
+            return;
+        }
+        let plan = &self.plan;
+        let n = acks.len() as u64;
+        if self
+            .with_retries("XACK", || self.broker.ack(&plan.key, &plan.group, acks))
+            .await
+            .is_some()
+        {
+            metrics::counter!("opsc_events_handled_total", "stream" => plan.reg.stream, "group" => plan.group.to_string())
+                .increment(n);
+        }
+        acks.clear();
+    }
+
+    /// Runs `op` up to a few times; `None` when it kept failing. A message whose settlement
+    /// failed stays pending (or leased) and is delivered again: a duplicate, never a loss.
+    async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = crate::error::Result<T>>,
+    {
+        for attempt in 1..=ATTEMPTS {
+            match op().await {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    tracing::warn!(group = %self.plan.group, error = %e, attempt, "{what} failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+            }
+        }
+        tracing::error!(group = %self.plan.group, "{what} kept failing; the message will be delivered again");
+        None
+    }
+
+    async fn settle(&self, outcome: Outcome) {
+        let Outcome {
+            id,
+            attempt,
+            source,
+            result,
+        } = outcome;
+        let plan = &self.plan;
+        let group = &*plan.group;
+        let failure = match result {
+            Ok(()) => {
+                if let Source::Scheduled { lease } = &source {
+                    let done = self
+                        .with_retries("completing a retry", || {
+                            self.broker.complete_retry(&self.keys, group, id, lease)
+                        })
+                        .await;
+                    if done == Some(false) {
+                        tracing::warn!(group, message_id = %id, "retry finished after its lease was taken over");
+                    }
+                    metrics::counter!("opsc_events_handled_total", "stream" => plan.reg.stream, "group" => group.to_owned())
+                        .increment(1);
+                }
+                return;
+            }
+            Err(f) => f,
+        };
+        metrics::counter!("opsc_events_failed_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
+            .increment(1);
+        let error = failure.to_string();
+        let now = now_ms();
+        match after_failure(&plan.reg.config, attempt, failure.retryable()) {
+            Next::RetryAfter(delay) => {
+                let due = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                tracing::warn!(
+                    stream = plan.reg.stream, group, message_id = %id, attempt,
+                    reason = failure.reason(), error = %error, retry_in = ?delay,
+                    "handler attempt failed; retry scheduled"
+                );
+                let scheduled = self
+                    .with_retries("scheduling a retry", || {
+                        self.broker.schedule_retry(
+                            &self.keys, group, id, &source, attempt, due, &error, now,
+                        )
+                    })
+                    .await;
+                if scheduled == Some(true) {
+                    metrics::counter!("opsc_events_retried_total", "stream" => plan.reg.stream, "group" => group.to_owned())
+                        .increment(1);
+                    self.retry_scheduled.notify_one();
+                }
+            }
+            Next::GiveUp => {
+                self.give_up(id, attempt, &source, &failure, &error, now)
+                    .await
+            }
+        }
+    }
+
+    async fn give_up(
+        &self,
+        id: MessageId,
+        attempt: u32,
+        source: &Source,
+        failure: &Failure,
+        error: &str,
+        now: u64,
+    ) {
+        let plan = &self.plan;
+        let group = &*plan.group;
+        let handler = plan.reg.path();
+        let keep = plan.reg.config.dead_letter;
+        let letter = Letter {
+            handler: &handler,
+            reason: failure.reason(),
+            error,
+            attempts: attempt,
+            failed_at: now,
+            keep,
+        };
+        let outcome = self
+            .with_retries("dead-lettering", || {
+                self.broker
+                    .dead_letter(&self.keys, group, id, source, &letter)
+            })
+            .await;
+        match outcome {
+            Some(LetterOutcome::Stored(dl)) => {
+                tracing::error!(
+                    stream = plan.reg.stream, group, message_id = %id, dead_letter_id = %dl, attempts = attempt,
+                    reason = failure.reason(), error, "message dead-lettered"
+                );
+                metrics::counter!("opsc_events_dead_lettered_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
+                    .increment(1);
+            }
+            Some(LetterOutcome::Dropped) => {
+                tracing::error!(
+                    stream = plan.reg.stream, group, message_id = %id, attempts = attempt,
+                    reason = failure.reason(), error, "message dropped after its last attempt (dead letters are off for this handler)"
+                );
+                metrics::counter!("opsc_events_dropped_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
+                    .increment(1);
+            }
+            Some(LetterOutcome::NotOurs) => {
+                tracing::warn!(group, message_id = %id, "message was settled by another consumer meanwhile");
+            }
+            None => {}
+        }
+    }
+}

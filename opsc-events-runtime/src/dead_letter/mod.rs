@@ -1,0 +1,233 @@
+//! Dead letters: what they hold, how they are selected, and the runtime's API over them.
+
+mod api;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use api::{DEFAULT_MAX_REPLAYS, DeadLetters};
+
+use crate::message_id::MessageId;
+
+/// Why a message was dead-lettered (the `reason` field on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// The handler returned an error on its last attempt.
+    HandlerError,
+    /// The handler returned `HandlerError::permanent`.
+    Permanent,
+    /// The last attempt ran past the handler's timeout.
+    Timeout,
+    /// The handler panicked on its last attempt.
+    Panic,
+    /// Attempts kept dying with their consumer process.
+    Crashed,
+    /// The entry or its payload could not be decoded.
+    DecodeError,
+    /// The entry was written with a version or schema this build cannot decode.
+    SchemaMismatch,
+    /// A reason written by a newer version of the framework.
+    Other(String),
+}
+
+impl DeadLetterReason {
+    /// The wire string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DeadLetterReason::HandlerError => "handler_error",
+            DeadLetterReason::Permanent => "permanent",
+            DeadLetterReason::Timeout => "timeout",
+            DeadLetterReason::Panic => "panic",
+            DeadLetterReason::Crashed => "crashed",
+            DeadLetterReason::DecodeError => "decode_error",
+            DeadLetterReason::SchemaMismatch => "schema_mismatch",
+            DeadLetterReason::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeadLetterReason {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "handler_error" => DeadLetterReason::HandlerError,
+            "permanent" => DeadLetterReason::Permanent,
+            "timeout" => DeadLetterReason::Timeout,
+            "panic" => DeadLetterReason::Panic,
+            "crashed" => DeadLetterReason::Crashed,
+            "decode_error" => DeadLetterReason::DecodeError,
+            "schema_mismatch" => DeadLetterReason::SchemaMismatch,
+            other => DeadLetterReason::Other(other.to_owned()),
+        })
+    }
+}
+
+/// One dead-lettered message, fields named as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The dead-letter stream entry id.
+    pub id: MessageId,
+    /// The original entry's id in the event stream.
+    pub original_id: MessageId,
+    /// The stream name (e.g. `assets`).
+    pub stream: String,
+    /// The consumer group that failed it.
+    pub group: String,
+    /// The handler's full path.
+    pub handler: String,
+    /// The original `event_type` (empty if the entry had none).
+    pub event_type: String,
+    /// The original `version` (0 if missing or invalid).
+    pub version: u16,
+    /// Why.
+    pub reason: DeadLetterReason,
+    /// The last error text or panic message.
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Times it was replayed before.
+    pub replays: u32,
+    /// Milliseconds since the epoch of the first failure.
+    pub first_failed_at: u64,
+    /// Milliseconds since the epoch of the last failure.
+    pub failed_at: u64,
+    /// The original payload (MessagePack), empty if the entry had none.
+    pub data: Vec<u8>,
+    /// Every field of the dead-letter entry, raw.
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+impl DeadLetter {
+    /// Parses a dead-letter entry; missing or malformed fields become empty/zero values, so a
+    /// letter written by hand or by another version can still be listed and purged.
+    pub(crate) fn from_fields(id: MessageId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> DeadLetter {
+        let fields: Vec<(String, Vec<u8>)> = fields
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect();
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let text = |name: &str| {
+            get(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let num = |name: &str| text(name).parse::<u64>().unwrap_or(0);
+        DeadLetter {
+            id,
+            original_id: text("original_id").parse().unwrap_or_default(),
+            stream: text("stream"),
+            group: text("group"),
+            handler: text("handler"),
+            event_type: text("event_type"),
+            version: text("version").parse().unwrap_or(0),
+            reason: text("reason")
+                .parse()
+                .unwrap_or(DeadLetterReason::Other(String::new())),
+            error: text("error"),
+            attempts: u32::try_from(num("attempts")).unwrap_or(u32::MAX),
+            replays: u32::try_from(num("replays")).unwrap_or(u32::MAX),
+            first_failed_at: num("first_failed_at"),
+            failed_at: num("failed_at"),
+            data: get("data").map(<[u8]>::to_vec).unwrap_or_default(),
+            fields,
+        }
+    }
+}
+
+/// Selects dead letters of one stream.
+///
+/// ```
+/// use opsc_events_runtime::dead_letter::{DeadLetterFilter, DeadLetterReason};
+///
+/// let page = DeadLetterFilter::stream("assets")
+///     .group("inventory.index_asset")
+///     .reason(DeadLetterReason::Timeout)
+///     .limit(50);
+/// # let _ = page;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    pub(crate) stream: String,
+    pub(crate) group: Option<String>,
+    pub(crate) reason: Option<DeadLetterReason>,
+    pub(crate) since: Option<u64>,
+    pub(crate) until: Option<u64>,
+    pub(crate) after: Option<MessageId>,
+    pub(crate) limit: Option<usize>,
+}
+
+impl DeadLetterFilter {
+    /// Every dead letter of `stream`.
+    pub fn stream(stream: impl Into<String>) -> Self {
+        DeadLetterFilter {
+            stream: stream.into(),
+            group: None,
+            reason: None,
+            since: None,
+            until: None,
+            after: None,
+            limit: None,
+        }
+    }
+
+    /// Only those failed by `group`.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Only those with this reason.
+    pub fn reason(mut self, reason: DeadLetterReason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Only those dead-lettered at or after `ms` (milliseconds since the epoch).
+    pub fn since(mut self, ms: u64) -> Self {
+        self.since = Some(ms);
+        self
+    }
+
+    /// Only those dead-lettered before `ms` (milliseconds since the epoch).
+    pub fn until(mut self, ms: u64) -> Self {
+        self.until = Some(ms);
+        self
+    }
+
+    /// Only those after the dead-letter entry `id` (the last one of the previous page).
+    pub fn after(mut self, id: MessageId) -> Self {
+        self.after = Some(id);
+        self
+    }
+
+    /// At most `n` (for `list`, default 100; `replay` and `purge` take every match unless set).
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// The stream name.
+    pub fn stream_name(&self) -> &str {
+        &self.stream
+    }
+
+    pub(crate) fn matches(&self, letter: &DeadLetter) -> bool {
+        self.group.as_ref().is_none_or(|g| *g == letter.group)
+            && self.reason.as_ref().is_none_or(|r| *r == letter.reason)
+            && self.since.is_none_or(|t| letter.failed_at >= t)
+            && self.until.is_none_or(|t| letter.failed_at < t)
+    }
+}

@@ -1,0 +1,343 @@
+//! Retry schedules, dead letters and trimming on Redis: each change is one Lua script (see
+//! `scripts.rs`), so every crash window leaves a message in exactly one place.
+
+use std::sync::Arc;
+
+use redis::Value;
+
+use super::RedisTransport;
+use super::reply;
+use super::scripts;
+use crate::error::{Error, Result};
+use crate::keys::StreamKeys;
+use crate::message_id::MessageId;
+use crate::transport::{
+    Delivery, Letter, LetterOutcome, RawEntry, ReplayOutcome, Source, TrimCounts,
+};
+
+impl RedisTransport {
+    fn bad_reply(command: &'static str, key: &str, reply: String) -> Error {
+        Error::UnexpectedReply {
+            command,
+            key: key.to_owned(),
+            reply,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // mirrors Broker::schedule_retry
+    pub(super) async fn retry_later(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        source: &Source,
+        attempts: u32,
+        due_ms: u64,
+        error: &str,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let id_s = id.to_string();
+        let record = keys.record(group, &id_s);
+        let mut conn = self.conn.clone();
+        let done: i64 = match source {
+            Source::Pending => scripts::RETRY_FROM_PENDING
+                .key(&keys.events)
+                .key(keys.retry(group))
+                .key(&record)
+                .arg(group)
+                .arg(&id_s)
+                .arg(attempts)
+                .arg(due_ms)
+                .arg(error)
+                .arg(now_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.error("EVALSHA retry-from-pending", &keys.events, e))?,
+            Source::Scheduled { lease } => scripts::RETRY_AGAIN
+                .key(keys.retry(group))
+                .key(&record)
+                .arg(&id_s)
+                .arg(&**lease)
+                .arg(due_ms)
+                .arg(error)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.error("EVALSHA retry-again", &keys.events, e))?,
+        };
+        Ok(done == 1)
+    }
+
+    pub(super) async fn retry_done(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        lease: &str,
+    ) -> Result<bool> {
+        let id_s = id.to_string();
+        let mut conn = self.conn.clone();
+        let done: i64 = scripts::COMPLETE_RETRY
+            .key(keys.retry(group))
+            .key(keys.record(group, &id_s))
+            .arg(&id_s)
+            .arg(lease)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA complete-retry", &keys.events, e))?;
+        Ok(done == 1)
+    }
+
+    pub(super) async fn give_up(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        id: MessageId,
+        source: &Source,
+        letter: &Letter<'_>,
+    ) -> Result<LetterOutcome> {
+        let id_s = id.to_string();
+        let (source_s, lease) = match source {
+            Source::Pending => ("pending", ""),
+            Source::Scheduled { lease } => ("scheduled", &**lease),
+        };
+        let mut conn = self.conn.clone();
+        let v: Value = scripts::DEAD_LETTER
+            .key(&keys.events)
+            .key(&keys.dead_letter)
+            .key(keys.retry(group))
+            .key(keys.record(group, &id_s))
+            .arg(source_s)
+            .arg(if letter.keep { "1" } else { "0" })
+            .arg(group)
+            .arg(&id_s)
+            .arg(lease)
+            .arg(&keys.stream)
+            .arg(letter.handler)
+            .arg(letter.reason)
+            .arg(letter.error)
+            .arg(letter.attempts)
+            .arg(letter.failed_at)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA dead-letter", &keys.dead_letter, e))?;
+        match v {
+            Value::Nil | Value::Boolean(false) => Ok(LetterOutcome::NotOurs),
+            Value::Int(_) => Ok(LetterOutcome::Dropped),
+            other => {
+                let id = reply::id(other)
+                    .map_err(|r| Self::bad_reply("EVALSHA dead-letter", &keys.dead_letter, r))?;
+                Ok(LetterOutcome::Stored(id))
+            }
+        }
+    }
+
+    pub(super) async fn lease(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        count: usize,
+    ) -> Result<(Vec<Delivery>, Option<u64>)> {
+        let token: Arc<str> = format!("{:016x}", crate::util::random_u64()).into();
+        let mut conn = self.conn.clone();
+        let v: Value = scripts::LEASE_RETRIES
+            .key(&keys.events)
+            .key(keys.retry(group))
+            .arg(keys.record_prefix(group))
+            .arg(now_ms)
+            .arg(lease_until_ms)
+            .arg(count.max(1))
+            .arg(&*token)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA lease-retries", &keys.events, e))?;
+        let bad = |r: String| Self::bad_reply("EVALSHA lease-retries", &keys.events, r);
+        let mut parts = reply::array(v).map_err(bad)?.into_iter();
+        let leased = reply::array(parts.next().unwrap_or(Value::Nil)).map_err(bad)?;
+        let next_due = match parts.next() {
+            None | Some(Value::Nil) | Some(Value::Boolean(false)) => None,
+            Some(v) => {
+                let raw = reply::bytes(v).map_err(bad)?;
+                // Scores come back as strings such as "1700000000000" or "1.7e+12".
+                String::from_utf8_lossy(&raw)
+                    .parse::<f64>()
+                    .ok()
+                    .map(|f| f.max(0.0) as u64)
+            }
+        };
+        let mut out = Vec::with_capacity(leased.len());
+        for item in leased {
+            let mut p = reply::array(item).map_err(bad)?.into_iter();
+            let (Some(id), Some(attempt), Some(_first), Some(fields)) =
+                (p.next(), p.next(), p.next(), p.next())
+            else {
+                return Err(bad("leased retry with fewer than four elements".to_owned()));
+            };
+            let id = reply::id(id).map_err(bad)?;
+            let attempt =
+                u32::try_from(reply::int(attempt).map_err(bad)?.max(0)).unwrap_or(u32::MAX);
+            let entry = reply::entries(Value::Array(vec![Value::Array(vec![
+                Value::BulkString(id.to_string().into_bytes()),
+                fields,
+            ])]))
+            .map_err(bad)?;
+            let fields = entry
+                .into_iter()
+                .next()
+                .and_then(|e| e.fields)
+                .filter(|f| !f.is_empty());
+            out.push(Delivery {
+                id,
+                fields,
+                delivery_count: attempt,
+                source: Source::Scheduled {
+                    lease: token.clone(),
+                },
+            });
+        }
+        Ok((out, next_due))
+    }
+
+    pub(super) async fn letters(
+        &self,
+        keys: &StreamKeys,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let mut conn = self.conn.clone();
+        let v: Value = redis::cmd("XRANGE")
+            .arg(&keys.dead_letter)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XRANGE", &keys.dead_letter, e))?;
+        reply::entries(v).map_err(|r| Self::bad_reply("XRANGE", &keys.dead_letter, r))
+    }
+
+    pub(super) async fn delete_letters(&self, keys: &StreamKeys, ids: &[MessageId]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("XDEL");
+        cmd.arg(&keys.dead_letter);
+        for id in ids {
+            cmd.arg(id.to_string());
+        }
+        let mut conn = self.conn.clone();
+        let n: u64 = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XDEL", &keys.dead_letter, e))?;
+        Ok(n)
+    }
+
+    pub(super) async fn replay(
+        &self,
+        keys: &StreamKeys,
+        letter_id: MessageId,
+        group: &str,
+        original_id: MessageId,
+        max_replays: u32,
+        now_ms: u64,
+    ) -> Result<ReplayOutcome> {
+        let original = original_id.to_string();
+        let mut conn = self.conn.clone();
+        let r: i64 = scripts::REPLAY
+            .key(&keys.dead_letter)
+            .key(keys.retry(group))
+            .key(keys.record(group, &original))
+            .arg(letter_id.to_string())
+            .arg(group)
+            .arg(&original)
+            .arg(max_replays)
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA replay", &keys.dead_letter, e))?;
+        Ok(match r {
+            1 => ReplayOutcome::Replayed,
+            -2 => ReplayOutcome::LoopGuard,
+            _ => ReplayOutcome::Gone,
+        })
+    }
+
+    pub(super) async fn group_names(&self, keys: &StreamKeys) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let res: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&keys.events)
+            .query_async(&mut conn)
+            .await;
+        let v = match res {
+            Ok(v) => v,
+            // No such key: no groups.
+            Err(e) if e.code() == Some("ERR") && e.to_string().contains("no such key") => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(self.error("XINFO GROUPS", &keys.events, e)),
+        };
+        let bad = |r: String| Self::bad_reply("XINFO GROUPS", &keys.events, r);
+        let mut names = Vec::new();
+        for g in reply::array(v).map_err(bad)? {
+            let pairs: Vec<(Vec<u8>, Value)> = match g {
+                Value::Map(m) => m
+                    .into_iter()
+                    .map(|(k, v)| Ok((reply::bytes(k)?, v)))
+                    .collect::<reply::ReplyResult<_>>()
+                    .map_err(bad)?,
+                other => {
+                    let flat = reply::array(other).map_err(bad)?;
+                    let mut out = Vec::new();
+                    let mut it = flat.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        out.push((reply::bytes(k).map_err(bad)?, v));
+                    }
+                    out
+                }
+            };
+            if let Some((_, v)) = pairs.into_iter().find(|(k, _)| k == b"name") {
+                names.push(String::from_utf8_lossy(&reply::bytes(v).map_err(bad)?).into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    pub(super) async fn trim_stream(
+        &self,
+        keys: &StreamKeys,
+        groups: &[String],
+        max_len: Option<u64>,
+        min_id: Option<MessageId>,
+    ) -> Result<Option<TrimCounts>> {
+        let mut invocation = scripts::TRIM.prepare_invoke();
+        invocation.key(&keys.events);
+        for g in groups {
+            invocation.key(keys.retry(g));
+        }
+        invocation.arg(groups.len());
+        for g in groups {
+            invocation.arg(g);
+        }
+        invocation.arg(max_len.unwrap_or(0));
+        invocation.arg(min_id.map(|id| id.to_string()).unwrap_or_default());
+        let mut conn = self.conn.clone();
+        let counts: Vec<i64> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA trim", &keys.events, e))?;
+        let n = |i: usize| counts.get(i).copied().unwrap_or(0).max(0) as u64;
+        if counts.first() == Some(&-1) {
+            return Ok(None);
+        }
+        Ok(Some(TrimCounts {
+            trimmed: n(0),
+            capped: n(1),
+            capped_needed: n(2),
+        }))
+    }
+}
