@@ -1,6 +1,7 @@
 //! Quick start: one event, two handlers, one process.
 //!
-//! `cargo run --example quickstart` — uses `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//! `cargo run --example quickstart` — on Redis when `REDIS_URL` is set and reachable, otherwise on
+//! the embedded broker.
 
 use std::time::Duration;
 
@@ -59,17 +60,38 @@ async fn tag_audit(
     Ok(())
 }
 
+/// Redis when `REDIS_URL` is set and reachable, otherwise the embedded broker.
+async fn runtime(progress: &Progress) -> opsc_events::Result<Runtime> {
+    let builder = || {
+        Runtime::builder()
+            .service("quickstart")
+            .state(progress.clone())
+    };
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        match builder()
+            .redis(&url)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .await
+        {
+            Ok(rt) => {
+                println!(
+                    "transport: redis at {}",
+                    opsc_events::error::redact_url(&url)
+                );
+                return Ok(rt);
+            }
+            Err(e) => println!("REDIS_URL is set but unusable ({e}); falling back"),
+        }
+    }
+    println!("transport: embedded broker (set REDIS_URL to use Redis)");
+    builder().memory().build().await
+}
+
 #[tokio::main]
 async fn main() -> opsc_events::Result<()> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let progress = Progress(watch::Sender::new(0));
-    let rt = Runtime::builder()
-        .service("quickstart")
-        .redis(&url)
-        .state(progress.clone())
-        .build()
-        .await?;
-    println!("using redis at {}", opsc_events::error::redact_url(&url));
+    let rt = runtime(&progress).await?;
     println!("schema: {}", AssetCreated::schema());
 
     let publisher = rt.publisher();

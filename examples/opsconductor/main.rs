@@ -6,7 +6,8 @@
 //! in its own process. The bracketed tag is the end of the correlation id: every event caused
 //! by one discovery carries the same one.
 //!
-//! `cargo run --example opsconductor` — uses `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//! `cargo run --example opsconductor` — on Redis when `REDIS_URL` is set, otherwise on an
+//! embedded broker shared by the four services.
 
 mod events;
 mod services;
@@ -18,17 +19,26 @@ use events::{AssetDiscovered, UserRegistered};
 use opsc_events::prelude::*;
 use services::{Console, Directory};
 
+/// Where the services meet: one Redis, or one embedded broker shared by the four runtimes.
+#[derive(Clone)]
+enum Transport {
+    Redis(String),
+    Memory(MemoryBroker),
+}
+
 async fn service(
     name: &str,
     module: &'static str,
-    url: &str,
+    transport: &Transport,
     console: &Console,
     directory: &Directory,
 ) -> opsc_events::Result<Runtime> {
-    let mut b = Runtime::builder()
-        .service(name)
-        .prefix("opsconductor-demo")
-        .redis(url)
+    let mut b = Runtime::builder().service(name).prefix("opsconductor-demo");
+    b = match transport {
+        Transport::Redis(url) => b.redis(url),
+        Transport::Memory(broker) => b.memory_with(broker.clone()),
+    };
+    b = b
         .state(console.clone())
         .state(directory.clone())
         .shutdown_timeout(Duration::from_secs(5));
@@ -42,24 +52,39 @@ async fn service(
 
 #[tokio::main]
 async fn main() -> opsc_events::Result<()> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    println!(
-        "OpsConductor demo on redis at {}\n",
-        opsc_events::error::redact_url(&url)
-    );
+    let transport = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            println!(
+                "OpsConductor demo on redis at {}\n",
+                opsc_events::error::redact_url(&url)
+            );
+            Transport::Redis(url)
+        }
+        Err(_) => {
+            println!("OpsConductor demo on the embedded broker (set REDIS_URL to use Redis)\n");
+            Transport::Memory(MemoryBroker::new())
+        }
+    };
     let console = Console {
         notifications: tokio::sync::watch::Sender::new(0),
         audited: tokio::sync::watch::Sender::new(0),
     };
     let directory = Directory::default();
 
-    let identity = service("identity", "::identity", &url, &console, &directory).await?;
-    let assets = service("assets", "", &url, &console, &directory).await?;
-    let automation = service("automation", "::automation", &url, &console, &directory).await?;
+    let identity = service("identity", "::identity", &transport, &console, &directory).await?;
+    let assets = service("assets", "", &transport, &console, &directory).await?;
+    let automation = service(
+        "automation",
+        "::automation",
+        &transport,
+        &console,
+        &directory,
+    )
+    .await?;
     let communication = service(
         "communication",
         "::communication",
-        &url,
+        &transport,
         &console,
         &directory,
     )

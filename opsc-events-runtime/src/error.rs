@@ -47,6 +47,14 @@ pub enum Error {
         /// The reply, shortened.
         reply: String,
     },
+    /// The stream or its consumer group does not exist (the embedded broker's `NOGROUP`).
+    #[error("no consumer group `{group}` on `{key}`")]
+    NoGroup {
+        /// The stream key.
+        key: String,
+        /// The group.
+        group: String,
+    },
     /// An event could not be serialized.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -59,7 +67,11 @@ impl Error {
     /// True for Redis's `NOGROUP` (the stream or its group is gone, e.g. Redis restarted without
     /// data): the consumer re-creates the group.
     pub fn is_no_group(&self) -> bool {
-        matches!(self, Error::Redis { source, .. } if source.code() == Some("NOGROUP"))
+        match self {
+            Error::Redis { source, .. } => source.code() == Some("NOGROUP"),
+            Error::NoGroup { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -97,9 +109,12 @@ pub enum ConfigProblem {
         /// The value given.
         value: String,
     },
-    /// Neither `.redis(url)` nor another transport was chosen.
-    #[error("no transport: call `.redis(url)`")]
+    /// Neither `.redis(url)` nor `.memory()` was chosen.
+    #[error("no transport: call `.redis(url)` or `.memory()`")]
     MissingTransport,
+    /// Both `.redis(url)` and `.memory()` were chosen.
+    #[error("two transports: call either `.redis(url)` or `.memory()`, not both")]
+    TwoTransports,
     /// The Redis URL does not parse.
     #[error("invalid redis url `{url}`: {reason}")]
     InvalidUrl {

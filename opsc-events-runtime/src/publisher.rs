@@ -124,6 +124,14 @@ impl Publisher {
         self.inner.transport.append(&key, &entry).await
     }
 
+    /// Appends raw fields to `stream` as they are, without an envelope: for tools and tests
+    /// that need entries other publishers might write (including malformed ones).
+    #[doc(hidden)]
+    pub async fn append_raw(&self, stream: &str, fields: &[(&str, &[u8])]) -> Result<MessageId> {
+        let key = self.inner.keys.events(stream);
+        self.inner.transport.append_raw(&key, fields).await
+    }
+
     /// Publishes every event in one pipeline (one round trip) and returns their entry ids in
     /// order. Each event gets its own event id and starts its own conversation.
     pub async fn publish_all<'a, E, I>(&self, events: I) -> Result<Vec<MessageId>>

@@ -11,11 +11,13 @@ use crate::consumer::{self, ConsumerSettings, HandlerPlan};
 use crate::dead_letter::{DEFAULT_MAX_REPLAYS, DeadLetters};
 use crate::error::{ConfigError, ConfigProblem, Result};
 use crate::handler::{ContextParts, HandlerInfo, StateMap};
+use crate::info::StreamInfo;
 use crate::keys::{DEFAULT_PREFIX, Keys, is_valid_name};
 use crate::publisher::Publisher;
 use crate::registry::{self, Filter, Selected};
+use crate::transport::memory::MemoryBroker;
 use crate::transport::redis::{RedisSettings, RedisTransport};
-use crate::transport::{Broker, Transport};
+use crate::transport::{Broker, Transport, with_broker};
 use crate::trim::{self, StreamLimits, TrimReport};
 
 /// The running framework: connections, the publisher and (with handlers) the consumer loops.
@@ -69,6 +71,7 @@ pub struct RuntimeBuilder {
     service: Option<String>,
     prefix: String,
     redis_url: Option<String>,
+    memory: Option<MemoryBroker>,
     connect_timeout: Duration,
     response_timeout: Duration,
     no_handlers: bool,
@@ -100,6 +103,7 @@ impl Runtime {
             service: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             redis_url: None,
+            memory: None,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
             no_handlers: false,
@@ -121,6 +125,29 @@ impl Runtime {
     /// The dead letters of every stream under the runtime's prefix: list, get, replay, purge.
     pub fn dead_letters(&self) -> DeadLetters {
         DeadLetters::new(self.transport.clone(), self.keys.clone(), self.max_replays)
+    }
+
+    /// The state of `stream`: length, dead letters, and per group what is pending, scheduled
+    /// for retry and not yet delivered.
+    pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+        let keys = self.keys.stream(stream);
+        with_broker!(&self.transport, b => b.stream_info(&keys).await)
+    }
+
+    /// The streams of the handlers this runtime runs.
+    pub fn handler_streams(&self) -> Vec<&'static str> {
+        let mut streams: Vec<&'static str> = self.selected.iter().map(|s| s.reg.stream).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        streams
+    }
+
+    /// Which transport the runtime uses: `"redis"` or `"memory"`.
+    pub fn transport_name(&self) -> &'static str {
+        match self.transport {
+            Transport::Redis(_) => "redis",
+            Transport::Memory(_) => "memory",
+        }
     }
 
     /// Trims the runtime's streams now (its handlers' streams and those given limits), as the
@@ -187,11 +214,9 @@ impl Runtime {
             };
             let settings = self.settings.clone();
             let stop = stop.clone();
-            tasks.push(match &self.transport {
-                Transport::Redis(r) => {
-                    tokio::spawn(consumer::run(r.clone(), plan, parts, settings, stop))
-                }
-            });
+            tasks.push(with_broker!(&self.transport, r => {
+                tokio::spawn(consumer::run(r.clone(), plan, parts, settings, stop))
+            }));
         }
         if !self.trim.streams.is_empty() {
             let (transport, keys, trim, stop) = (
@@ -266,6 +291,18 @@ impl RuntimeBuilder {
     /// Uses the Redis server at `url` (`redis://[user:password@]host[:port][/db]`).
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Uses an embedded in-process broker of its own: Redis Streams semantics without Redis
+    /// (for trying the framework, tests and single-process tools).
+    pub fn memory(self) -> Self {
+        self.memory_with(MemoryBroker::new())
+    }
+
+    /// Uses `broker`, which other runtimes of this process may share.
+    pub fn memory_with(mut self, broker: MemoryBroker) -> Self {
+        self.memory = Some(broker);
         self
     }
 
@@ -375,12 +412,17 @@ impl RuntimeBuilder {
         } else {
             registry::select(&service, self.only.as_ref(), &self.state, &mut problems)
         };
-        let transport = match &self.redis_url {
-            None => {
+        let transport = match (&self.redis_url, &self.memory) {
+            (None, None) => {
                 problems.push(ConfigProblem::MissingTransport);
                 None
             }
-            Some(url) => {
+            (Some(_), Some(_)) => {
+                problems.push(ConfigProblem::TwoTransports);
+                None
+            }
+            (None, Some(broker)) => Some(Transport::Memory(broker.clone())),
+            (Some(url), None) => {
                 let settings = RedisSettings {
                     url: url.clone(),
                     connect_timeout: self.connect_timeout,
@@ -399,9 +441,7 @@ impl RuntimeBuilder {
         if let (Some(transport), true) = (&transport, problems.is_empty()) {
             for s in &selected {
                 let key = keys.events(s.reg.stream);
-                let created = match transport {
-                    Transport::Redis(r) => r.ensure_group(&key, &s.group, s.reg.config.start).await,
-                };
+                let created = with_broker!(transport, r => r.ensure_group(&key, &s.group, s.reg.config.start).await);
                 if let Err(e) = created {
                     problems.push(ConfigProblem::GroupCreation {
                         key,

@@ -9,7 +9,7 @@ use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::message_id::MessageId;
-use crate::transport::{Broker, Transport};
+use crate::transport::{Broker, Transport, with_broker};
 
 /// Hard caps for one stream. Without any, a stream is only trimmed losslessly.
 ///
@@ -87,12 +87,10 @@ async fn trim_one(
     // The group list is read first and checked again inside the atomic step; if a group was
     // created or removed in between, read it again.
     for _ in 0..5 {
-        let counts = match transport {
-            Transport::Redis(r) => {
-                let groups = r.groups(&k).await?;
-                r.trim(&k, &groups, limits.max_len, min_id).await?
-            }
-        };
+        let counts = with_broker!(transport, r => {
+            let groups = r.groups(&k).await?;
+            r.trim(&k, &groups, limits.max_len, min_id).await?
+        });
         if let Some(c) = counts {
             let report = TrimReport {
                 stream: stream.to_owned(),

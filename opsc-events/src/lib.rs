@@ -78,9 +78,9 @@
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
     ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
-    EncodeError, Envelope, Error, Headers, MessageId, Metadata, PublishOptions, Publisher, Result,
-    Runtime, RuntimeBuilder, Schema, StreamLimits, TrimReport, dead_letter, envelope, error, keys,
-    schema, trim,
+    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
+    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
+    TrimReport, dead_letter, envelope, error, info, keys, schema, trim,
 };
 
 /// Handler types: policies, registrations, extractors.
@@ -101,8 +101,8 @@ pub mod prelude {
     pub use opsc_events_runtime::handler::{Context, HandlerError, HandlerInfo, State};
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
-        DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MessageId, Metadata,
-        PublishOptions, Publisher, Runtime, Schema, StreamLimits,
+        DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MemoryBroker, MessageId,
+        Metadata, PublishOptions, Publisher, Runtime, Schema, StreamLimits,
     };
 }
 

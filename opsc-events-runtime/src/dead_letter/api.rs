@@ -5,7 +5,7 @@ use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::message_id::MessageId;
-use crate::transport::{Broker, RawEntry, ReplayOutcome, Transport};
+use crate::transport::{Broker, RawEntry, ReplayOutcome, Transport, with_broker};
 
 /// How many entries one read of the dead-letter stream takes.
 const PAGE: usize = 200;
@@ -37,9 +37,7 @@ impl DeadLetters {
         after: Option<MessageId>,
     ) -> Result<Vec<RawEntry>> {
         let keys = self.keys.stream(&filter.stream);
-        match &self.transport {
-            Transport::Redis(r) => r.read_dead_letters(&keys, after, PAGE).await,
-        }
+        with_broker!(&self.transport, r => r.read_dead_letters(&keys, after, PAGE).await)
     }
 
     /// Calls `each` with every letter matching `filter`, oldest first, until it returns false
@@ -96,9 +94,7 @@ impl DeadLetters {
             (ms, seq) => Some(MessageId::new(ms, seq - 1)),
         };
         let keys = self.keys.stream(stream);
-        let page = match &self.transport {
-            Transport::Redis(r) => r.read_dead_letters(&keys, before, 1).await?,
-        };
+        let page = with_broker!(&self.transport, r => r.read_dead_letters(&keys, before, 1).await?);
         Ok(page
             .into_iter()
             .find(|e| e.id == id)
@@ -122,19 +118,10 @@ impl DeadLetters {
                 tracing::warn!(dead_letter_id = %l.id, "dead letter names no group; not replayed");
                 continue;
             }
-            let outcome = match &self.transport {
-                Transport::Redis(r) => {
-                    r.replay_dead_letter(
-                        &keys,
-                        l.id,
-                        &l.group,
-                        l.original_id,
-                        self.max_replays,
-                        now_ms(),
-                    )
+            let outcome = with_broker!(&self.transport, r => {
+                r.replay_dead_letter(&keys, l.id, &l.group, l.original_id, self.max_replays, now_ms())
                     .await?
-                }
-            };
+            });
             match outcome {
                 ReplayOutcome::Replayed => replayed += 1,
                 ReplayOutcome::LoopGuard => tracing::warn!(
@@ -158,9 +145,8 @@ impl DeadLetters {
         let keys = self.keys.stream(&filter.stream);
         let mut purged = 0u64;
         for chunk in ids.chunks(PAGE) {
-            purged += match &self.transport {
-                Transport::Redis(r) => r.delete_dead_letters(&keys, chunk).await?,
-            };
+            purged +=
+                with_broker!(&self.transport, r => r.delete_dead_letters(&keys, chunk).await?);
         }
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))
     }

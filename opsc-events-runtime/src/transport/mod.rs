@@ -4,6 +4,7 @@
 //! streams, groups and entries, never handlers. Redis implements it; the embedded in-memory
 //! broker joins behind the same trait.
 
+pub(crate) mod memory;
 pub(crate) mod redis;
 
 use std::future::Future;
@@ -255,6 +256,12 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         min_id: Option<MessageId>,
     ) -> impl Future<Output = Result<Option<TrimCounts>>> + Send;
 
+    /// The stream's length, dead letters and groups.
+    fn stream_info(
+        &self,
+        keys: &StreamKeys,
+    ) -> impl Future<Output = Result<crate::info::StreamInfo>> + Send;
+
     /// Removes consumers of the group, other than `keep`, that own no pending entry and have
     /// been idle at least `min_idle`; returns their names. Must be atomic per consumer: a
     /// consumer that owns entries is never removed.
@@ -271,14 +278,24 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub(crate) enum Transport {
     Redis(redis::RedisTransport),
+    Memory(memory::MemoryBroker),
 }
+
+/// Runs `$body` with `$b` bound to the transport's broker, whichever it is.
+macro_rules! with_broker {
+    ($transport:expr, $b:ident => $body:expr) => {
+        match $transport {
+            $crate::transport::Transport::Redis($b) => $body,
+            $crate::transport::Transport::Memory($b) => $body,
+        }
+    };
+}
+pub(crate) use with_broker;
 
 impl Transport {
     /// Appends one entry to the stream at `key`.
     pub(crate) async fn append(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
-        match self {
-            Transport::Redis(r) => Broker::append(r, key, entry).await,
-        }
+        with_broker!(self, b => Broker::append(b, key, entry).await)
     }
 
     /// Appends entries to the stream at `key` in one round trip, in order.
@@ -287,8 +304,24 @@ impl Transport {
         key: &str,
         entries: &[EncodedEvent],
     ) -> Result<Vec<MessageId>> {
+        with_broker!(self, b => Broker::append_all(b, key, entries).await)
+    }
+
+    /// Appends raw fields.
+    pub(crate) async fn append_raw(
+        &self,
+        key: &str,
+        fields: &[(&str, &[u8])],
+    ) -> Result<MessageId> {
         match self {
-            Transport::Redis(r) => Broker::append_all(r, key, entries).await,
+            Transport::Redis(r) => r.append_raw(key, fields).await,
+            Transport::Memory(m) => Ok(m.append_fields(
+                key,
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+                    .collect(),
+            )),
         }
     }
 }

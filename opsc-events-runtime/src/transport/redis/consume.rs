@@ -344,6 +344,10 @@ impl Broker for RedisTransport {
         self.trim_stream(keys, groups, max_len, min_id).await
     }
 
+    async fn stream_info(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
+        self.info(keys).await
+    }
+
     async fn remove_idle_consumers(
         &self,
         key: &str,

@@ -104,6 +104,24 @@ impl RedisTransport {
         cmd
     }
 
+    pub(crate) async fn append_raw(
+        &self,
+        key: &str,
+        fields: &[(&str, &[u8])],
+    ) -> Result<MessageId> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(key).arg("*");
+        for (name, value) in fields {
+            cmd.arg(*name).arg(*value);
+        }
+        let mut conn = self.conn.clone();
+        let raw: Vec<u8> = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XADD", key, e))?;
+        Self::parse_id(key, &raw)
+    }
+
     pub(crate) async fn append_one(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
         let mut conn = self.conn.clone();
         let raw: Vec<u8> = Self::xadd(key, entry)

@@ -340,4 +340,77 @@ impl RedisTransport {
             capped_needed: n(2),
         }))
     }
+
+    pub(super) async fn info(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN")
+            .arg(&keys.events)
+            .cmd("XLEN")
+            .arg(&keys.dead_letter);
+        let (length, dead_letters): (u64, u64) = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XLEN", &keys.events, e))?;
+        let res: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&keys.events)
+            .query_async(&mut conn)
+            .await;
+        let raw = match res {
+            Ok(v) => v,
+            Err(e) if e.to_string().contains("no such key") => Value::Array(Vec::new()),
+            Err(e) => return Err(self.error("XINFO GROUPS", &keys.events, e)),
+        };
+        let bad = |r: String| Self::bad_reply("XINFO GROUPS", &keys.events, r);
+        let mut groups = Vec::new();
+        for g in reply::array(raw).map_err(bad)? {
+            let pairs: Vec<(Vec<u8>, Value)> = match g {
+                Value::Map(m) => m
+                    .into_iter()
+                    .map(|(k, v)| Ok((reply::bytes(k)?, v)))
+                    .collect::<reply::ReplyResult<_>>()
+                    .map_err(bad)?,
+                other => {
+                    let mut out = Vec::new();
+                    let mut it = reply::array(other).map_err(bad)?.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        out.push((reply::bytes(k).map_err(bad)?, v));
+                    }
+                    out
+                }
+            };
+            let mut name = String::new();
+            let (mut consumers, mut pending, mut lag) = (0, 0, None);
+            for (k, v) in pairs {
+                match k.as_slice() {
+                    b"name" => {
+                        name = String::from_utf8_lossy(&reply::bytes(v).map_err(bad)?).into_owned()
+                    }
+                    b"consumers" => consumers = reply::int(v).map_err(bad)?.max(0) as u64,
+                    b"pending" => pending = reply::int(v).map_err(bad)?.max(0) as u64,
+                    b"lag" => lag = reply::int(v).ok().map(|l| l.max(0) as u64),
+                    _ => {}
+                }
+            }
+            let scheduled: u64 = redis::cmd("ZCARD")
+                .arg(keys.retry(&name))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error("ZCARD", &keys.events, e))?;
+            groups.push(crate::info::GroupInfo {
+                name,
+                consumers,
+                pending,
+                lag,
+                scheduled,
+            });
+        }
+        Ok(crate::info::StreamInfo {
+            stream: keys.stream.clone(),
+            length,
+            dead_letters,
+            groups,
+        })
+    }
 }
