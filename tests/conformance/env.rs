@@ -1,0 +1,68 @@
+//! The two transports the conformance behaviours run against.
+
+use std::time::Duration;
+
+use opsc_events::RuntimeBuilder;
+use opsc_events::prelude::*;
+use opsc_events_testkit::RedisServer;
+
+/// A fresh transport for one behaviour: a private redis-server, or a new embedded broker.
+pub enum Env {
+    Redis(RedisServer),
+    Memory(MemoryBroker),
+}
+
+impl Env {
+    pub fn redis() -> Env {
+        crate::common::init_tracing();
+        Env::Redis(RedisServer::start())
+    }
+
+    pub fn memory() -> Env {
+        crate::common::init_tracing();
+        Env::Memory(MemoryBroker::new())
+    }
+
+    /// A builder on this transport, service `conf`, short shutdown timeout.
+    pub fn builder(&self) -> RuntimeBuilder {
+        let b = Runtime::builder()
+            .service("conf")
+            .shutdown_timeout(Duration::from_secs(2));
+        match self {
+            Env::Redis(server) => b.redis(server.url()),
+            Env::Memory(broker) => b.memory_with(broker.clone()),
+        }
+    }
+
+    /// A publish-only runtime on this transport.
+    pub async fn publisher(&self) -> Runtime {
+        self.builder()
+            .no_handlers()
+            .build()
+            .await
+            .expect("publisher builds")
+    }
+}
+
+/// Runs a runtime in the background until stopped.
+pub struct Running(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<opsc_events::Result<()>>,
+);
+
+pub fn spawn(rt: Runtime) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    Running(
+        tx,
+        tokio::spawn(rt.run_until(async move {
+            let _ = rx.await;
+        })),
+    )
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.0.send(());
+        self.1.await.expect("runtime task").expect("runtime result");
+    }
+}
