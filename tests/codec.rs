@@ -9,6 +9,7 @@ use std::fmt::Debug;
 
 use opsc_events::envelope::{DecodeError, decode_data, decode_event, encode};
 use opsc_events::prelude::*;
+use opsc_events::schema::Shape;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -154,6 +155,24 @@ impl From<ThingV2> for Thing {
             note: v2.note.unwrap_or_default(),
         }
     }
+}
+
+/// A unit struct field next to a `()` field, and the same event with `()` in both.
+#[derive(EventSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Marker;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(stream = "codec", name = "marked")]
+struct Marked {
+    marker: Marker,
+    unit: (),
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(stream = "codec", name = "marked")]
+struct MarkedWithUnit {
+    marker: (),
+    unit: (),
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -749,6 +768,24 @@ fn special_types_on_the_wire() {
     // Addresses in serde's compact form: an externally tagged enum of byte arrays.
     expected.extend([0xa2, b'i', b'p', 0x81, 0xa2, b'V', b'4', 0x94, 10, 0, 0, 1]);
     assert_eq!(data, expected);
+}
+
+/// A unit struct is an empty array on the wire and `()` is nil, so their shapes differ: a unit
+/// struct is an empty tuple. Equal fingerprints would let one be read as the other.
+#[test]
+fn unit_struct_is_an_empty_tuple() {
+    assert_eq!(<Marker as EventSchema>::SHAPE, &Shape::Tuple(&[]));
+    assert_eq!(<() as EventSchema>::SHAPE, &Shape::Unit);
+    let event = Marked {
+        marker: Marker,
+        unit: (),
+    };
+    let mut expected = vec![0x82];
+    expected.extend([0xa6, b'm', b'a', b'r', b'k', b'e', b'r', 0x90]);
+    expected.extend([0xa4, b'u', b'n', b'i', b't', 0xc0]);
+    assert_eq!(msgpack(&event), expected);
+    roundtrip(&event, &meta()).expect("round trip");
+    assert_ne!(Marked::FINGERPRINT, MarkedWithUnit::FINGERPRINT);
 }
 
 /// The entry's fields, in the order `encode` writes them.

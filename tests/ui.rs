@@ -17,3 +17,9 @@ fn ui(name: &str) {
 fn event() {
     ui("event");
 }
+
+/// `#[handler(...)]`.
+#[test]
+fn handler() {
+    ui("handler");
+}

@@ -100,13 +100,107 @@ pub const fn upcast_error<P: Event>(
 
 pub use crate::envelope::Envelope;
 pub use crate::handler::{
-    Backoff, CallError, Context, EventDescriptor, FromContext, HandlerConfig, HandlerFuture,
-    HandlerRegistration, IntoHandlerResult, Requirement, Start, decode_for_handler,
+    Backoff, CallError, Context, EventDescriptor, FromContext, HandlerConfig, HandlerError,
+    HandlerFuture, HandlerRegistration, Requirement, Start, decode_for_handler,
 };
 pub use inventory;
 
-/// Generated for a handler's first parameter: fails with `Event`'s message when it is not one.
-pub const fn assert_event<E: Event>() {}
+/// One `#[handler]` fn, implemented by the macro for a hidden unit struct next to it.
+///
+/// The event bound sits on the associated type, so a first parameter that is not an event is
+/// reported once, on that parameter (`type Event = ...` is spanned there). Whatever needs
+/// `E: Event` afterwards ([`registration`], [`stream_mismatch`], decoding) is generic over
+/// `H: Handler`, where the bound follows from the trait, so it is not proved (and reported)
+/// again. Naming `<H as Handler>::Event` in the generated code would not do: it normalizes to
+/// the written type and the bound is checked anew.
+pub trait Handler: 'static {
+    /// The handler's first parameter.
+    type Event: Event;
+
+    /// Extracts the other parameters from `ctx`, calls the fn and converts what it returns.
+    fn call(
+        event: Self::Event,
+        ctx: Context,
+    ) -> impl Future<Output = Result<(), CallError>> + Send + 'static;
+
+    /// Appends the state types the extractors need.
+    fn requirements(out: &mut Vec<Requirement>);
+}
+
+/// The registration of `H`, submitted to `inventory` by the generated code. Generic over the
+/// handler, so that the event bound is the one `H: Handler` already proved.
+pub const fn registration<H: Handler>(
+    name: &'static str,
+    module_path: &'static str,
+    stream: &'static str,
+    group: Option<&'static str>,
+    event_type: &'static str,
+    config: HandlerConfig,
+) -> HandlerRegistration {
+    HandlerRegistration {
+        name,
+        module_path,
+        stream,
+        group,
+        event: EventDescriptor::of::<H::Event>(event_type),
+        config,
+        requirements: H::requirements,
+        call: call_handler::<H>,
+    }
+}
+
+/// The type-erased entry point of `H`, for [`HandlerRegistration::call`]. Decoding happens
+/// inside the future, so that the consumer's panic guard and timeout cover it.
+pub fn call_handler<H: Handler>(envelope: Envelope, ctx: Context) -> HandlerFuture {
+    Box::pin(async move {
+        let event = decode_for_handler::<H::Event>(&envelope)?;
+        drop(envelope);
+        H::call(event, ctx).await
+    })
+}
+
+/// What a handler fn returns, split from its error type: `()` or `Result<(), E>`.
+#[diagnostic::on_unimplemented(
+    message = "a handler must return `()` or `Result<(), E>`, not `{Self}`",
+    label = "not `()` or `Result<(), E>`",
+    note = "`E` may be `HandlerError`, any `std::error::Error + Send + Sync + 'static`, `anyhow::Error` or `String`"
+)]
+pub trait HandlerReturn {
+    /// `E`, or `HandlerError` for `()`.
+    type Error;
+    /// The return value as a `Result`.
+    fn into_result(self) -> Result<(), Self::Error>;
+}
+
+impl HandlerReturn for () {
+    type Error = HandlerError;
+    fn into_result(self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl<E> HandlerReturn for Result<(), E> {
+    type Error = E;
+    fn into_result(self) -> Result<(), E> {
+        self
+    }
+}
+
+/// The `E` of a handler returning `Result<(), E>`, checked on its own so that the message names
+/// `E` rather than the chain of blanket impls that fails below it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler's error type: it does not convert into `HandlerError`",
+    label = "the error type of this `Result`",
+    note = "return `Result<(), HandlerError>` and convert with `HandlerError::retryable(..)` or `?`, or implement `std::error::Error` for `{Self}`; `anyhow::Error` and `String` work too"
+)]
+pub trait HandlerErrorType: Into<HandlerError> {}
+impl<E: Into<HandlerError>> HandlerErrorType for E {}
+
+/// Generated for every handler, spanned on its return type: converts the returned error (the
+/// same conversion as [`IntoHandlerResult`](crate::handler::IntoHandlerResult)).
+pub fn handler_result<E: HandlerErrorType>(result: Result<(), E>) -> Result<(), CallError> {
+    result.map_err(|e| CallError::Handler(e.into()))
+}
 
 /// A message built at compile time (const panics can only print a `&str`).
 #[derive(Debug)]
@@ -134,7 +228,8 @@ impl ConstMessage {
         self
     }
 
-    const fn as_str(&self) -> &str {
+    /// The message; generated code panics with it.
+    pub const fn as_str(&self) -> &str {
         let (bytes, _) = self.buf.split_at(self.len);
         match std::str::from_utf8(bytes) {
             Ok(s) => s,
@@ -143,28 +238,30 @@ impl ConstMessage {
     }
 }
 
-/// The message of a handler/event stream mismatch, naming both streams.
-pub const fn stream_mismatch_message<E: Event>(
-    handler_stream: &str,
+/// The message of a handler/event stream mismatch, naming the handler, the event type and both
+/// streams; `None` when the streams match. The generated code panics with it in a `const`,
+/// spanned on the `stream` value. Generic over the handler, not the event: see [`Handler`].
+pub const fn stream_mismatch<H: Handler>(
     handler: &str,
-) -> ConstMessage {
-    ConstMessage::new()
-        .push("handler `")
-        .push(handler)
-        .push("` reads stream `")
-        .push(handler_stream)
-        .push("`, but its event `")
-        .push(E::NAME)
-        .push("` is published to stream `")
-        .push(E::STREAM)
-        .push("`; set `stream = \"")
-        .push(E::STREAM)
-        .push("\"`")
-}
-
-/// Generated for every handler: its `stream` must be its event's stream.
-pub const fn check_handler_stream<E: Event>(message: &ConstMessage, handler_stream: &str) {
-    if !str_eq(E::STREAM, handler_stream) {
-        panic!("{}", message.as_str());
+    handler_stream: &str,
+    event_type: &str,
+) -> Option<ConstMessage> {
+    let event_stream = <H::Event as Event>::STREAM;
+    if str_eq(event_stream, handler_stream) {
+        return None;
     }
+    Some(
+        ConstMessage::new()
+            .push("handler `")
+            .push(handler)
+            .push("` reads stream `")
+            .push(handler_stream)
+            .push("`, but its event `")
+            .push(event_type)
+            .push("` is published to stream `")
+            .push(event_stream)
+            .push("`; set `stream = \"")
+            .push(event_stream)
+            .push("\"`"),
+    )
 }

@@ -115,6 +115,7 @@ impl Runtime {
                 max_batch: 256,
                 shutdown_timeout: Duration::from_secs(30),
                 consumer_idle_timeout: Duration::from_secs(3600),
+                observer: None,
             },
             trim_interval: Duration::from_secs(30),
             limits: BTreeMap::new(),
@@ -132,6 +133,23 @@ impl Runtime {
     pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
         let keys = self.keys.stream(stream);
         with_broker!(&self.transport, b => b.stream_info(&keys).await)
+    }
+
+    /// The same runtime (transport, keys, state), running no handler: for inspection while
+    /// the original runs.
+    pub(crate) fn without_handlers(&self) -> Runtime {
+        Runtime {
+            publisher: self.publisher.clone(),
+            keys: self.keys.clone(),
+            service: self.service.clone(),
+            consumer_name: self.consumer_name.clone(),
+            transport: self.transport.clone(),
+            selected: Vec::new(),
+            state: self.state.clone(),
+            settings: self.settings.clone(),
+            trim: self.trim.clone(),
+            max_replays: self.max_replays,
+        }
     }
 
     /// The streams of the handlers this runtime runs.
@@ -358,6 +376,16 @@ impl RuntimeBuilder {
     /// (default 1 h).
     pub fn consumer_idle_timeout(mut self, timeout: Duration) -> Self {
         self.settings.consumer_idle_timeout = timeout;
+        self
+    }
+
+    /// Calls `f` with what becomes of every delivery (handled, skipped, retrying, gave up),
+    /// just before it is settled in the broker. `f` runs on the runtime's tasks: keep it quick.
+    pub fn observer<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&crate::observe::Observation) + Send + Sync + 'static,
+    {
+        self.settings.observer = Some(crate::observe::Observer(Arc::new(f)));
         self
     }
 

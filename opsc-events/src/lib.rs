@@ -83,6 +83,57 @@ pub use opsc_events_runtime::{
     TrimReport, dead_letter, envelope, error, info, keys, schema, trim,
 };
 
+/// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],
+/// publish, wait until idle (bounded), then check your handler's effects, what became of each
+/// delivery and the dead letters.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// use opsc_events::prelude::*;
+/// use opsc_events::testing::TestRuntime;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+/// #[event(stream = "assets")]
+/// struct AssetCreated { asset_id: u64 }
+///
+/// #[derive(Clone, Default)]
+/// struct Index(Arc<Mutex<Vec<u64>>>);
+///
+/// #[handler(stream = "assets")]
+/// async fn index_asset(event: AssetCreated, State(index): State<Index>) -> Result<(), HandlerError> {
+///     if event.asset_id == 0 {
+///         return Err(HandlerError::permanent("asset 0 does not exist"));
+///     }
+///     index.0.lock().unwrap().push(event.asset_id);
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> opsc_events::Result<()> {
+/// let index = Index::default();
+/// let t = TestRuntime::start(TestRuntime::builder().state(index.clone())).await?;
+/// t.publish(&AssetCreated { asset_id: 7 }).await?;
+/// t.publish(&AssetCreated { asset_id: 0 }).await?;
+/// t.wait_idle().await?;
+///
+/// assert_eq!(*index.0.lock().unwrap(), vec![7]);
+/// assert_eq!(t.handled("index_asset").len(), 1);
+/// let letters = t.dead_letters("assets").await?;
+/// assert_eq!(letters[0].reason, DeadLetterReason::Permanent);
+/// t.stop().await
+/// # }
+/// ```
+pub mod testing {
+    pub use opsc_events_runtime::testing::*;
+}
+
+/// What becomes of each delivery: see `RuntimeBuilder::observer`.
+pub mod observe {
+    pub use opsc_events_runtime::observe::*;
+}
+
 /// Handler types: policies, registrations, extractors.
 pub mod handler {
     pub use opsc_events_runtime::handler::*;

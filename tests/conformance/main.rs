@@ -58,6 +58,12 @@ pub struct Call {
     at: Instant,
 }
 
+/// What a handler saw of its context: event id, correlation id, causation id, headers.
+type Seen = (uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>, Headers);
+
+/// Raw entry fields and the dead-letter reason they must get.
+type PoisonCase = (Vec<(&'static str, Vec<u8>)>, &'static str);
+
 /// Shared by the handlers and the behaviour that runs them.
 #[derive(Clone, Default)]
 pub struct Log {
@@ -66,7 +72,7 @@ pub struct Log {
     max_in_flight: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
     failures: Arc<AtomicU32>,
-    contexts: Arc<Mutex<Vec<(uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>, Headers)>>>,
+    contexts: Arc<Mutex<Vec<Seen>>>,
     greetings: Arc<Mutex<Vec<Greeting>>>,
 }
 
@@ -400,7 +406,7 @@ async fn letters(rt: &Runtime) -> Vec<DeadLetter> {
         .expect("list")
 }
 
-async fn group<'a>(rt: &Runtime, name: &str) -> opsc_events::GroupInfo {
+async fn group(rt: &Runtime, name: &str) -> opsc_events::GroupInfo {
     rt.stream_info("conf")
         .await
         .expect("info")
@@ -767,7 +773,7 @@ async fn poison_entries_are_dead_lettered_by_reason_and_good_ones_flow(env: Env)
             .collect::<Vec<_>>()
     };
     p.publish(&Ping { n: 1 }).await.unwrap();
-    let cases: Vec<(Vec<(&str, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<PoisonCase> = vec![
         (with(10, "data", b"\xc1\xc1\xc1"), "decode_error"),
         (with(11, "version", b"7"), "schema_mismatch"),
         (with(12, "schema", b"00000000000000ff"), "schema_mismatch"),

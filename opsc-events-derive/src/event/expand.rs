@@ -71,7 +71,9 @@ fn shape(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
             let t = tuple(ts);
             quote!(#p::Shape::Tuple(#t))
         }
-        Body::Unit => quote!(#p::Shape::Unit),
+        // rmp-serde writes a unit struct as an empty array, not as nil like `()`: the shape
+        // must tell them apart, or equal fingerprints would decode differently.
+        Body::Unit => quote!(#p::Shape::Tuple(&[])),
         Body::Enum(tagging, vs) => {
             let tagging = match tagging {
                 Tagging::External => quote!(#p::Tagging::External),

@@ -1,11 +1,12 @@
 //! Parses `#[handler(...)]` arguments. Values are checked here as far as they are literals;
 //! relations between keys are checked in `valid.rs`.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
-use syn::{LitBool, LitInt, LitStr};
+use syn::{Expr, ExprLit, Lit, LitStr};
 
 use crate::ctxt::{Attr, Ctxt};
 
@@ -24,17 +25,21 @@ pub(crate) enum Start {
     Earliest,
 }
 
-/// The arguments as written, each with the literal for error spans.
+/// The arguments as written. For each key: `None` when absent, `Some(None)` when present with a
+/// malformed value (already reported), so that no "missing" or relational error follows it.
 pub(crate) struct HandlerArgs {
-    pub(crate) stream: Option<LitStr>,
-    pub(crate) group: Option<LitStr>,
-    pub(crate) retries: Option<u32>,
-    pub(crate) backoff: Option<Backoff>,
-    pub(crate) dead_letter: Option<bool>,
-    pub(crate) concurrency: Option<u32>,
-    pub(crate) timeout: Option<(LitStr, Duration)>,
-    pub(crate) claim_after: Option<(LitStr, Duration)>,
-    pub(crate) start: Option<Start>,
+    pub(crate) stream: Option<Option<LitStr>>,
+    pub(crate) group: Option<Option<LitStr>>,
+    pub(crate) retries: Option<Option<u32>>,
+    pub(crate) backoff: Option<Option<Backoff>>,
+    pub(crate) dead_letter: Option<Option<bool>>,
+    pub(crate) concurrency: Option<Option<u32>>,
+    pub(crate) timeout: Option<Option<(LitStr, Duration)>>,
+    pub(crate) claim_after: Option<Option<(LitStr, Duration)>>,
+    pub(crate) start: Option<Option<Start>>,
+    /// The attribute could not be parsed to its end (reported): keys after the error are
+    /// unknown, so none is reported missing.
+    pub(crate) malformed: bool,
 }
 
 const DURATION_HELP: &str =
@@ -108,32 +113,108 @@ fn backoff(cx: &Ctxt, lit: &LitStr) -> Option<Backoff> {
     bad(help)
 }
 
-fn int_in(cx: &Ctxt, key: &str, lit: &LitInt, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
-    match lit.base10_parse::<u32>() {
-        Ok(n) if range.contains(&n) => Some(n),
-        _ => {
-            cx.error_spanned_by(
-                lit,
-                format!(
-                    "`{key}` must be an integer in {}..={}",
-                    range.start(),
-                    range.end()
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-    if meta.input.peek(syn::Token![=]) {
-        let _: syn::Expr = meta.value()?.parse()?;
-    } else if meta.input.peek(syn::token::Paren) {
+/// Consumes `(...)` after a key, if any.
+fn skip_parens(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::token::Paren) {
         let content;
         syn::parenthesized!(content in meta.input);
         let _: TokenStream = content.parse()?;
     }
     Ok(())
+}
+
+/// The `= value` of `key`, as an expression; `None` (reported on the key) when there is none.
+fn value(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    example: &str,
+) -> syn::Result<Option<Expr>> {
+    if meta.input.peek(syn::Token![=]) {
+        let input = meta.value()?;
+        if !input.is_empty() && !input.peek(syn::Token![,]) {
+            return Ok(Some(input.parse()?));
+        }
+    } else {
+        skip_parens(meta)?;
+    }
+    cx.error_spanned_by(
+        &meta.path,
+        format!("`{key}` needs a value: `{key} = {example}`"),
+    );
+    Ok(None)
+}
+
+/// A string value; anything else is reported on the value.
+fn lit_str(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    example: &str,
+) -> syn::Result<Option<LitStr>> {
+    Ok(match value(cx, meta, key, example)? {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        })) => Some(s),
+        Some(other) => {
+            cx.error_spanned_by(
+                other,
+                format!("`{key}` must be a string literal: `{key} = {example}`"),
+            );
+            None
+        }
+        None => None,
+    })
+}
+
+/// An integer value in `range`; anything else is reported on the value.
+fn int_in(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    range: RangeInclusive<u32>,
+    example: &str,
+) -> syn::Result<Option<u32>> {
+    let (lo, hi) = (range.start(), range.end());
+    Ok(match value(cx, meta, key, example)? {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        })) => match lit.base10_parse::<u32>() {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                cx.error_spanned_by(
+                    &lit,
+                    format!("`{key}` must be an integer in {lo}..={hi}, not {lit}"),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            cx.error_spanned_by(
+                other,
+                format!("`{key}` must be an integer literal in {lo}..={hi}: `{key} = {example}`"),
+            );
+            None
+        }
+        None => None,
+    })
+}
+
+/// `true` or `false`; a string such as `"yes"` is reported on the value.
+fn bool_value(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<Option<bool>> {
+    Ok(match value(cx, meta, key, "false")? {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => Some(b.value),
+        Some(other) => {
+            cx.error_spanned_by(
+                other,
+                format!("`{key}` must be `true` or `false`, without quotes"),
+            );
+            None
+        }
+        None => None,
+    })
 }
 
 pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
@@ -149,59 +230,60 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
     let parser = syn::meta::parser(|meta| {
         let key = &meta.path;
         if key.is_ident("stream") {
-            stream.set(key, meta.value()?.parse::<LitStr>()?);
+            stream.set(key, lit_str(cx, &meta, "stream", "\"assets\"")?);
         } else if key.is_ident("group") {
-            group.set(key, meta.value()?.parse::<LitStr>()?);
+            group.set(key, lit_str(cx, &meta, "group", "\"inventory.indexer\"")?);
         } else if key.is_ident("retries") {
-            let lit = meta.value()?.parse::<LitInt>()?;
-            if let Some(n) = int_in(cx, "retries", &lit, 0..=100) {
-                retries.set(key, n);
-            }
+            retries.set(key, int_in(cx, &meta, "retries", 0..=100, "5")?);
         } else if key.is_ident("backoff") {
-            let lit = meta.value()?.parse::<LitStr>()?;
-            if let Some(b) = backoff(cx, &lit) {
-                backoff_a.set(key, b);
-            }
+            let lit = lit_str(cx, &meta, "backoff", "\"exponential(100ms, 30s)\"")?;
+            backoff_a.set(key, lit.and_then(|lit| backoff(cx, &lit)));
         } else if key.is_ident("dead_letter") {
-            dead_letter.set(key, meta.value()?.parse::<LitBool>()?.value);
+            dead_letter.set(key, bool_value(cx, &meta, "dead_letter")?);
         } else if key.is_ident("concurrency") {
-            let lit = meta.value()?.parse::<LitInt>()?;
-            if let Some(n) = int_in(cx, "concurrency", &lit, 1..=10_000) {
-                concurrency.set(key, n);
-            }
+            concurrency.set(key, int_in(cx, &meta, "concurrency", 1..=10_000, "8")?);
         } else if key.is_ident("timeout") {
-            let lit = meta.value()?.parse::<LitStr>()?;
-            if let Some(d) = duration(cx, "timeout", &lit) {
-                timeout.set(key, (lit, d));
-            }
+            let lit = lit_str(cx, &meta, "timeout", "\"30s\"")?;
+            let d = lit.and_then(|lit| duration(cx, "timeout", &lit).map(|d| (lit, d)));
+            timeout.set(key, d);
         } else if key.is_ident("claim_after") {
-            let lit = meta.value()?.parse::<LitStr>()?;
-            if let Some(d) = duration(cx, "claim_after", &lit) {
-                claim_after.set(key, (lit, d));
-            }
+            let lit = lit_str(cx, &meta, "claim_after", "\"2m\"")?;
+            let d = lit.and_then(|lit| duration(cx, "claim_after", &lit).map(|d| (lit, d)));
+            claim_after.set(key, d);
         } else if key.is_ident("start") {
-            let lit = meta.value()?.parse::<LitStr>()?;
-            match lit.value().as_str() {
-                "latest" => start.set(key, Start::Latest),
-                "earliest" => start.set(key, Start::Earliest),
-                other => cx.error_spanned_by(
-                    &lit,
-                    format!("invalid `start` {other:?}: expected `latest` or `earliest`"),
-                ),
-            }
+            let lit = lit_str(cx, &meta, "start", "\"earliest\"")?;
+            let value = lit.and_then(|lit| match lit.value().as_str() {
+                "latest" => Some(Start::Latest),
+                "earliest" => Some(Start::Earliest),
+                other => {
+                    cx.error_spanned_by(
+                        &lit,
+                        format!("invalid `start` {other:?}: expected `latest` or `earliest`"),
+                    );
+                    None
+                }
+            });
+            start.set(key, value);
         } else {
             let shown = quote::quote!(#key).to_string().replace(' ', "");
             cx.error_spanned_by(
                 key,
                 format!("unknown `handler` key `{shown}`; expected one of {KEYS}"),
             );
-            skip_value(&meta)?;
+            if meta.input.peek(syn::Token![=]) {
+                let _: Expr = meta.value()?.parse()?;
+            }
+            skip_parens(&meta)?;
         }
         Ok(())
     });
-    if let Err(e) = syn::parse::Parser::parse2(parser, args) {
-        cx.syn_error(e);
-    }
+    let malformed = match syn::parse::Parser::parse2(parser, args) {
+        Ok(()) => false,
+        Err(e) => {
+            cx.syn_error(e);
+            true
+        }
+    };
     HandlerArgs {
         stream: stream.get(),
         group: group.get(),
@@ -212,6 +294,7 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
         timeout: timeout.get(),
         claim_after: claim_after.get(),
         start: start.get(),
+        malformed,
     }
 }
 

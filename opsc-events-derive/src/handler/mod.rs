@@ -22,20 +22,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let cx = Ctxt::new();
     let parsed = args::parse(&cx, args);
-    let policy = valid::policy(&cx, &f, &parsed);
+    let policy = valid::policy(&cx, &parsed);
     let signature = valid::signature(&cx, &f);
-    match (cx.check(), signature) {
-        (None, Some((event, extractors))) => {
-            let reg = expand::registration(
-                &f,
-                &policy,
-                &event,
-                &extractors,
-                valid::stream_span(&parsed, &f),
-            );
+    match (cx.check(), policy, signature) {
+        (None, Some(policy), Some((event, extractors))) => {
+            let reg = expand::registration(&f, &policy, &event, &extractors);
             quote!(#f #reg)
         }
-        (err, _) => {
+        (err, _, _) => {
             let err = err.map(|e| e.to_compile_error());
             quote!(#err #f)
         }

@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use syn::{FnArg, ItemFn, Type};
+use proc_macro2::Span;
+use syn::{FnArg, ItemFn, LitStr, Type};
 
 use super::args::{Backoff, HandlerArgs, Start};
 use crate::ctxt::Ctxt;
 
 /// The handler's policy with defaults applied.
 pub(crate) struct Policy {
-    pub(crate) stream: String,
+    /// The `stream` value, kept as a literal to span the compile-time stream check on it.
+    pub(crate) stream: LitStr,
     pub(crate) group: Option<String>,
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
@@ -32,39 +34,45 @@ fn group_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
+/// A duration as a user would write it: `250ms`, `90s`, `2m`, `1h`.
 fn show(d: Duration) -> String {
-    if d.subsec_millis() != 0 || d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
+    let (ms, s) = (d.as_millis(), d.as_secs());
+    if d.subsec_millis() != 0 || s == 0 {
+        format!("{ms}ms")
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
     } else {
-        format!("{}s", d.as_secs())
+        format!("{s}s")
     }
 }
 
-pub(crate) fn policy(cx: &Ctxt, f: &ItemFn, args: &HandlerArgs) -> Policy {
-    let stream = match &args.stream {
-        Some(lit) => {
-            let v = lit.value();
-            if !stream_ok(&v) {
-                cx.error_spanned_by(
-                    lit,
-                    format!("invalid `stream` {v:?}: expected 1 to 64 characters of `a-z`, `0-9`, `_`, `-`"),
-                );
-            }
-            v
-        }
-        None => {
+/// Checks the values against each other and applies the defaults; `None` when a value is
+/// missing or invalid (reported).
+pub(crate) fn policy(cx: &Ctxt, args: &HandlerArgs) -> Option<Policy> {
+    let stream = args.stream.clone().flatten();
+    if let Some(lit) = &stream {
+        let v = lit.value();
+        if !stream_ok(&v) {
             cx.error_spanned_by(
-                &f.sig.ident,
-                "missing `stream`: add `stream = \"...\"` to `#[handler(...)]`, naming the stream of the handler's event",
+                lit,
+                format!(
+                    "invalid `stream` {v:?}: expected 1 to 64 characters of `a-z`, `0-9`, `_`, `-`"
+                ),
             );
-            String::new()
         }
-    };
-    let group = args.group.as_ref().map(|lit| {
+    } else if args.stream.is_none() && !args.malformed {
+        cx.syn_error(syn::Error::new(
+            Span::call_site(),
+            "missing `stream`: add `stream = \"...\"` to `#[handler(...)]`, naming the stream of the handler's event",
+        ));
+    }
+    let group = args.group.clone().flatten().map(|lit| {
         let v = lit.value();
         if !group_ok(&v) {
             cx.error_spanned_by(
-                lit,
+                &lit,
                 format!(
                     "invalid `group` {v:?}: expected 1 to 128 characters of `A-Z a-z 0-9 _ - . :`"
                 ),
@@ -72,12 +80,12 @@ pub(crate) fn policy(cx: &Ctxt, f: &ItemFn, args: &HandlerArgs) -> Policy {
         }
         v
     });
-    let timeout = args
-        .timeout
-        .as_ref()
-        .map_or(Duration::from_secs(30), |(_, d)| *d);
-    let claim_after = match &args.claim_after {
-        Some((lit, d)) => {
+    let timeout = match &args.timeout {
+        None => Some(Duration::from_secs(30)),
+        Some(given) => given.as_ref().map(|(_, d)| *d),
+    };
+    let claim_after = match (&args.claim_after, timeout) {
+        (Some(Some((lit, d))), Some(timeout)) => {
             if *d <= timeout {
                 cx.error_spanned_by(
                     lit,
@@ -90,80 +98,88 @@ pub(crate) fn policy(cx: &Ctxt, f: &ItemFn, args: &HandlerArgs) -> Policy {
             }
             *d
         }
-        None => (timeout * 2).max(Duration::from_secs(60)),
+        (Some(Some((_, d))), None) => *d,
+        (_, timeout) => timeout
+            .unwrap_or_default()
+            .saturating_mul(2)
+            .max(Duration::from_secs(60)),
     };
-    Policy {
-        stream,
+    Some(Policy {
+        stream: stream?,
         group,
-        retries: args.retries.unwrap_or(3),
-        backoff: args.backoff.unwrap_or(Backoff::Exponential(
+        retries: args.retries.flatten().unwrap_or(3),
+        backoff: args.backoff.flatten().unwrap_or(Backoff::Exponential(
             Duration::from_millis(100),
             Duration::from_secs(30),
         )),
-        dead_letter: args.dead_letter.unwrap_or(true),
-        concurrency: args.concurrency.unwrap_or(1),
-        timeout,
+        dead_letter: args.dead_letter.flatten().unwrap_or(true),
+        concurrency: args.concurrency.flatten().unwrap_or(1),
+        timeout: timeout?,
         claim_after,
-        start: args.start.unwrap_or(Start::Latest),
-    }
+        start: args.start.flatten().unwrap_or(Start::Latest),
+    })
 }
 
 /// The event type and the extractor types, in order; `None` when the signature cannot be a
-/// handler (errors recorded).
+/// handler (errors recorded, each on the offending token).
 pub(crate) fn signature(cx: &Ctxt, f: &ItemFn) -> Option<(Type, Vec<Type>)> {
     let sig = &f.sig;
     let mut ok = true;
-    if sig.asyncness.is_none() {
-        cx.error_spanned_by(sig.fn_token, "a handler must be an `async fn`");
+    let mut error = |tokens: &dyn quote::ToTokens, msg: &str| {
+        cx.error_spanned_by(tokens.to_token_stream(), msg);
         ok = false;
+    };
+    if sig.asyncness.is_none() {
+        error(
+            &sig.fn_token,
+            "a handler must be an `async fn`: add `async` before `fn`",
+        );
+    }
+    if let Some(u) = &sig.unsafety {
+        error(u, "a handler cannot be an `unsafe fn`");
     }
     if !sig.generics.params.is_empty() {
-        cx.error_spanned_by(
+        error(
             &sig.generics,
-            "a handler cannot have generic parameters or lifetimes",
+            "a handler cannot have generic parameters or lifetimes: name the event and state types",
         );
-        ok = false;
     }
     if let Some(v) = &sig.variadic {
-        cx.error_spanned_by(v, "a handler cannot be variadic");
-        ok = false;
+        error(v, "a handler cannot be variadic");
     }
     let mut types = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => {
-                cx.error_spanned_by(r, "a handler is a free `async fn`, not a method");
-                ok = false;
-            }
-            FnArg::Typed(t) => {
-                if let Type::Reference(r) = &*t.ty {
-                    cx.error_spanned_by(
+            FnArg::Receiver(r) => error(
+                r,
+                "a handler is a free `async fn`, not a method: move it out of the `impl` block",
+            ),
+            FnArg::Typed(t) => match &*t.ty {
+                Type::Reference(r) => {
+                    let amp = if r.mutability.is_some() { "&mut" } else { "&" };
+                    error(
                         r,
-                        "handler parameters are taken by value: the event first, then `Context` or `State<T>`",
+                        &format!("handler parameters are taken by value: remove the `{amp}`"),
                     );
-                    ok = false;
                 }
-                types.push((*t.ty).clone());
-            }
+                Type::ImplTrait(i) => error(
+                    i,
+                    "a handler cannot have generic parameters: name the event or extractor type instead of `impl ...`",
+                ),
+                ty => types.push(ty.clone()),
+            },
         }
     }
-    if types.is_empty() {
+    if sig.inputs.is_empty() {
         cx.syn_error(syn::Error::new(
             sig.paren_token.span.join(),
             "a handler takes its event as the first parameter, e.g. `async fn on_created(event: AssetCreated)`",
         ));
-        ok = false;
+        return None;
     }
     if !ok {
         return None;
     }
     let event = types.remove(0);
     Some((event, types))
-}
-
-/// The span of the `stream` value, for the const check.
-pub(crate) fn stream_span(args: &HandlerArgs, f: &ItemFn) -> proc_macro2::Span {
-    args.stream
-        .as_ref()
-        .map_or(f.sig.ident.span(), |l| l.span())
 }

@@ -76,6 +76,8 @@ pub(crate) struct Outcome {
     pub(crate) attempt: u32,
     pub(crate) source: Source,
     pub(crate) result: Result<(), Failure>,
+    /// The entry was of another event type and the handler was not called.
+    pub(crate) skipped: bool,
 }
 
 /// Shared by the reader and the reclaimer of one handler.
@@ -128,6 +130,7 @@ impl Dispatcher {
             attempt,
             source,
             result,
+            skipped: false,
         });
     }
 
@@ -186,7 +189,13 @@ impl Dispatcher {
             };
         if envelope.event_type != plan.reg.event.name {
             // Another service's event on the same stream: not ours to handle.
-            self.send(id, attempt, source, Ok(()));
+            let _ = self.outcomes.send(Outcome {
+                id,
+                attempt,
+                source,
+                result: Ok(()),
+                skipped: true,
+            });
             return;
         }
         let ctx = Context::new(&self.parts, id, &envelope, attempt, delivery_count);

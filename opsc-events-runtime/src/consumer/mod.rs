@@ -43,6 +43,8 @@ pub(crate) struct ConsumerSettings {
     pub(crate) shutdown_timeout: Duration,
     /// Consumers idle this long that own nothing are removed from the group.
     pub(crate) consumer_idle_timeout: Duration,
+    /// Told what becomes of every delivery, before it is settled in the broker.
+    pub(crate) observer: Option<crate::observe::Observer>,
 }
 
 /// Runs one handler's consumer until `stop` is cancelled, then drains.
@@ -71,6 +73,7 @@ pub(crate) async fn run<B: Broker>(
         plan: plan.clone(),
         keys: plan.keys.clone(),
         retry_scheduled: retry_scheduled.clone(),
+        observer: settings.observer.clone(),
     };
     let acker = tokio::spawn(settler.run(ack_rx));
     let retrier = tokio::spawn(scheduled::run(

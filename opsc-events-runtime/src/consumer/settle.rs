@@ -14,6 +14,7 @@ use super::dispatch::{Failure, Outcome};
 use crate::envelope::now_ms;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
+use crate::observe::{Observation, Observer, Outcome as Observed};
 use crate::retry::{Next, after_failure};
 use crate::transport::{Broker, Letter, LetterOutcome, Source};
 
@@ -26,16 +27,39 @@ pub(super) struct Settler<B> {
     pub(super) keys: StreamKeys,
     /// Woken when a retry is scheduled, so the retry loop can shorten its sleep.
     pub(super) retry_scheduled: Arc<Notify>,
+    pub(super) observer: Option<Observer>,
 }
 
 impl<B: Broker> Settler<B> {
+    fn observe(&self, id: MessageId, attempt: u32, outcome: impl FnOnce() -> Observed) {
+        if let Some(observer) = &self.observer {
+            (observer.0)(&Observation {
+                handler: self.plan.reg.name,
+                group: self.plan.group.to_string(),
+                stream: self.plan.reg.stream,
+                message_id: id,
+                attempt,
+                outcome: outcome(),
+            });
+        }
+    }
+
     pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<Outcome>) {
         let mut acks: Vec<MessageId> = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
             while let Some(outcome) = next.take() {
                 match (&outcome.result, &outcome.source) {
-                    (Ok(()), Source::Pending) => acks.push(outcome.id),
+                    (Ok(()), Source::Pending) => {
+                        self.observe(outcome.id, outcome.attempt, || {
+                            if outcome.skipped {
+                                Observed::Skipped
+                            } else {
+                                Observed::Handled
+                            }
+                        });
+                        acks.push(outcome.id);
+                    }
                     _ => self.settle(outcome).await,
                 }
                 if acks.len() < MAX_BATCH {
@@ -89,11 +113,19 @@ impl<B: Broker> Settler<B> {
             attempt,
             source,
             result,
+            skipped,
         } = outcome;
         let plan = &self.plan;
         let group = &*plan.group;
         let failure = match result {
             Ok(()) => {
+                self.observe(id, attempt, || {
+                    if skipped {
+                        Observed::Skipped
+                    } else {
+                        Observed::Handled
+                    }
+                });
                 if let Source::Scheduled { lease } = &source {
                     let done = self
                         .with_retries("completing a retry", || {
@@ -116,6 +148,10 @@ impl<B: Broker> Settler<B> {
         let now = now_ms();
         match after_failure(&plan.reg.config, attempt, failure.retryable()) {
             Next::RetryAfter(delay) => {
+                self.observe(id, attempt, || Observed::Retrying {
+                    reason: failure.reason(),
+                    error: error.clone(),
+                });
                 let due = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
                 tracing::warn!(
                     stream = plan.reg.stream, group, message_id = %id, attempt,
@@ -155,6 +191,11 @@ impl<B: Broker> Settler<B> {
         let group = &*plan.group;
         let handler = plan.reg.path();
         let keep = plan.reg.config.dead_letter;
+        self.observe(id, attempt, || Observed::GaveUp {
+            reason: failure.reason(),
+            error: error.to_owned(),
+            dead_lettered: keep,
+        });
         let letter = Letter {
             handler: &handler,
             reason: failure.reason(),

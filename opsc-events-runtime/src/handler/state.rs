@@ -68,7 +68,7 @@ pub struct State<T>(pub T);
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler parameter",
     label = "not an extractor",
-    note = "after the event, a handler may take `Context` and `State<T>` parameters"
+    note = "after the event, a handler takes only `Context` and `State<T>`: to pass a `{Self}` in, add it to the runtime with `.state(value)` and take `State<{Self}>`"
 )]
 pub trait FromContext: Sized + Send + 'static {
     /// Extracts the value for one delivery.

@@ -23,7 +23,7 @@ pub use fingerprint::fingerprint;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Shape {
-    /// `()`, and unit structs.
+    /// `()` (nil on the wire).
     Unit,
     /// `bool`.
     Bool,
@@ -43,7 +43,8 @@ pub enum Shape {
     Seq(&'static Shape),
     /// A fixed-length array `[T; N]`.
     Array(&'static Shape, usize),
-    /// A tuple, or a tuple struct (serialized as an array).
+    /// A tuple, or a tuple struct (serialized as an array); a unit struct is the empty tuple,
+    /// since rmp-serde writes it as an empty array.
     Tuple(&'static [&'static Shape]),
     /// A map with string keys.
     Map(&'static Shape, &'static Shape),

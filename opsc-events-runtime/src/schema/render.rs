@@ -40,6 +40,8 @@ impl fmt::Display for Shape {
             Shape::Option(s) => write!(f, "option<{s}>"),
             Shape::Seq(s) => write!(f, "[{s}]"),
             Shape::Array(s, n) => write!(f, "[{s}; {n}]"),
+            // An empty tuple is how a unit struct looks on the wire: an empty array.
+            Shape::Tuple([]) => f.write_str("[]"),
             Shape::Tuple(ts) => items(f, ts),
             Shape::Map(k, v) => write!(f, "map<{k}, {v}>"),
             Shape::Struct(st) => {

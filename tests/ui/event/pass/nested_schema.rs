@@ -82,7 +82,8 @@ fn main() {
 
     assert_eq!(*Serial::SHAPE, Shape::Newtype("Serial", String::SHAPE));
     assert_eq!(*Size::SHAPE, Shape::Tuple(&[u32::SHAPE, u32::SHAPE]));
-    assert_eq!(*Marker::SHAPE, Shape::Unit);
+    // A unit struct is an empty array on the wire (`()` is nil): an empty tuple, not `Unit`.
+    assert_eq!(*Marker::SHAPE, Shape::Tuple(&[]));
 
     let Shape::Enum(kind) = Kind::SHAPE else {
         panic!("not an enum")

@@ -1,0 +1,15 @@
+use opsc_events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(stream = "assets")]
+pub struct AssetCreated {
+    pub asset_id: u64,
+}
+
+#[handler(stream = "assets")]
+async fn on_created<S: Clone + Send + Sync + 'static>(event: AssetCreated, State(s): State<S>) {
+    let _ = (event, s);
+}
+
+fn main() {}
