@@ -199,7 +199,17 @@ impl Dispatcher {
             return;
         }
         let ctx = Context::new(&self.parts, id, &envelope, attempt, delivery_count);
-        let call = (plan.reg.call)(envelope, ctx);
+        // One span per attempt; `traceparent` travels in the headers for cross-service traces.
+        let span = tracing::info_span!(
+            "handle",
+            stream = plan.reg.stream,
+            group = %plan.group,
+            event_type = plan.reg.event.name,
+            message_id = %id,
+            attempt,
+            traceparent = envelope.meta.headers.get("traceparent").map(String::as_str),
+        );
+        let call = tracing::Instrument::instrument((plan.reg.call)(envelope, ctx), span);
         let timeout = plan.reg.config.timeout;
         let this = self.clone();
         self.tracker.spawn(async move {
