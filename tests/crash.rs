@@ -298,3 +298,62 @@ async fn a_message_that_kills_its_consumer_every_time_is_dead_lettered_as_crashe
     }
     assert_eq!(pending(&server.url(), KEY, "fault.crash").await, 0);
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let server = RedisServer::start();
+    let (mut child, lines) = spawn_child(&server.url(), "serve");
+    wait_until("the child is ready", Duration::from_secs(30), || async {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("ready "))
+    })
+    .await;
+    let publisher = Runtime::builder()
+        .service("fault")
+        .redis(server.url())
+        .no_handlers()
+        .build()
+        .await
+        .expect("builds");
+    let items: Vec<WorkItem> = (0..5).map(|n| WorkItem { n }).collect();
+    publisher
+        .publisher()
+        .publish_all(&items)
+        .await
+        .expect("publish");
+    wait_until("five handled", Duration::from_secs(30), || async {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("done "))
+            .count()
+            == 5
+    })
+    .await;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .expect("watcher");
+    let status = exited.expect("the child stopped within 15 s of SIGTERM");
+    assert!(status.success(), "a graceful stop exits 0: {status}");
+    assert_eq!(pending(&server.url(), KEY, "fault.serve").await, 0);
+}

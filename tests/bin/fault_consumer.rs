@@ -5,6 +5,8 @@
 //!   until the process is killed).
 //! - `backoff`: fails every attempt, with a 3 s backoff between attempts.
 //! - `crash`: handles work items, but aborts the whole process on item 13.
+//! - `serve`: handles work items (printing `done <n>`) until SIGINT or SIGTERM, then drains and
+//!   exits 0.
 //!
 //! Prints `ready <consumer-name>` once the runtime is built, then `start <n>` as each handler
 //! call begins, so the test knows what this process holds.
@@ -58,6 +60,11 @@ async fn crash(event: WorkItem, ctx: Context) {
     if event.n == 13 {
         std::process::abort();
     }
+    say(&format!("done {}", event.n));
+}
+
+#[handler(stream = "faults", group = "fault.serve", concurrency = 4)]
+async fn serve(event: WorkItem) {
     say(&format!("done {}", event.n));
 }
 
