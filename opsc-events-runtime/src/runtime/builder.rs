@@ -1,70 +1,22 @@
-//! The runtime and its builder.
+//! The builder: configuration, validation of every problem at once, connection and group
+//! creation.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::consumer::{self, ConsumerSettings, HandlerPlan};
-use crate::dead_letter::{DEFAULT_MAX_REPLAYS, DeadLetters};
+use super::{Runtime, TrimSettings};
+use crate::consumer::ConsumerSettings;
+use crate::dead_letter::DEFAULT_MAX_REPLAYS;
 use crate::error::{ConfigError, ConfigProblem, Result};
-use crate::handler::{ContextParts, HandlerInfo, StateMap};
-use crate::info::StreamInfo;
+use crate::handler::{HandlerInfo, StateMap};
 use crate::keys::{DEFAULT_PREFIX, Keys, is_valid_name};
 use crate::publisher::Publisher;
-use crate::registry::{self, Filter, Selected};
+use crate::registry::{self, Filter};
 use crate::transport::memory::MemoryBroker;
 use crate::transport::redis::{RedisSettings, RedisTransport};
 use crate::transport::{Broker, Transport, with_broker};
-use crate::trim::{self, StreamLimits, TrimReport};
-
-/// The running framework: connections, the publisher and (with handlers) the consumer loops.
-///
-/// ```no_run
-/// use opsc_events_runtime::Runtime;
-///
-/// # async fn demo() -> opsc_events_runtime::Result<()> {
-/// let rt = Runtime::builder()
-///     .service("inventory")
-///     .redis("redis://127.0.0.1:6379")
-///     .no_handlers()
-///     .build()
-///     .await?;
-/// let publisher = rt.publisher();
-/// # let _ = publisher;
-/// # Ok(()) }
-/// ```
-pub struct Runtime {
-    publisher: Publisher,
-    keys: Keys,
-    service: String,
-    consumer_name: Arc<str>,
-    transport: Transport,
-    selected: Vec<Selected>,
-    state: Arc<StateMap>,
-    settings: ConsumerSettings,
-    trim: TrimSettings,
-    max_replays: u32,
-}
-
-#[derive(Debug, Clone)]
-struct TrimSettings {
-    interval: Duration,
-    /// Every stream this runtime trims: its handlers' streams and those given limits.
-    streams: BTreeMap<String, StreamLimits>,
-}
-
-impl std::fmt::Debug for Runtime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("service", &self.service)
-            .field("consumer", &self.consumer_name)
-            .field("handlers", &self.selected.len())
-            .finish_non_exhaustive()
-    }
-}
+use crate::trim::StreamLimits;
 
 /// Configures a [`Runtime`]; see [`Runtime::builder`].
 pub struct RuntimeBuilder {
@@ -95,10 +47,9 @@ impl std::fmt::Debug for RuntimeBuilder {
     }
 }
 
-impl Runtime {
-    /// A builder with the defaults: prefix `opsconductor`, connect and response timeouts 5 s,
-    /// shutdown timeout 30 s.
-    pub fn builder() -> RuntimeBuilder {
+impl RuntimeBuilder {
+    /// The defaults (see [`Runtime::builder`]).
+    pub(super) fn new() -> Self {
         RuntimeBuilder {
             service: None,
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -123,176 +74,6 @@ impl Runtime {
         }
     }
 
-    /// The dead letters of every stream under the runtime's prefix: list, get, replay, purge.
-    pub fn dead_letters(&self) -> DeadLetters {
-        DeadLetters::new(self.transport.clone(), self.keys.clone(), self.max_replays)
-    }
-
-    /// The state of `stream`: length, dead letters, and per group what is pending, scheduled
-    /// for retry and not yet delivered.
-    pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
-        let keys = self.keys.stream(stream);
-        with_broker!(&self.transport, b => b.stream_info(&keys).await)
-    }
-
-    /// The same runtime (transport, keys, state), running no handler: for inspection while
-    /// the original runs.
-    pub(crate) fn without_handlers(&self) -> Runtime {
-        Runtime {
-            publisher: self.publisher.clone(),
-            keys: self.keys.clone(),
-            service: self.service.clone(),
-            consumer_name: self.consumer_name.clone(),
-            transport: self.transport.clone(),
-            selected: Vec::new(),
-            state: self.state.clone(),
-            settings: self.settings.clone(),
-            trim: self.trim.clone(),
-            max_replays: self.max_replays,
-        }
-    }
-
-    /// The streams of the handlers this runtime runs.
-    pub fn handler_streams(&self) -> Vec<&'static str> {
-        let mut streams: Vec<&'static str> = self.selected.iter().map(|s| s.reg.stream).collect();
-        streams.sort_unstable();
-        streams.dedup();
-        streams
-    }
-
-    /// Which transport the runtime uses: `"redis"` or `"memory"`.
-    pub fn transport_name(&self) -> &'static str {
-        match self.transport {
-            Transport::Redis(_) => "redis",
-            Transport::Memory(_) => "memory",
-        }
-    }
-
-    /// Trims the runtime's streams now (its handlers' streams and those given limits), as the
-    /// background task does every `trim_interval`.
-    pub async fn trim_now(&self) -> Result<Vec<TrimReport>> {
-        trim::trim_all(&self.transport, &self.keys, &self.trim.streams).await
-    }
-
-    /// A publisher sharing the runtime's connection.
-    pub fn publisher(&self) -> Publisher {
-        self.publisher.clone()
-    }
-
-    /// The service name.
-    pub fn service(&self) -> &str {
-        &self.service
-    }
-
-    /// This process's consumer name in every group.
-    pub fn consumer_name(&self) -> &str {
-        &self.consumer_name
-    }
-
-    /// The key names in use.
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
-    /// The handlers this runtime runs, as `(full path, group)`.
-    pub fn handlers(&self) -> Vec<(String, String)> {
-        self.selected
-            .iter()
-            .map(|s| (s.reg.path(), s.group.to_string()))
-            .collect()
-    }
-
-    /// Runs the handlers until SIGINT or SIGTERM, then shuts down gracefully.
-    pub async fn run(self) -> Result<()> {
-        self.run_until(shutdown_signal()).await
-    }
-
-    /// Runs the handlers until `shutdown` completes, then shuts down gracefully: reading stops,
-    /// in-flight handlers get up to the shutdown timeout to finish and be acknowledged, and
-    /// whatever did not finish stays pending for another consumer.
-    pub async fn run_until<F>(self, shutdown: F) -> Result<()>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::with_capacity(self.selected.len());
-        for s in &self.selected {
-            let plan = HandlerPlan {
-                reg: s.reg,
-                group: s.group.clone(),
-                key: self.keys.events(s.reg.stream).into(),
-                keys: self.keys.stream(s.reg.stream),
-                consumer: self.consumer_name.clone(),
-            };
-            let parts = ContextParts {
-                stream: s.reg.stream,
-                group: s.group.clone(),
-                publisher: self.publisher.clone(),
-                state: self.state.clone(),
-            };
-            let settings = self.settings.clone();
-            let stop = stop.clone();
-            tasks.push(with_broker!(&self.transport, r => {
-                tokio::spawn(consumer::run(r.clone(), plan, parts, settings, stop))
-            }));
-        }
-        if !self.trim.streams.is_empty() {
-            let (transport, keys, trim, stop) = (
-                self.transport.clone(),
-                self.keys.clone(),
-                self.trim.clone(),
-                stop.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep(trim.interval) => {}
-                        () = stop.cancelled() => return,
-                    }
-                    if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams).await {
-                        tracing::warn!(error = %e, "trimming failed; trying again next round");
-                    }
-                }
-            }));
-        }
-        tracing::info!(service = %self.service, consumer = %self.consumer_name, handlers = self.selected.len(), "runtime running");
-        shutdown.await;
-        tracing::info!(service = %self.service, "shutting down");
-        stop.cancel();
-        for t in tasks {
-            if let Err(e) = t.await {
-                tracing::error!(error = %e, "a consumer task failed");
-            }
-        }
-        tracing::info!(service = %self.service, "runtime stopped");
-        Ok(())
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-impl RuntimeBuilder {
     /// Names the service: it prefixes consumer group and consumer names and is written to every
     /// published event. Required.
     pub fn service(mut self, name: impl Into<String>) -> Self {
