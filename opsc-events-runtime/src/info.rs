@@ -1,6 +1,9 @@
 //! What an operator (or a test) sees of a stream: its length and, per consumer group, what is
 //! pending, scheduled for retry and not yet delivered.
 
+use crate::envelope::{DecodeError, Envelope};
+use crate::message_id::MessageId;
+
 /// One stream's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -28,6 +31,28 @@ pub struct GroupInfo {
     pub lag: Option<u64>,
     /// Messages waiting in the group's retry schedule.
     pub scheduled: u64,
+    /// The oldest entry still pending for the group.
+    pub oldest_pending: Option<MessageId>,
+}
+
+/// A raw stream entry, as read by tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry id.
+    pub id: MessageId,
+    /// Its fields, in order (names lossily decoded as UTF-8).
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Entry {
+    /// Parses the envelope fields.
+    pub fn envelope(&self) -> Result<Envelope, DecodeError> {
+        Envelope::from_fields(
+            self.fields
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_slice())),
+        )
+    }
 }
 
 impl StreamInfo {

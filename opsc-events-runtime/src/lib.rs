@@ -4,6 +4,7 @@
 //! Users depend on the `opsc-events` facade crate, which re-exports what is public here together
 //! with the derive macros.
 
+pub mod cli;
 mod consumer;
 pub mod dead_letter;
 pub mod envelope;
@@ -32,7 +33,7 @@ pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata};
 pub use error::{ConfigError, Error, Result};
 pub use event::Event;
 pub use handler::{Context, HandlerError, State};
-pub use info::{GroupInfo, StreamInfo};
+pub use info::{Entry, GroupInfo, StreamInfo};
 pub use message_id::MessageId;
 pub use publisher::{PublishOptions, Publisher};
 pub use runtime::{Runtime, RuntimeBuilder};

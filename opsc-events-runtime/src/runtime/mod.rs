@@ -15,8 +15,9 @@ use crate::consumer::{self, ConsumerSettings, HandlerPlan};
 use crate::dead_letter::DeadLetters;
 use crate::error::Result;
 use crate::handler::{ContextParts, StateMap};
-use crate::info::StreamInfo;
+use crate::info::{Entry, StreamInfo};
 use crate::keys::Keys;
+use crate::message_id::MessageId;
 use crate::publisher::Publisher;
 use crate::registry::Selected;
 use crate::transport::{Broker, Transport, with_broker};
@@ -102,6 +103,35 @@ impl Runtime {
             trim: self.trim.clone(),
             max_replays: self.max_replays,
         }
+    }
+
+    /// Every stream under the runtime's prefix.
+    pub async fn streams(&self) -> Result<Vec<String>> {
+        with_broker!(&self.transport, b => b.streams(self.keys.prefix()).await)
+    }
+
+    /// Up to `count` raw entries of `stream` after `after` (from the start when `None`), oldest
+    /// first: for tools that show what a stream holds.
+    pub async fn read(
+        &self,
+        stream: &str,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
+        let key = self.keys.events(stream);
+        let raw = with_broker!(&self.transport, b => b.read_range(&key, after, count).await)?;
+        Ok(raw
+            .into_iter()
+            .map(|e| Entry {
+                id: e.id,
+                fields: e
+                    .fields
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                    .collect(),
+            })
+            .collect())
     }
 
     /// The streams of the handlers this runtime runs.

@@ -256,6 +256,17 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         min_id: Option<MessageId>,
     ) -> impl Future<Output = Result<Option<TrimCounts>>> + Send;
 
+    /// The names of the streams under `prefix` (the part between the braces of their keys).
+    fn streams(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Up to `count` entries of the stream at `key` after `after` (from the start when `None`).
+    fn read_range(
+        &self,
+        key: &str,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<RawEntry>>> + Send;
+
     /// The stream's length, dead letters and groups.
     fn stream_info(
         &self,

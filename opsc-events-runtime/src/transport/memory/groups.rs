@@ -269,6 +269,7 @@ impl MemoryBroker {
                         ))
                         .count() as u64,
                 ),
+                oldest_pending: g.pending.keys().next().copied(),
                 scheduled: state
                     .schedules
                     .get(&keys.retry(name))

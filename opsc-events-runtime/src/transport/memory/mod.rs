@@ -268,6 +268,43 @@ impl Broker for MemoryBroker {
         self.trim_now(keys, groups, max_len, min_id)
     }
 
+    async fn streams(&self, prefix: &str) -> Result<Vec<String>> {
+        let state = self.lock();
+        let head = format!("{prefix}:{{");
+        let mut names: Vec<String> = state
+            .streams
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix(&head)?
+                    .strip_suffix("}:events")
+                    .map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        let state = self.lock();
+        let Some(s) = state.streams.get(key) else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(s.entries
+            .range((from, std::ops::Bound::Unbounded))
+            .take(count.max(1))
+            .map(|(id, f)| RawEntry {
+                id: *id,
+                fields: Some(f.clone()),
+            })
+            .collect())
+    }
+
     async fn stream_info(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
         self.stream_info_now(keys)
     }

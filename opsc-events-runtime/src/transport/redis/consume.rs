@@ -344,6 +344,19 @@ impl Broker for RedisTransport {
         self.trim_stream(keys, groups, max_len, min_id).await
     }
 
+    async fn streams(&self, prefix: &str) -> Result<Vec<String>> {
+        self.stream_names(prefix).await
+    }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        self.range(key, after, count).await
+    }
+
     async fn stream_info(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
         self.info(keys).await
     }

@@ -398,12 +398,27 @@ impl RedisTransport {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| self.error("ZCARD", &keys.events, e))?;
+            let oldest_pending = if pending > 0 {
+                let summary: Value = redis::cmd("XPENDING")
+                    .arg(&keys.events)
+                    .arg(&name)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error("XPENDING", &keys.events, e))?;
+                reply::array(summary)
+                    .ok()
+                    .and_then(|s| s.into_iter().nth(1))
+                    .and_then(|v| reply::id(v).ok())
+            } else {
+                None
+            };
             groups.push(crate::info::GroupInfo {
                 name,
                 consumers,
                 pending,
                 lag,
                 scheduled,
+                oldest_pending,
             });
         }
         Ok(crate::info::StreamInfo {
@@ -412,5 +427,58 @@ impl RedisTransport {
             dead_letters,
             groups,
         })
+    }
+
+    pub(super) async fn range(
+        &self,
+        key: &str,
+        after: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let mut conn = self.conn.clone();
+        let v: Value = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XRANGE", key, e))?;
+        reply::entries(v).map_err(|r| Self::bad_reply("XRANGE", key, r))
+    }
+
+    pub(super) async fn stream_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!("{prefix}:{{*}}:events");
+        let head = format!("{prefix}:{{");
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        let mut names = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .arg("TYPE")
+                .arg("stream")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error("SCAN", &pattern, e))?;
+            names.extend(keys.iter().filter_map(|k| {
+                k.strip_prefix(&head)?
+                    .strip_suffix("}:events")
+                    .map(str::to_owned)
+            }));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 }

@@ -1,0 +1,378 @@
+//! The `opsc` commands.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::args::Filter;
+use crate::dead_letter::{DeadLetter, DeadLetterFilter, DeadLetterReason};
+use crate::envelope::now_ms;
+use crate::error::{ConfigError, ConfigProblem, Error, Result};
+use crate::info::Entry;
+use crate::message_id::MessageId;
+use crate::runtime::Runtime;
+
+/// How to print.
+pub(super) struct Out {
+    pub(super) json: bool,
+}
+
+impl Out {
+    fn line(&self, json: Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{json}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+/// A user-input error found after parsing (reported like the builder's problems, exit 1).
+fn bad_input(what: &'static str, value: &str) -> Error {
+    Error::Config(ConfigError {
+        problems: vec![ConfigProblem::InvalidName {
+            what,
+            value: value.to_owned(),
+        }],
+    })
+}
+
+fn age(ms: u64) -> String {
+    let secs = now_ms().saturating_sub(ms) / 1000;
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// MessagePack as JSON; bytes that are not MessagePack as hex.
+fn payload(data: &[u8]) -> Value {
+    match rmp_serde::from_slice::<Value>(data) {
+        Ok(v) => v,
+        Err(_) => {
+            let hex: String = data.iter().take(256).map(|b| format!("{b:02x}")).collect();
+            json!({ "not_msgpack_hex": hex, "length": data.len() })
+        }
+    }
+}
+
+pub(super) async fn streams(rt: &Runtime, out: &Out) -> Result<()> {
+    let names = rt.streams().await?;
+    if names.is_empty() && !out.json {
+        println!("no streams under prefix `{}`", rt.keys().prefix());
+    }
+    for name in names {
+        let info = rt.stream_info(&name).await?;
+        let groups: Vec<Value> = info
+            .groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "group": g.name, "consumers": g.consumers, "lag": g.lag, "pending": g.pending,
+                    "scheduled": g.scheduled,
+                    "oldest_pending_age_ms": g.oldest_pending.map(|id| now_ms().saturating_sub(id.ms())),
+                })
+            })
+            .collect();
+        out.line(
+            json!({ "stream": name, "length": info.length, "dead_letters": info.dead_letters, "groups": groups }),
+            || {
+                let mut s = format!(
+                    "{name}: {} entries, {} dead letters, {} groups",
+                    info.length,
+                    info.dead_letters,
+                    info.groups.len()
+                );
+                for g in &info.groups {
+                    let lag = g.lag.map_or_else(|| "?".to_owned(), |l| l.to_string());
+                    let oldest = g
+                        .oldest_pending
+                        .map_or_else(String::new, |id| format!(", oldest pending {}", age(id.ms())));
+                    s.push_str(&format!(
+                        "\n  {:<40} lag {lag}, pending {}, retrying {}, consumers {}{oldest}",
+                        g.name, g.pending, g.scheduled, g.consumers
+                    ));
+                }
+                s
+            },
+        );
+    }
+    Ok(())
+}
+
+fn entry_json(e: &Entry) -> Value {
+    match e.envelope() {
+        Ok(env) => json!({
+            "id": e.id.to_string(),
+            "event_type": env.event_type,
+            "version": env.version,
+            "schema": format!("{:016x}", env.fingerprint),
+            "event_id": env.meta.event_id.to_string(),
+            "service": env.meta.service,
+            "timestamp": env.meta.timestamp_ms,
+            "correlation_id": env.meta.correlation_id.to_string(),
+            "causation_id": env.meta.causation_id.map(|c| c.to_string()),
+            "headers": env.meta.headers,
+            "data": payload(&env.data),
+        }),
+        Err(err) => {
+            let fields: BTreeMap<&str, String> = e
+                .fields
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str(),
+                        String::from_utf8_lossy(&v[..v.len().min(256)]).into_owned(),
+                    )
+                })
+                .collect();
+            json!({ "id": e.id.to_string(), "error": err.to_string(), "fields": fields })
+        }
+    }
+}
+
+pub(super) async fn tail(
+    rt: &Runtime,
+    out: &Out,
+    stream: &str,
+    from_start: bool,
+    count: Option<usize>,
+) -> Result<()> {
+    // "Now" is the client's clock: entries added in the same millisecond may be shown too.
+    let mut after = (!from_start).then(|| MessageId::new(now_ms(), 0));
+    let mut shown = 0usize;
+    loop {
+        let entries = rt.read(stream, after, 500).await?;
+        for e in &entries {
+            let j = entry_json(e);
+            out.line(j.clone(), || {
+                let kind = j["event_type"].as_str().unwrap_or("<undecodable>");
+                format!("{} {kind} {}", e.id, j.get("data").unwrap_or(&j["error"]))
+            });
+            shown += 1;
+            if count.is_some_and(|c| shown >= c) {
+                return Ok(());
+            }
+        }
+        match entries.last() {
+            Some(last) => after = Some(last.id),
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+pub(super) async fn schema(
+    rt: &Runtime,
+    out: &Out,
+    only: Option<String>,
+    scan: usize,
+) -> Result<()> {
+    let names = match only {
+        Some(s) => vec![s],
+        None => rt.streams().await?,
+    };
+    for name in names {
+        // The newest `scan` entries: start that far before the end (approximately, by length).
+        let info = rt.stream_info(&name).await?;
+        let mut skip = info.length.saturating_sub(scan as u64);
+        let mut after = None;
+        let mut seen: BTreeMap<(String, u16, u64), (u64, MessageId)> = BTreeMap::new();
+        loop {
+            let page = rt.read(&name, after, 1000).await?;
+            let Some(last) = page.last().map(|e| e.id) else {
+                break;
+            };
+            for e in &page {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                if let Ok(env) = e.envelope() {
+                    let slot = seen
+                        .entry((env.event_type, env.version, env.fingerprint))
+                        .or_insert((0, e.id));
+                    slot.0 += 1;
+                    slot.1 = e.id;
+                }
+            }
+            after = Some(last);
+        }
+        for ((event_type, version, fingerprint), (count, last)) in seen {
+            out.line(
+                json!({ "stream": name, "event_type": event_type, "version": version,
+                        "schema": format!("{fingerprint:016x}"), "count": count, "last_id": last.to_string() }),
+                || format!("{name}: {event_type} v{version} schema {fingerprint:016x} ({count} seen, last {last})"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--since` / `--until`: milliseconds since the epoch, or an age like `30m`.
+fn time_arg(what: &'static str, v: &str) -> Result<u64> {
+    if let Ok(ms) = v.parse::<u64>() {
+        return Ok(ms);
+    }
+    let split = v
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| bad_input(what, v))?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad_input(what, v))?;
+    let ms = match unit {
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return Err(bad_input(what, v)),
+    };
+    Ok(now_ms().saturating_sub(ms))
+}
+
+async fn filters(rt: &Runtime, f: &Filter) -> Result<Vec<DeadLetterFilter>> {
+    let streams = match &f.stream {
+        Some(s) => vec![s.clone()],
+        None => rt.streams().await?,
+    };
+    let mut out = Vec::new();
+    for s in streams {
+        let mut filter = DeadLetterFilter::stream(s);
+        if let Some(g) = &f.group {
+            filter = filter.group(g.clone());
+        }
+        if let Some(r) = &f.reason {
+            let reason: DeadLetterReason = r.parse().unwrap_or(DeadLetterReason::Other(r.clone()));
+            if matches!(reason, DeadLetterReason::Other(_)) {
+                return Err(bad_input("dead-letter reason", r));
+            }
+            filter = filter.reason(reason);
+        }
+        if let Some(t) = &f.since {
+            filter = filter.since(time_arg("--since", t)?);
+        }
+        if let Some(t) = &f.until {
+            filter = filter.until(time_arg("--until", t)?);
+        }
+        if let Some(a) = &f.after {
+            filter = filter.after(a.parse().map_err(|_| bad_input("--after id", a))?);
+        }
+        if let Some(n) = f.limit {
+            filter = filter.limit(n);
+        }
+        out.push(filter);
+    }
+    Ok(out)
+}
+
+fn letter_json(l: &DeadLetter, full: bool) -> Value {
+    let mut j = json!({
+        "id": l.id.to_string(), "stream": l.stream, "original_id": l.original_id.to_string(),
+        "group": l.group, "handler": l.handler, "event_type": l.event_type, "version": l.version,
+        "reason": l.reason.to_string(), "error": l.error, "attempts": l.attempts,
+        "replays": l.replays, "first_failed_at": l.first_failed_at, "failed_at": l.failed_at,
+    });
+    if full {
+        j["data"] = payload(&l.data);
+    }
+    j
+}
+
+fn letter_line(l: &DeadLetter) -> String {
+    format!(
+        "{} {} {} [{}] {} attempts, {} ago, group {}: {}",
+        l.stream,
+        l.id,
+        l.event_type,
+        l.reason,
+        l.attempts,
+        age(l.failed_at),
+        l.group,
+        l.error
+    )
+}
+
+pub(super) async fn dlq_list(rt: &Runtime, out: &Out, f: &Filter) -> Result<()> {
+    let dl = rt.dead_letters();
+    let mut total = 0;
+    for filter in filters(rt, f).await? {
+        for l in dl.list(&filter).await? {
+            total += 1;
+            out.line(letter_json(&l, false), || letter_line(&l));
+        }
+    }
+    if total == 0 && !out.json {
+        println!("no dead letters");
+    }
+    Ok(())
+}
+
+pub(super) async fn dlq_show(rt: &Runtime, out: &Out, stream: &str, id: &str) -> Result<()> {
+    let id: MessageId = id.parse().map_err(|_| bad_input("dead-letter id", id))?;
+    match rt.dead_letters().get(stream, id).await? {
+        Some(l) => {
+            let j = letter_json(&l, true);
+            out.line(j.clone(), || {
+                serde_json::to_string_pretty(&j).unwrap_or_default()
+            });
+            Ok(())
+        }
+        None => Err(bad_input("dead-letter id (not found)", &id.to_string())),
+    }
+}
+
+/// What `dlq replay` / `dlq purge` do.
+pub(super) enum Change {
+    Replay,
+    Purge,
+}
+
+pub(super) async fn dlq_change(
+    rt: &Runtime,
+    out: &Out,
+    f: &Filter,
+    dry_run: bool,
+    change: Change,
+) -> Result<()> {
+    let dl = rt.dead_letters();
+    let verb = match change {
+        Change::Replay => "replay",
+        Change::Purge => "purge",
+    };
+    let mut total = 0usize;
+    for filter in filters(rt, f).await? {
+        let stream = filter.stream_name().to_owned();
+        let n = if dry_run {
+            let listed = dl
+                .list(&filter.clone().limit(filter_limit(&filter)))
+                .await?;
+            for l in &listed {
+                out.line(
+                    json!({ "would": verb, "letter": letter_json(l, false) }),
+                    || format!("would {verb}: {}", letter_line(l)),
+                );
+            }
+            listed.len()
+        } else {
+            match change {
+                Change::Replay => dl.replay(&filter).await?,
+                Change::Purge => dl.purge(&filter).await?,
+            }
+        };
+        total += n;
+        if !dry_run {
+            out.line(json!({ "stream": stream, verb: n }), || {
+                format!("{stream}: {verb}ed {n}")
+            });
+        }
+    }
+    if dry_run && !out.json {
+        println!("dry run: {total} dead letters would be {verb}ed");
+    }
+    Ok(())
+}
+
+fn filter_limit(f: &DeadLetterFilter) -> usize {
+    f.limit.unwrap_or(usize::MAX)
+}
