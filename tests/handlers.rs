@@ -86,7 +86,9 @@ mod fanout {
 mod shared {
     use super::*;
 
-    #[handler(stream = "jobs", concurrency = 4)]
+    /// A short `claim_after`: after a Redis restart, an entry whose ack was lost is reclaimed
+    /// (and handled again) within seconds.
+    #[handler(stream = "jobs", concurrency = 4, timeout = "1s", claim_after = "2s")]
     pub async fn worker(event: JobQueued, State(seen): State<Seen>) {
         tokio::time::sleep(Duration::from_millis(2)).await;
         seen.record("worker", event.n, 1);
