@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::envelope::{EncodedEvent, Headers, Metadata, encode, now_ms};
+use crate::envelope::{EncodedEvent, Headers, MetaParts, encode_parts, new_event_id, now_ms};
 use crate::error::Result;
 use crate::event::Event;
 use crate::keys::Keys;
@@ -79,15 +79,17 @@ impl PublishOptions {
         &self.headers
     }
 
-    fn metadata(&self, service: &str) -> Metadata {
-        let event_id = self.event_id.unwrap_or_else(Uuid::now_v7);
-        Metadata {
+    /// The metadata of one event published with these options: a fresh event id unless one was
+    /// chosen.
+    fn parts<'a>(&'a self, service: &'a str, timestamp_ms: u64) -> MetaParts<'a> {
+        let event_id = self.event_id.unwrap_or_else(new_event_id);
+        MetaParts {
             event_id,
-            service: service.to_owned(),
-            timestamp_ms: now_ms(),
+            service,
+            timestamp_ms,
             correlation_id: self.correlation_id.unwrap_or(event_id),
             causation_id: self.causation_id,
-            headers: self.headers.clone(),
+            headers: &self.headers,
         }
     }
 }
@@ -119,7 +121,7 @@ impl Publisher {
         event: &E,
         opts: &PublishOptions,
     ) -> Result<MessageId> {
-        let entry = encode(event, &opts.metadata(&self.inner.service))?;
+        let entry = encode_parts(event, &opts.parts(&self.inner.service, now_ms()))?;
         let key = self.inner.keys.events(E::STREAM);
         self.inner.transport.append(&key, &entry).await
     }
@@ -140,9 +142,10 @@ impl Publisher {
         I: IntoIterator<Item = &'a E>,
     {
         let opts = PublishOptions::new();
+        let now = now_ms();
         let entries = events
             .into_iter()
-            .map(|e| encode(e, &opts.metadata(&self.inner.service)))
+            .map(|e| encode_parts(e, &opts.parts(&self.inner.service, now)))
             .collect::<Result<Vec<EncodedEvent>, _>>()?;
         let key = self.inner.keys.events(E::STREAM);
         self.inner.transport.append_all(&key, &entries).await

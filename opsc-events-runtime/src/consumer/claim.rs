@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::Dispatcher;
+use super::dispatch::{Dispatcher, SUSPECT_DELIVERIES};
 use super::read::sleep_or_stop;
 use super::{ConsumerSettings, HandlerPlan};
 use crate::message_id::MessageId;
@@ -22,6 +23,7 @@ pub(super) async fn run_reclaim<B: Broker>(
     settings: ConsumerSettings,
     stop: CancellationToken,
 ) {
+    let max_batch = settings.max_batch;
     let plan = dispatcher.plan.clone();
     let claim_after = plan.reg.config.claim_after;
     loop {
@@ -29,13 +31,29 @@ pub(super) async fn run_reclaim<B: Broker>(
         if stop.is_cancelled() {
             return;
         }
-        // Follow the cursor to the end of the pending list, a bounded batch at a time.
+        // Follow the cursor to the end of the pending list, one entry at a time: an entry that
+        // outlived its consumers is claimed alone, so that if it is the one that kills processes,
+        // the entries behind it are not claimed with it and pushed to the attempt limit too.
+        // Free slots are taken in a batch and spent one claim at a time (an idle reader holds
+        // every free slot during its blocking read; taking one slot per claim would wait for it
+        // each time).
         let mut cursor = MessageId::MIN;
+        let mut spare: Option<OwnedSemaphorePermit> = None;
         loop {
-            let Some(mut permits) = dispatcher.take_slots(settings.max_batch, &stop).await else {
-                return;
+            let slot = match spare.as_mut().and_then(|p| p.split(1)) {
+                Some(slot) => slot,
+                None => {
+                    let Some(mut batch) = dispatcher.take_slots(max_batch, &stop).await else {
+                        return;
+                    };
+                    let slot = batch.split(1);
+                    spare = Some(batch);
+                    match slot {
+                        Some(slot) => slot,
+                        None => continue,
+                    }
+                }
             };
-            let count = permits.num_permits();
             match broker
                 .claim(
                     &plan.key,
@@ -43,7 +61,7 @@ pub(super) async fn run_reclaim<B: Broker>(
                     &plan.consumer,
                     claim_after,
                     cursor,
-                    count,
+                    1,
                 )
                 .await
             {
@@ -56,11 +74,15 @@ pub(super) async fn run_reclaim<B: Broker>(
                             "pending entries were deleted from the stream before being handled"
                         );
                     }
-                    if !claimed.entries.is_empty() {
-                        tracing::info!(group = %plan.group, count = claimed.entries.len(), "reclaimed idle entries");
-                        let extra = permits.num_permits().saturating_sub(claimed.entries.len());
-                        drop(permits.split(extra));
-                        dispatcher.dispatch_all(claimed.entries, permits);
+                    if let Some(entry) = claimed.entries.into_iter().next() {
+                        tracing::info!(group = %plan.group, message_id = %entry.id, deliveries = entry.delivery_count, "reclaimed an idle entry");
+                        if entry.delivery_count >= SUSPECT_DELIVERIES {
+                            // It may need every slot: give back the ones kept for claiming.
+                            spare = None;
+                        }
+                        if !dispatcher.dispatch_pending(entry, slot, &stop).await {
+                            return;
+                        }
                     }
                     if claimed.next == MessageId::MIN {
                         break;

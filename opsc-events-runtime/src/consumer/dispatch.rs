@@ -5,9 +5,10 @@ use std::any::Any;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -88,10 +89,19 @@ pub(crate) struct Dispatcher {
     /// One permit per message in flight (`concurrency`).
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) outcomes: mpsc::UnboundedSender<Outcome>,
+    /// Outcomes sent to the settler so far.
+    pub(crate) sent: Arc<AtomicU64>,
+    /// Outcomes the settler has finished with (acknowledged, scheduled, dead-lettered, or given
+    /// up on) so far.
+    pub(crate) settled: watch::Receiver<u64>,
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the shutdown timeout passes: unfinished calls stop, unacknowledged.
     pub(crate) abort: CancellationToken,
 }
+
+/// A pending entry delivered this many times has been pending on a consumer that died at least
+/// twice: it may be what killed them, so it runs alone.
+pub(crate) const SUSPECT_DELIVERIES: u32 = 3;
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -123,9 +133,74 @@ impl Dispatcher {
         Some(permits)
     }
 
-    fn send(&self, id: MessageId, attempt: u32, source: Source, result: Result<(), Failure>) {
+    /// Gives back `held` and waits for every slot: nothing else of this handler runs while they
+    /// are held. (Holding one slot while waiting for the others could deadlock with another
+    /// caller doing the same.) `None` when stopping.
+    pub(crate) async fn take_all_slots(
+        &self,
+        held: OwnedSemaphorePermit,
+        stop: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        drop(held);
+        let total = self.plan.reg.config.concurrency.max(1);
+        tokio::select! {
+            p = self.slots.clone().acquire_many_owned(total) => p.ok(),
+            () = stop.cancelled() => None,
+        }
+    }
+
+    /// Waits until the settler has finished with every outcome sent so far (so the entries
+    /// handled before are acknowledged, not pending, if the process dies next).
+    pub(crate) async fn wait_settled(&self) {
+        let target = self.sent.load(Ordering::SeqCst);
+        let mut settled = self.settled.clone();
+        // An error means the settler is gone (shutdown): nothing more to wait for.
+        let _ = settled.wait_for(|n| *n >= target).await;
+    }
+
+    /// Dispatches one entry from the pending list (a reclaim or a resume) with `slot`. An entry
+    /// that was pending on consumers that died at least twice ([`SUSPECT_DELIVERIES`]) runs alone:
+    /// after every other call of this handler finished and was settled, holding every slot until
+    /// it is done. If it is what kills processes, it takes nothing else down with it, so the
+    /// messages that ran beside it the first times are not pushed to the attempt limit with it.
+    /// Returns false when stopping (the entry stays pending).
+    pub(crate) async fn dispatch_pending(
+        &self,
+        delivery: Delivery,
+        slot: OwnedSemaphorePermit,
+        stop: &CancellationToken,
+    ) -> bool {
+        let count = delivery.delivery_count;
+        // Past the attempt limit the handler does not run at all (dead letter `crashed`).
+        if delivery.source != Source::Pending
+            || count < SUSPECT_DELIVERIES
+            || count > max_attempts(&self.plan.reg.config)
+        {
+            self.dispatch(delivery, slot);
+            return true;
+        }
+        let Some(all) = self.take_all_slots(slot, stop).await else {
+            return false;
+        };
+        self.wait_settled().await;
+        tracing::info!(
+            group = %self.plan.group,
+            message_id = %delivery.id,
+            deliveries = count,
+            "running alone an entry whose consumers died while it was pending"
+        );
+        self.dispatch(delivery, all);
+        true
+    }
+
+    fn emit(&self, outcome: Outcome) {
+        self.sent.fetch_add(1, Ordering::SeqCst);
         // The receiver lives until every dispatcher is dropped.
-        let _ = self.outcomes.send(Outcome {
+        let _ = self.outcomes.send(outcome);
+    }
+
+    fn send(&self, id: MessageId, attempt: u32, source: Source, result: Result<(), Failure>) {
+        self.emit(Outcome {
             id,
             attempt,
             source,
@@ -179,17 +254,16 @@ impl Dispatcher {
             self.send(id, limit, source, Err(Failure::Crashed(attempt - 1)));
             return;
         }
-        let envelope =
-            match Envelope::from_fields(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
-                Ok(env) => env,
-                Err(e) => {
-                    self.send(id, attempt, source, Err(Failure::Decode(e)));
-                    return;
-                }
-            };
+        let envelope = match Envelope::from_owned_fields(fields) {
+            Ok(env) => env,
+            Err(e) => {
+                self.send(id, attempt, source, Err(Failure::Decode(e)));
+                return;
+            }
+        };
         if envelope.event_type != plan.reg.event.name {
             // Another service's event on the same stream: not ours to handle.
-            let _ = self.outcomes.send(Outcome {
+            self.emit(Outcome {
                 id,
                 attempt,
                 source,
@@ -216,6 +290,9 @@ impl Dispatcher {
             let _slot = slot;
             let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
             let result = tokio::select! {
+                // The call first: polling the cancellation first would register a waiter on the
+                // shared token (a lock) for every message.
+                biased;
                 r = guarded => match r {
                     Ok(Ok(Ok(()))) => Ok(()),
                     Ok(Ok(Err(CallError::Decode(e)))) => Err(Failure::Decode(e)),

@@ -14,7 +14,7 @@ mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,7 +28,8 @@ pub(crate) struct HandlerPlan {
     pub(crate) reg: &'static HandlerRegistration,
     pub(crate) group: Arc<str>,
     pub(crate) key: Arc<str>,
-    pub(crate) keys: StreamKeys,
+    /// Shared: the plan is cloned into every handler call's task.
+    pub(crate) keys: Arc<StreamKeys>,
     pub(crate) consumer: Arc<str>,
 }
 
@@ -57,6 +58,7 @@ pub(crate) async fn run<B: Broker>(
 ) {
     let concurrency = plan.reg.config.concurrency.max(1) as usize;
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let (settled_tx, settled_rx) = watch::channel(0u64);
     let tracker = TaskTracker::new();
     let abort = CancellationToken::new();
     let dispatcher = dispatch::Dispatcher {
@@ -64,6 +66,8 @@ pub(crate) async fn run<B: Broker>(
         parts,
         slots: Arc::new(Semaphore::new(concurrency)),
         outcomes: ack_tx,
+        sent: Arc::default(),
+        settled: settled_rx,
         tracker: tracker.clone(),
         abort: abort.clone(),
     };
@@ -74,6 +78,7 @@ pub(crate) async fn run<B: Broker>(
         keys: plan.keys.clone(),
         retry_scheduled: retry_scheduled.clone(),
         observer: settings.observer.clone(),
+        settled: settled_tx,
     };
     let acker = tokio::spawn(settler.run(ack_rx));
     let retrier = tokio::spawn(scheduled::run(

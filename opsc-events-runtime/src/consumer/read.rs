@@ -32,7 +32,14 @@ pub(super) async fn run<B: Broker>(
                 }
             },
         };
-        let Some(mut permits) = dispatcher.take_slots(settings.max_batch, stop).await else {
+        // Own pending entries are read back one at a time, like reclaims (see
+        // `Dispatcher::dispatch_pending`).
+        let max = if resume_from.is_some() {
+            1
+        } else {
+            settings.max_batch
+        };
+        let Some(mut permits) = dispatcher.take_slots(max, stop).await else {
             break;
         };
         let count = permits.num_permits();
@@ -67,6 +74,15 @@ pub(super) async fn run<B: Broker>(
                     }
                 }
                 if deliveries.is_empty() {
+                    continue;
+                }
+                if resume_from.is_some() {
+                    // One entry per read (COUNT 1).
+                    if let Some(delivery) = deliveries.into_iter().next()
+                        && !dispatcher.dispatch_pending(delivery, permits, stop).await
+                    {
+                        return;
+                    }
                     continue;
                 }
                 let extra = permits.num_permits().saturating_sub(deliveries.len());

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::HandlerPlan;
 use super::dispatch::{Failure, Outcome};
@@ -24,10 +24,12 @@ const ATTEMPTS: u32 = 5;
 pub(super) struct Settler<B> {
     pub(super) broker: B,
     pub(super) plan: HandlerPlan,
-    pub(super) keys: StreamKeys,
+    pub(super) keys: Arc<StreamKeys>,
     /// Woken when a retry is scheduled, so the retry loop can shorten its sleep.
     pub(super) retry_scheduled: Arc<Notify>,
     pub(super) observer: Option<Observer>,
+    /// How many outcomes have been finished with (see `Dispatcher::wait_settled`).
+    pub(super) settled: watch::Sender<u64>,
 }
 
 impl<B: Broker> Settler<B> {
@@ -46,9 +48,12 @@ impl<B: Broker> Settler<B> {
 
     pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<Outcome>) {
         let mut acks: Vec<MessageId> = Vec::with_capacity(MAX_BATCH);
+        let mut others: Vec<Outcome> = Vec::new();
+        let mut done = 0u64;
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
             while let Some(outcome) = next.take() {
+                done += 1;
                 match (&outcome.result, &outcome.source) {
                     (Ok(()), Source::Pending) => {
                         self.observe(outcome.id, outcome.attempt, || {
@@ -60,13 +65,18 @@ impl<B: Broker> Settler<B> {
                         });
                         acks.push(outcome.id);
                     }
-                    _ => self.settle(outcome).await,
+                    _ => others.push(outcome),
                 }
-                if acks.len() < MAX_BATCH {
+                if acks.len() + others.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
                 }
             }
-            self.flush(&mut acks).await;
+            // The batch's acknowledgement and its other settlements (each one atomic script about
+            // one message) are independent: they go out together, pipelined on the connection,
+            // rather than one round trip after another.
+            let settling = futures_util::future::join_all(others.drain(..).map(|o| self.settle(o)));
+            tokio::join!(self.flush(&mut acks), settling);
+            self.settled.send_replace(done);
         }
     }
 

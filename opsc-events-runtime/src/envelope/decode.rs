@@ -103,10 +103,27 @@ pub fn decode_data<E: Event>(data: &[u8]) -> Result<E, DecodeError> {
     })
 }
 
-impl Envelope {
-    /// Parses the fields of one stream entry. Unknown fields are ignored (newer publishers may
-    /// add some); a known field given twice is invalid.
-    pub fn from_fields<'a, I>(fields: I) -> Result<Envelope, DecodeError>
+/// The envelope fields of one entry, checked and parsed; strings and the payload still borrowed.
+struct Parsed<'a> {
+    event_type: &'a str,
+    service: &'a str,
+    data: &'a [u8],
+    rest: Rest,
+}
+
+/// The parsed fields that are not borrowed.
+struct Rest {
+    version: u16,
+    fingerprint: u64,
+    event_id: Uuid,
+    timestamp_ms: u64,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    headers: Headers,
+}
+
+impl<'a> Parsed<'a> {
+    fn parse<I>(fields: I) -> Result<Parsed<'a>, DecodeError>
     where
         I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
     {
@@ -171,20 +188,81 @@ impl Envelope {
             }
         };
         let data = required(raw.data, field::DATA)?;
-        Ok(Envelope {
-            event_type: event_type.to_owned(),
-            version,
-            fingerprint,
-            meta: Metadata {
+        Ok(Parsed {
+            event_type,
+            service,
+            data,
+            rest: Rest {
+                version,
+                fingerprint,
                 event_id,
-                service: service.to_owned(),
                 timestamp_ms,
                 correlation_id,
                 causation_id,
                 headers,
             },
-            data: data.to_vec(),
         })
+    }
+}
+
+impl Rest {
+    /// The envelope, with the strings and the payload given as owned values.
+    fn into_envelope(self, event_type: String, service: String, data: Vec<u8>) -> Envelope {
+        Envelope {
+            event_type,
+            version: self.version,
+            fingerprint: self.fingerprint,
+            meta: Metadata {
+                event_id: self.event_id,
+                service,
+                timestamp_ms: self.timestamp_ms,
+                correlation_id: self.correlation_id,
+                causation_id: self.causation_id,
+                headers: self.headers,
+            },
+            data,
+        }
+    }
+}
+
+impl Envelope {
+    /// Parses the fields of one stream entry. Unknown fields are ignored (newer publishers may
+    /// add some); a known field given twice is invalid.
+    pub fn from_fields<'a, I>(fields: I) -> Result<Envelope, DecodeError>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let p = Parsed::parse(fields)?;
+        Ok(p.rest.into_envelope(
+            p.event_type.to_owned(),
+            p.service.to_owned(),
+            p.data.to_vec(),
+        ))
+    }
+
+    /// [`Envelope::from_fields`] on fields the caller owns: the payload and the strings are
+    /// moved into the envelope rather than copied (the consumer's path, once per message).
+    pub(crate) fn from_owned_fields(
+        mut fields: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Envelope, DecodeError> {
+        let rest = Parsed::parse(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?.rest;
+        // Each of these appears exactly once (checked above).
+        let mut take = |name: &str| {
+            fields
+                .iter_mut()
+                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .map(|(_, v)| std::mem::take(v))
+                .unwrap_or_default()
+        };
+        let text = |v: Vec<u8>| {
+            // Already checked to be UTF-8.
+            String::from_utf8(v)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        };
+        let event_type = text(take(field::EVENT_TYPE));
+        let service = text(take(field::SERVICE));
+        let data = take(field::DATA);
+        Ok(rest.into_envelope(event_type, service, data))
     }
 }
 
@@ -216,5 +294,36 @@ pub fn decode_event<E: Event>(envelope: &Envelope) -> Result<E, DecodeError> {
             version: envelope.version,
             known: known_versions::<E>().into_iter().map(|(v, _)| v).collect(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_fields_decode_like_borrowed_ones() {
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = [
+            ("event_type", "asset_created"),
+            ("version", "2"),
+            ("schema", "00000000000000ff"),
+            ("event_id", "0190b6a2-7c4e-7d2a-9b1e-1f2e3d4c5b6a"),
+            ("service", "inventory"),
+            ("timestamp", "1700000000000"),
+            ("correlation_id", "0190b6a2-7c4e-7d2a-9b1e-1f2e3d4c5b6b"),
+            ("unknown", "ignored"),
+            ("data", "\u{80}"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+        let borrowed =
+            Envelope::from_fields(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+                .expect("valid fields");
+        let owned = Envelope::from_owned_fields(fields.clone()).expect("valid fields");
+        assert_eq!(borrowed, owned);
+        let mut twice = fields;
+        twice.push((b"data".to_vec(), b"x".to_vec()));
+        assert!(Envelope::from_owned_fields(twice).is_err());
     }
 }

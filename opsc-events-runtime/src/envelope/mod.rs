@@ -4,6 +4,7 @@
 
 mod decode;
 mod error;
+mod event_id;
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use uuid::Uuid;
 
 pub use decode::{MAX_NESTING, decode_data, decode_event};
 pub use error::{DecodeError, EncodeError};
+pub(crate) use event_id::new_event_id;
 
 use crate::event::Event;
 
@@ -61,7 +63,7 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata for a new event with no cause: a fresh UUIDv7 that is also its correlation id.
     pub fn new(service: impl Into<String>) -> Self {
-        let event_id = Uuid::now_v7();
+        let event_id = new_event_id();
         Metadata {
             event_id,
             service: service.into(),
@@ -94,64 +96,185 @@ pub struct Envelope {
     pub data: Vec<u8>,
 }
 
+/// The most fields an envelope has: every field of [`field`].
+const MAX_FIELDS: usize = 10;
+
 /// An event encoded as stream entry fields, ready for `XADD`.
+///
+/// The values are written back to back into one buffer (one allocation per event), with the end
+/// offset of each value kept next to its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEvent {
-    fields: Vec<(&'static str, Vec<u8>)>,
+    buf: Vec<u8>,
+    /// `(name, end of the value in buf)`; the first `len` are in use, the rest are `("", 0)`.
+    ends: [(&'static str, u32); MAX_FIELDS],
+    len: u8,
 }
 
 impl EncodedEvent {
+    fn with_capacity(bytes: usize) -> Self {
+        EncodedEvent {
+            buf: Vec::with_capacity(bytes),
+            ends: [("", 0); MAX_FIELDS],
+            len: 0,
+        }
+    }
+
+    /// Ends the value written since the previous field as the value of `name`.
+    fn end_field(&mut self, name: &'static str) {
+        // Values larger than 4 GiB are refused by Redis long before (512 MB per string).
+        self.ends[usize::from(self.len)] =
+            (name, u32::try_from(self.buf.len()).unwrap_or(u32::MAX));
+        self.len += 1;
+    }
+
+    fn push(&mut self, name: &'static str, value: &[u8]) {
+        self.buf.extend_from_slice(value);
+        self.end_field(name);
+    }
+
+    fn push_decimal(&mut self, name: &'static str, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(name, &digits[i..]);
+    }
+
+    fn push_uuid(&mut self, name: &'static str, id: Uuid) {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        self.push(name, id.hyphenated().encode_lower(&mut text).as_bytes());
+    }
+
     /// The fields in wire order: `(name, value)`.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&'static str, &[u8])> + '_ {
-        self.fields.iter().map(|(k, v)| (*k, v.as_slice()))
+        let mut start = 0usize;
+        self.ends[..usize::from(self.len)]
+            .iter()
+            .map(move |&(name, end)| {
+                let value = &self.buf[start..end as usize];
+                start = end as usize;
+                (name, value)
+            })
     }
 
     /// The value of one field.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_slice())
+        self.fields().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
+
+    /// The number of fields.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The total size of the names and values, in bytes.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
+            + self.ends[..usize::from(self.len)]
+                .iter()
+                .map(|(name, _)| name.len())
+                .sum::<usize>()
+    }
+}
+
+/// The fingerprint as 16 lowercase hex digits.
+fn hex16(n: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 /// Encodes `event` with `meta` into stream entry fields (the payload as a MessagePack map with
 /// fields by name).
 pub fn encode<E: Event>(event: &E, meta: &Metadata) -> Result<EncodedEvent, EncodeError> {
-    let data = rmp_serde::to_vec_named(event).map_err(|source| EncodeError {
+    encode_parts(event, &meta.as_parts())
+}
+
+/// [`Metadata`] by reference, so that a publisher need not build one (and copy its service
+/// name) per event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetaParts<'a> {
+    pub(crate) event_id: Uuid,
+    pub(crate) service: &'a str,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) correlation_id: Uuid,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) headers: &'a Headers,
+}
+
+impl Metadata {
+    pub(crate) fn as_parts(&self) -> MetaParts<'_> {
+        MetaParts {
+            event_id: self.event_id,
+            service: &self.service,
+            timestamp_ms: self.timestamp_ms,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            headers: &self.headers,
+        }
+    }
+}
+
+/// [`encode`] from metadata parts.
+pub(crate) fn encode_parts<E: Event>(
+    event: &E,
+    meta: &MetaParts<'_>,
+) -> Result<EncodedEvent, EncodeError> {
+    let error = |source| EncodeError {
         event_type: E::NAME,
         source,
-    })?;
-    let mut fields = Vec::with_capacity(10);
-    fields.push((field::EVENT_TYPE, E::NAME.as_bytes().to_vec()));
-    fields.push((field::VERSION, E::VERSION.to_string().into_bytes()));
-    fields.push((
-        field::SCHEMA,
-        format!("{:016x}", E::FINGERPRINT).into_bytes(),
-    ));
-    fields.push((
-        field::EVENT_ID,
-        meta.event_id.hyphenated().to_string().into_bytes(),
-    ));
-    fields.push((field::SERVICE, meta.service.as_bytes().to_vec()));
-    fields.push((field::TIMESTAMP, meta.timestamp_ms.to_string().into_bytes()));
-    fields.push((
-        field::CORRELATION_ID,
-        meta.correlation_id.hyphenated().to_string().into_bytes(),
-    ));
+    };
+    // The metadata takes about 160 bytes; a small payload fits in the rest without a reallocation.
+    let mut entry = EncodedEvent::with_capacity(256);
+    entry.push(field::EVENT_TYPE, E::NAME.as_bytes());
+    entry.push_decimal(field::VERSION, u64::from(E::VERSION));
+    entry.push(field::SCHEMA, &hex16(E::FINGERPRINT));
+    entry.push_uuid(field::EVENT_ID, meta.event_id);
+    entry.push(field::SERVICE, meta.service.as_bytes());
+    entry.push_decimal(field::TIMESTAMP, meta.timestamp_ms);
+    entry.push_uuid(field::CORRELATION_ID, meta.correlation_id);
     if let Some(cause) = meta.causation_id {
-        fields.push((
-            field::CAUSATION_ID,
-            cause.hyphenated().to_string().into_bytes(),
-        ));
+        entry.push_uuid(field::CAUSATION_ID, cause);
     }
     if !meta.headers.is_empty() {
-        let headers = rmp_serde::to_vec(&meta.headers).map_err(|source| EncodeError {
-            event_type: E::NAME,
-            source,
-        })?;
-        fields.push((field::HEADERS, headers));
+        rmp_serde::encode::write(&mut entry.buf, meta.headers).map_err(error)?;
+        entry.end_field(field::HEADERS);
     }
-    fields.push((field::DATA, data));
-    Ok(EncodedEvent { fields })
+    rmp_serde::encode::write_named(&mut entry.buf, event).map_err(error)?;
+    entry.end_field(field::DATA);
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex16_matches_format() {
+        for n in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(hex16(n).as_slice(), format!("{n:016x}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn decimals_match_to_string() {
+        let mut e = EncodedEvent::with_capacity(0);
+        let ns = [0, 7, 10, 65_535, 1_700_000_000_000, u64::MAX];
+        for n in ns {
+            e.push_decimal("n", n);
+        }
+        let got: Vec<&[u8]> = e.fields().map(|(_, v)| v).collect();
+        let want: Vec<String> = ns.iter().map(u64::to_string).collect();
+        assert_eq!(got, want.iter().map(|s| s.as_bytes()).collect::<Vec<_>>());
+    }
 }

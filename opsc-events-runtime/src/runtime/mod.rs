@@ -203,7 +203,7 @@ impl Runtime {
                 reg: s.reg,
                 group: s.group.clone(),
                 key: self.keys.events(s.reg.stream).into(),
-                keys: self.keys.stream(s.reg.stream),
+                keys: Arc::new(self.keys.stream(s.reg.stream)),
                 consumer: self.consumer_name.clone(),
             };
             let parts = ContextParts {

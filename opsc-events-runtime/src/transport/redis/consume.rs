@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::{AsyncConnectionConfig, RedisWrite, Value};
 
 use super::RedisTransport;
 use super::reply;
@@ -214,10 +214,12 @@ impl Broker for RedisTransport {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut cmd = redis::cmd("XACK");
-        cmd.arg(key).arg(group);
+        // Ids are formatted straight into the command (no string per id).
+        let mut cmd =
+            redis::Cmd::with_capacity(3 + ids.len(), 8 + key.len() + group.len() + 24 * ids.len());
+        cmd.arg("XACK").arg(key).arg(group);
         for id in ids {
-            cmd.arg(id.to_string());
+            cmd.write_arg_fmt(id);
         }
         let mut conn = self.conn.clone();
         cmd.query_async::<i64>(&mut conn)

@@ -1,19 +1,19 @@
 //! The Redis transport: a multiplexed, self-reconnecting connection for commands that do not
 //! block (publishes, acks, claims). Blocking reads get connections of their own.
 
+mod append;
 mod consume;
 mod reply;
 mod retry;
 mod scripts;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError};
 
-use crate::envelope::EncodedEvent;
-use crate::error::{ConfigProblem, Error, Result, redact_url};
-use crate::message_id::MessageId;
+use crate::error::{ConfigProblem, Error, redact_url};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub(crate) struct RedisTransport {
     client: redis::Client,
     conn: ConnectionManager,
     response_timeout: Duration,
+    /// Single appends waiting to be pipelined together (see `append`).
+    appends: Arc<append::Appends>,
 }
 
 impl std::fmt::Debug for RedisTransport {
@@ -65,6 +67,7 @@ impl RedisTransport {
                 client,
                 conn,
                 response_timeout: s.response_timeout,
+                appends: Arc::default(),
             }),
             Ok(Err(e)) => Err(unreachable(e.to_string())),
             Err(_) => Err(unreachable("timed out".to_owned())),
@@ -72,89 +75,23 @@ impl RedisTransport {
     }
 
     pub(crate) fn error(&self, command: &'static str, key: &str, source: RedisError) -> Error {
-        if source.is_timeout() {
-            Error::Timeout {
-                command,
-                key: key.to_owned(),
-                timeout: self.response_timeout,
-            }
-        } else {
-            Error::Redis {
-                command,
-                key: key.to_owned(),
-                source,
-            }
-        }
+        redis_error(self.response_timeout, command, key, source)
     }
+}
 
-    fn parse_id(key: &str, raw: &[u8]) -> Result<MessageId> {
-        MessageId::from_bytes(raw).map_err(|_| Error::UnexpectedReply {
-            command: "XADD",
+/// A client error as the runtime's [`Error`]: a timeout is `Error::Timeout`.
+fn redis_error(timeout: Duration, command: &'static str, key: &str, source: RedisError) -> Error {
+    if source.is_timeout() {
+        Error::Timeout {
+            command,
             key: key.to_owned(),
-            reply: String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned(),
-        })
-    }
-
-    fn xadd(key: &str, entry: &EncodedEvent) -> Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(key).arg("*");
-        for (name, value) in entry.fields() {
-            cmd.arg(name).arg(value);
+            timeout,
         }
-        cmd
-    }
-
-    pub(crate) async fn append_raw(
-        &self,
-        key: &str,
-        fields: &[(&str, &[u8])],
-    ) -> Result<MessageId> {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(key).arg("*");
-        for (name, value) in fields {
-            cmd.arg(*name).arg(*value);
+    } else {
+        Error::Redis {
+            command,
+            key: key.to_owned(),
+            source,
         }
-        let mut conn = self.conn.clone();
-        let raw: Vec<u8> = cmd
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("XADD", key, e))?;
-        Self::parse_id(key, &raw)
-    }
-
-    pub(crate) async fn append_one(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
-        let mut conn = self.conn.clone();
-        let raw: Vec<u8> = Self::xadd(key, entry)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("XADD", key, e))?;
-        Self::parse_id(key, &raw)
-    }
-
-    pub(crate) async fn append_many(
-        &self,
-        key: &str,
-        entries: &[EncodedEvent],
-    ) -> Result<Vec<MessageId>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = Pipeline::with_capacity(entries.len());
-        for entry in entries {
-            pipe.add_command(Self::xadd(key, entry));
-        }
-        let mut conn = self.conn.clone();
-        let raw: Vec<Vec<u8>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("XADD", key, e))?;
-        if raw.len() != entries.len() {
-            return Err(Error::UnexpectedReply {
-                command: "XADD",
-                key: key.to_owned(),
-                reply: format!("{} ids for {} entries", raw.len(), entries.len()),
-            });
-        }
-        raw.iter().map(|r| Self::parse_id(key, r)).collect()
     }
 }
