@@ -254,7 +254,7 @@ impl Dispatcher {
             self.send(id, limit, source, Err(Failure::Crashed(attempt - 1)));
             return;
         }
-        let envelope = match Envelope::from_owned_fields(fields) {
+        let mut envelope = match Envelope::from_owned_fields(fields) {
             Ok(env) => env,
             Err(e) => {
                 self.send(id, attempt, source, Err(Failure::Decode(e)));
@@ -272,7 +272,7 @@ impl Dispatcher {
             });
             return;
         }
-        let ctx = Context::new(&self.parts, id, &envelope, attempt, delivery_count);
+        let ctx = Context::new(&self.parts, id, &mut envelope, attempt, delivery_count);
         // One span per attempt; `traceparent` travels in the headers for cross-service traces.
         let span = tracing::info_span!(
             "handle",
@@ -285,7 +285,10 @@ impl Dispatcher {
         );
         let call = tracing::Instrument::instrument((plan.reg.call)(envelope, ctx), span);
         let timeout = plan.reg.config.timeout;
-        let this = self.clone();
+        // Only what the task needs: cloning the whole dispatcher per call was a dozen reference
+        // counts, shared by every call of the handler, bouncing between cores.
+        let (outcomes, sent, abort) =
+            (self.outcomes.clone(), self.sent.clone(), self.abort.clone());
         self.tracker.spawn(async move {
             let _slot = slot;
             let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
@@ -301,9 +304,17 @@ impl Dispatcher {
                     Err(_) => Err(Failure::Timeout),
                 },
                 // Past the shutdown timeout: stop without an outcome, the entry stays pending.
-                () = this.abort.cancelled() => return,
+                () = abort.cancelled() => return,
             };
-            this.send(id, attempt, source, result);
+            // As `emit`: counted, then sent (the receiver lives until every dispatcher is dropped).
+            sent.fetch_add(1, Ordering::SeqCst);
+            let _ = outcomes.send(Outcome {
+                id,
+                attempt,
+                source,
+                result,
+                skipped: false,
+            });
         });
     }
 }

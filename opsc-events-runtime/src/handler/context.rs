@@ -47,14 +47,16 @@ pub(crate) struct ContextParts {
 }
 
 impl Context {
-    /// Builds the context of one delivery. `envelope.data` is not kept.
+    /// Builds the context of one delivery. `envelope.data` is not kept; the service name is
+    /// moved out of `envelope` (decoding the payload does not need it), not copied.
     pub(crate) fn new(
         parts: &ContextParts,
         message_id: MessageId,
-        envelope: &Envelope,
+        envelope: &mut Envelope,
         attempt: u32,
         delivery_count: u32,
     ) -> Self {
+        let service = std::mem::take(&mut envelope.meta.service);
         let meta = &envelope.meta;
         Context {
             inner: Arc::new(Inner {
@@ -63,7 +65,7 @@ impl Context {
                 group: parts.group.clone(),
                 event_id: meta.event_id,
                 published_at: meta.timestamp_ms,
-                service: meta.service.clone(),
+                service,
                 correlation_id: meta.correlation_id,
                 causation_id: meta.causation_id,
                 headers: meta.headers.clone(),

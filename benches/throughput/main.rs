@@ -1,0 +1,555 @@
+//! Throughput, latency and memory of opsc-events against hand-written redis-rs loops, on one
+//! private `redis-server` started for the run.
+//!
+//! ```sh
+//! cargo bench --bench throughput                       # full run, a few minutes
+//! OPSC_BENCH_QUICK=1 cargo bench --bench throughput    # quick run, a tenth of the sizes
+//! OPSC_BENCH_ONLY=publish,e2e cargo bench --bench throughput
+//! ```
+//!
+//! Run by `cargo test` (without `--bench`, as `cargo test --all-targets` does), it is a smoke
+//! check: every scenario once with tiny sizes, no figure checked, a few seconds.
+//!
+//! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `big`,
+//! `latency`, `retry`, `dlq`, `rss`. `OPSC_BENCH_REPS` sets how many times each throughput figure
+//! is measured (the best is kept; default 3, 1 in quick mode). Results are printed as a
+//! Markdown table; see BENCHMARKS.md for the method.
+
+mod baseline;
+mod events;
+mod framework;
+mod report;
+mod rss;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use opsc_events_testkit::RedisServer;
+
+use events::{Doomed, Flaky, Flowing, Published};
+use framework::{Done, key};
+use report::{Report, Sample, best, ms, sample};
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    Quick,
+    /// Under `cargo test`: checks that every scenario runs, measures nothing worth reading.
+    Smoke,
+}
+
+/// Sizes of one run.
+struct Config {
+    mode: Mode,
+    reps: usize,
+    only: Option<Vec<String>>,
+    /// Entries per publish measurement (pipelined, batched, concurrent).
+    publish_n: usize,
+    /// Entries for one-at-a-time publishing.
+    sequential_n: usize,
+    /// Backlog of the end-to-end measurement (100-byte payloads).
+    e2e_n: usize,
+    /// Entries with 4 KB payloads.
+    big_n: usize,
+    /// Seconds recorded per latency rate.
+    latency_secs: f64,
+    /// Entries of the retry and dead-letter measurements.
+    failure_n: usize,
+    /// Entries per stream of the memory scenario (10 streams).
+    rss_per_stream: usize,
+    rss_secs: f64,
+}
+
+/// Pipeline depth of the hand-written publisher and batch size of `publish_all`.
+const PUBLISH_BATCH: usize = 500;
+/// `XREADGROUP COUNT` of the hand-written consumer: the framework's read batch (its `max_batch`,
+/// the most entries one read asks for when enough slots are free).
+const READ_COUNT: usize = 256;
+/// The batch the SPEC's hand-written consume figure used, measured for context.
+const SPEC_READ_COUNT: usize = 500;
+/// Concurrent publishing tasks.
+const TASKS: usize = 64;
+const SMALL: usize = 100;
+const BIG: usize = 4096;
+
+impl Config {
+    fn from_env() -> Config {
+        let mode = if !std::env::args().any(|a| a == "--bench") {
+            Mode::Smoke
+        } else if std::env::var("OPSC_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0") {
+            Mode::Quick
+        } else {
+            Mode::Full
+        };
+        let quick = mode != Mode::Full;
+        let reps = std::env::var("OPSC_BENCH_REPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 1 } else { 3 });
+        let only = std::env::var("OPSC_BENCH_ONLY")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+        let k = match mode {
+            Mode::Full => 1,
+            Mode::Quick => 10,
+            Mode::Smoke => 100,
+        };
+        Config {
+            mode,
+            reps: reps.max(1),
+            only,
+            publish_n: 200_000 / k,
+            sequential_n: 20_000 / k,
+            e2e_n: 200_000 / k,
+            big_n: 50_000 / k,
+            latency_secs: 10.0 / k as f64,
+            failure_n: 50_000 / k,
+            rss_per_stream: 100_000 / k,
+            rss_secs: match mode {
+                Mode::Full => 15.0,
+                Mode::Quick => 3.0,
+                Mode::Smoke => 1.0,
+            },
+        }
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
+    }
+}
+
+fn main() {
+    if std::env::var("OPSC_BENCH_CHILD").as_deref() == Ok("rss") {
+        rss::child();
+        return;
+    }
+    let cfg = Config::from_env();
+    let server = RedisServer::start();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    let report = tokio.block_on(run(&cfg, &server));
+    report.print();
+    if cfg.mode == Mode::Smoke {
+        println!(
+            "\nsmoke check (`cargo test`): the figures mean nothing; run `cargo bench --bench throughput`"
+        );
+    }
+    println!(
+        "\n{} run, {} repetition(s) per throughput figure (best kept), {:.0} s in all",
+        format!("{:?}", cfg.mode).to_lowercase(),
+        cfg.reps,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn run(cfg: &Config, server: &RedisServer) -> Report {
+    let url = server.url();
+    let mut conn = baseline::conn(&url).await;
+    let mut report = Report::default();
+    report.smoke = cfg.mode == Mode::Smoke;
+    println!(
+        "opsc-events benchmark on redis-server port {} ({})",
+        server.port(),
+        format!("{:?}", cfg.mode).to_lowercase()
+    );
+
+    if cfg.runs("redis-benchmark") {
+        println!("redis-benchmark (context):");
+        let n = cfg.publish_n;
+        for (label, pipeline) in [
+            ("redis-benchmark XADD -P 64", 64),
+            ("redis-benchmark XADD -c 50 -P 1", 1),
+        ] {
+            match baseline::redis_benchmark(server.port(), n, pipeline, 50) {
+                Ok(v) => report.vs(
+                    label,
+                    Sample {
+                        rate: v,
+                        cpu_ns: f64::NAN,
+                    },
+                    None,
+                    None,
+                ),
+                Err(e) => report.row(label, "skipped".into(), &e),
+            }
+        }
+        framework::del(&mut conn, &["rb:{bench}"]).await;
+    }
+
+    let publisher_rt = framework::runtime(&url, None, None).await;
+    let publisher = publisher_rt.publisher();
+    if cfg.runs("publish") {
+        println!("publish, ~{SMALL} B payloads:");
+        let k = key("bench_pub");
+        let fields = events::published_fields(SMALL);
+        let events = Arc::new(Published::batch(cfg.publish_n, SMALL));
+        let seq_events = Published::batch(cfg.sequential_n, SMALL);
+        let (mut hand, mut hand_conc, mut batched, mut conc, mut seq) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..cfg.reps {
+            framework::del(&mut conn, &[&k]).await;
+            let n = cfg.publish_n;
+            hand.push(
+                sample(
+                    n,
+                    baseline::pipelined_xadd(&mut conn, &k, &fields, n, PUBLISH_BATCH),
+                )
+                .await,
+            );
+            framework::del(&mut conn, &[&k]).await;
+            hand_conc
+                .push(sample(n, baseline::concurrent_xadd(&conn, &k, &fields, n, TASKS)).await);
+            framework::del(&mut conn, &[&k]).await;
+            batched.push(
+                sample(
+                    n,
+                    framework::publish_batched(&publisher, &events, PUBLISH_BATCH),
+                )
+                .await,
+            );
+            framework::del(&mut conn, &[&k]).await;
+            conc.push(
+                sample(
+                    n,
+                    framework::publish_concurrent(&publisher, events.clone(), TASKS),
+                )
+                .await,
+            );
+            framework::del(&mut conn, &[&k]).await;
+            seq.push(
+                sample(
+                    seq_events.len(),
+                    framework::publish_sequential(&publisher, &seq_events),
+                )
+                .await,
+            );
+        }
+        framework::del(&mut conn, &[&k]).await;
+        let hand = best(&hand);
+        report.vs(
+            "hand-written: pipelined XADD, 500 deep (100 B)",
+            hand,
+            None,
+            None,
+        );
+        report.vs(
+            "hand-written: 64 tasks, one XADD each in turn, one connection (100 B)",
+            best(&hand_conc),
+            Some(hand),
+            None,
+        );
+        report.vs(
+            "publish_all, batches of 500 (100 B)",
+            best(&batched),
+            Some(hand),
+            Some(0.8),
+        );
+        report.vs(
+            "publish from 64 concurrent tasks (100 B)",
+            best(&conc),
+            Some(hand),
+            Some(0.8),
+        );
+        report.vs(
+            "publish one at a time, awaited (100 B)",
+            best(&seq),
+            Some(hand),
+            None,
+        );
+    }
+
+    if cfg.runs("e2e") {
+        println!("end to end, ~{SMALL} B payloads, backlog of {}:", cfg.e2e_n);
+        end_to_end(
+            cfg,
+            &url,
+            &mut conn,
+            &publisher,
+            &mut report,
+            SMALL,
+            cfg.e2e_n,
+        )
+        .await;
+    }
+
+    if cfg.runs("big") {
+        println!("4 KB payloads:");
+        let k = key("bench_pub");
+        let fields = events::published_fields(BIG);
+        let events = Published::batch(cfg.big_n, BIG);
+        let (mut hand, mut batched) = (vec![], vec![]);
+        for _ in 0..cfg.reps {
+            framework::del(&mut conn, &[&k]).await;
+            let n = cfg.big_n;
+            hand.push(
+                sample(
+                    n,
+                    baseline::pipelined_xadd(&mut conn, &k, &fields, n, PUBLISH_BATCH),
+                )
+                .await,
+            );
+            framework::del(&mut conn, &[&k]).await;
+            batched.push(
+                sample(
+                    n,
+                    framework::publish_batched(&publisher, &events, PUBLISH_BATCH),
+                )
+                .await,
+            );
+        }
+        framework::del(&mut conn, &[&k]).await;
+        let hand = best(&hand);
+        report.vs(
+            "hand-written: pipelined XADD, 500 deep (4 KB)",
+            hand,
+            None,
+            None,
+        );
+        report.vs(
+            "publish_all, batches of 500 (4 KB)",
+            best(&batched),
+            Some(hand),
+            Some(0.8),
+        );
+        end_to_end(
+            cfg,
+            &url,
+            &mut conn,
+            &publisher,
+            &mut report,
+            BIG,
+            cfg.big_n,
+        )
+        .await;
+    }
+
+    if cfg.runs("latency") {
+        println!(
+            "latency publish → handler start ({:.0} s per rate):",
+            cfg.latency_secs
+        );
+        for rate in [1_000u64, 5_000] {
+            let s = framework::latency(&url, rate, cfg.latency_secs, SMALL).await;
+            let q = |x| framework::quantile(&s, x);
+            let target = if rate == 5_000 && cfg.mode == Mode::Smoke {
+                "(not judged in a smoke run)".to_owned()
+            } else if rate == 5_000 {
+                let ok = q(0.5) < 1_000_000 && q(0.99) < 5_000_000;
+                format!(
+                    "p50 < 1 ms, p99 < 5 ms — {}",
+                    if ok { "met" } else { "MISSED" }
+                )
+            } else {
+                String::new()
+            };
+            report.row(
+                &format!(
+                    "latency at {} msg/s: p50 / p99 / p999 / max ({} samples)",
+                    rate,
+                    s.len()
+                ),
+                format!(
+                    "{} / {} / {} / {}",
+                    ms(q(0.5)),
+                    ms(q(0.99)),
+                    ms(q(0.999)),
+                    ms(q(1.0))
+                ),
+                &target,
+            );
+        }
+        framework::del(&mut conn, &[key("bench_lat")]).await;
+    }
+
+    if cfg.runs("retry") {
+        println!(
+            "retry path ({} entries, each fails once, backoff none):",
+            cfg.failure_n
+        );
+        let (k, schedule) = (
+            key("bench_retry"),
+            "opsconductor:{bench_retry}:retry:bench.fails_once",
+        );
+        let events = Flaky::batch(cfg.failure_n, SMALL);
+        let mut xs = vec![];
+        for _ in 0..cfg.reps {
+            framework::del(&mut conn, &[k.as_str(), schedule]).await;
+            framework::publish_batched(&publisher, &events, PUBLISH_BATCH).await;
+            xs.push(
+                sample(
+                    cfg.failure_n,
+                    framework::consume(
+                        &url,
+                        &mut conn,
+                        "bench_retry",
+                        "::retry",
+                        "bench.fails_once",
+                        &events::retry::SUCCEEDED,
+                        cfg.failure_n,
+                        Done::RetriesEmpty(schedule),
+                    ),
+                )
+                .await,
+            );
+        }
+        framework::del(&mut conn, &[k.as_str(), schedule]).await;
+        report.vs(
+            "retry path: fail once, then succeed (100 B)",
+            best(&xs),
+            None,
+            None,
+        );
+    }
+
+    if cfg.runs("dlq") {
+        println!(
+            "dead-letter path ({} entries, permanent error):",
+            cfg.failure_n
+        );
+        let (k, letters) = (
+            key("bench_dlq"),
+            "opsconductor:{bench_dlq}:dead_letter".to_owned(),
+        );
+        let events = Doomed::batch(cfg.failure_n, SMALL);
+        let mut xs = vec![];
+        for _ in 0..cfg.reps {
+            framework::del(&mut conn, &[&k, &letters]).await;
+            framework::publish_batched(&publisher, &events, PUBLISH_BATCH).await;
+            xs.push(
+                sample(
+                    cfg.failure_n,
+                    framework::consume(
+                        &url,
+                        &mut conn,
+                        "bench_dlq",
+                        "::dlq",
+                        "bench.always_fails",
+                        &events::dlq::CALLS,
+                        cfg.failure_n,
+                        Done::DeadLetters(&letters),
+                    ),
+                )
+                .await,
+            );
+        }
+        framework::del(&mut conn, &[&k, &letters]).await;
+        report.vs(
+            "dead-letter path: permanent error (100 B)",
+            best(&xs),
+            None,
+            None,
+        );
+    }
+
+    if cfg.runs("rss") {
+        let backlog = cfg.rss_per_stream * events::RSS_STREAMS.len();
+        println!(
+            "memory: 100 handlers, backlog of {backlog}, {:.0} s:",
+            cfg.rss_secs
+        );
+        match rss::measure(&url, &mut conn, cfg.rss_per_stream, cfg.rss_secs).await {
+            Ok(r) => {
+                let mb = r.vmhwm_kb as f64 / 1024.0;
+                report.row(
+                    &format!(
+                        "peak RSS, {} handlers, backlog {backlog} ({} handled in {:.0} s)",
+                        r.handlers, r.handled, r.secs
+                    ),
+                    format!("{mb:.1} MB"),
+                    &if cfg.mode == Mode::Smoke {
+                        "(not judged in a smoke run)".to_owned()
+                    } else {
+                        format!("< 64 MB — {}", if mb < 64.0 { "met" } else { "MISSED" })
+                    },
+                );
+            }
+            Err(e) => report.row("peak RSS", "failed".into(), &e),
+        }
+    }
+    report
+}
+
+/// Fills the end-to-end stream with `n` entries of about `bytes`, then measures the hand-written
+/// consume loop and the framework on it, interleaved.
+async fn end_to_end(
+    cfg: &Config,
+    url: &str,
+    conn: &mut redis::aio::MultiplexedConnection,
+    publisher: &opsc_events::prelude::Publisher,
+    report: &mut Report,
+    bytes: usize,
+    n: usize,
+) {
+    let k = key("bench_e2e");
+    framework::del(conn, &[&k]).await;
+    let events = Flowing::batch(n, bytes);
+    framework::publish_batched(publisher, &events, PUBLISH_BATCH).await;
+    drop(events);
+    let (mut hand, mut spec, mut fw) = (vec![], vec![], vec![]);
+    for _ in 0..cfg.reps {
+        hand.push(
+            sample(
+                n,
+                baseline::consume_loop(conn, &k, "baseline", n, READ_COUNT),
+            )
+            .await,
+        );
+        spec.push(
+            sample(
+                n,
+                baseline::consume_loop(conn, &k, "baseline", n, SPEC_READ_COUNT),
+            )
+            .await,
+        );
+        fw.push(
+            sample(
+                n,
+                framework::consume(
+                    url,
+                    conn,
+                    "bench_e2e",
+                    "::e2e",
+                    "bench.noop",
+                    &events::e2e::CALLS,
+                    n,
+                    Done::Acked,
+                ),
+            )
+            .await,
+        );
+    }
+    framework::del(conn, &[&k]).await;
+    let hand = best(&hand);
+    let size = if bytes >= 1024 { "4 KB" } else { "100 B" };
+    report.vs(
+        &format!("hand-written: XREADGROUP COUNT {READ_COUNT} + one XACK per batch ({size})"),
+        hand,
+        None,
+        None,
+    );
+    report.vs(
+        &format!("hand-written: XREADGROUP COUNT {SPEC_READ_COUNT} + one XACK per batch ({size})"),
+        best(&spec),
+        None,
+        None,
+    );
+    report.vs(
+        &format!("end to end: backlog → no-op handler → ack ({size})"),
+        best(&fw),
+        Some(hand),
+        Some(0.8),
+    );
+    report.vs(
+        &format!("  … the same against COUNT {SPEC_READ_COUNT} ({size})"),
+        best(&fw),
+        Some(best(&spec)),
+        None,
+    );
+}

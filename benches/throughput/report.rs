@@ -1,0 +1,140 @@
+//! Samples (throughput and the client's CPU time per message) and the result table.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// One measurement: messages per second, and CPU time the benchmark process (not Redis) spent
+/// per message meanwhile, in all its threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub rate: f64,
+    pub cpu_ns: f64,
+}
+
+/// CPU time used so far by every thread of this process (`/proc/self/task/*/schedstat`, in ns).
+fn cpu_time() -> Duration {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// Runs `f`, which handles `n` messages and returns its rate, and samples the CPU time it took.
+pub async fn sample(n: usize, f: impl Future<Output = f64>) -> Sample {
+    let before = cpu_time();
+    let rate = f.await;
+    let cpu = cpu_time().saturating_sub(before);
+    Sample {
+        rate,
+        cpu_ns: cpu.as_nanos() as f64 / n as f64,
+    }
+}
+
+/// The best of several samples: the highest rate, and the lowest CPU time per message.
+pub fn best(xs: &[Sample]) -> Sample {
+    Sample {
+        rate: xs.iter().map(|s| s.rate).fold(0.0, f64::max),
+        cpu_ns: xs.iter().map(|s| s.cpu_ns).fold(f64::INFINITY, f64::min),
+    }
+}
+
+/// One line of the result table.
+struct Row {
+    scenario: String,
+    result: String,
+    cpu: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+}
+
+#[derive(Default)]
+pub struct Report {
+    rows: Vec<Row>,
+    /// A smoke run: targets are not judged.
+    pub smoke: bool,
+}
+
+pub fn rate(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.0} k/s", v / 1000.0)
+    } else {
+        format!("{v:.0} /s")
+    }
+}
+
+pub fn ms(ns: u64) -> String {
+    format!("{:.2} ms", ns as f64 / 1e6)
+}
+
+fn cpu(s: &Sample) -> String {
+    if s.cpu_ns.is_finite() && s.cpu_ns > 0.0 {
+        format!("{:.2} µs", s.cpu_ns / 1000.0)
+    } else {
+        String::new()
+    }
+}
+
+impl Report {
+    /// A free-form row.
+    pub fn row(&mut self, scenario: &str, result: String, target: &str) {
+        println!("  {scenario}: {result}");
+        self.rows.push(Row {
+            scenario: scenario.to_owned(),
+            result,
+            cpu: String::new(),
+            baseline: String::new(),
+            ratio: String::new(),
+            target: target.to_owned(),
+        });
+    }
+
+    /// A throughput, compared with a baseline (with its target ratio) when one is given.
+    pub fn vs(&mut self, scenario: &str, s: Sample, base: Option<Sample>, target: Option<f64>) {
+        let (b, r, t) = match base {
+            Some(b) => {
+                let r = s.rate / b.rate;
+                let t = match target {
+                    Some(_) if self.smoke => "(not judged in a smoke run)".to_owned(),
+                    Some(t) if r >= t => format!("≥ {:.0} % — met", t * 100.0),
+                    Some(t) => format!("≥ {:.0} % — MISSED", t * 100.0),
+                    None => String::new(),
+                };
+                (rate(b.rate), format!("{:.0} %", r * 100.0), t)
+            }
+            None => (String::new(), String::new(), String::new()),
+        };
+        println!("  {scenario}: {} ({} CPU/msg)", rate(s.rate), cpu(&s));
+        self.rows.push(Row {
+            scenario: scenario.to_owned(),
+            result: rate(s.rate),
+            cpu: cpu(&s),
+            baseline: b,
+            ratio: r,
+            target: t,
+        });
+    }
+
+    pub fn print(&self) {
+        println!();
+        println!(
+            "| scenario | result | client CPU / msg | hand-written | framework / hand-written | target |"
+        );
+        println!("|---|---:|---:|---:|---:|---|");
+        for r in &self.rows {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                r.scenario, r.result, r.cpu, r.baseline, r.ratio, r.target
+            );
+        }
+    }
+}
