@@ -39,11 +39,36 @@ pub async fn sample(n: usize, f: impl Future<Output = f64>) -> Sample {
     }
 }
 
-/// The best of several samples: the highest rate, and the lowest CPU time per message.
-pub fn best(xs: &[Sample]) -> Sample {
+/// The median of `xs` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(xs: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = xs.into_iter().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// The median rate and the median CPU time per message of several samples.
+pub fn middle(xs: &[Sample]) -> Sample {
     Sample {
-        rate: xs.iter().map(|s| s.rate).fold(0.0, f64::max),
-        cpu_ns: xs.iter().map(|s| s.cpu_ns).fold(f64::INFINITY, f64::min),
+        rate: median(xs.iter().map(|s| s.rate)),
+        cpu_ns: median(xs.iter().map(|s| s.cpu_ns)),
+    }
+}
+
+/// The median of the per-repetition ratios `xs[i] / base[i]` (samples of one repetition are
+/// measured back to back, so a slow spell of the machine hits both).
+pub fn ratio(xs: &[Sample], base: &[Sample]) -> f64 {
+    if xs.len() == base.len() {
+        median(xs.iter().zip(base).map(|(x, b)| x.rate / b.rate))
+    } else {
+        middle(xs).rate / middle(base).rate
     }
 }
 
@@ -98,11 +123,20 @@ impl Report {
         });
     }
 
-    /// A throughput, compared with a baseline (with its target ratio) when one is given.
-    pub fn vs(&mut self, scenario: &str, s: Sample, base: Option<Sample>, target: Option<f64>) {
+    /// A throughput (the median of its repetitions), compared with a baseline (with its target
+    /// ratio) when one is given.
+    pub fn vs(
+        &mut self,
+        scenario: &str,
+        xs: &[Sample],
+        base: Option<&[Sample]>,
+        target: Option<f64>,
+    ) {
+        let s = middle(xs);
         let (b, r, t) = match base {
-            Some(b) => {
-                let r = s.rate / b.rate;
+            Some(base) => {
+                let r = ratio(xs, base);
+                let b = middle(base);
                 let t = match target {
                     Some(_) if self.smoke => "(not judged in a smoke run)".to_owned(),
                     Some(t) if r >= t => format!("≥ {:.0} % — met", t * 100.0),

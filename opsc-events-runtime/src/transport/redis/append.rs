@@ -24,11 +24,12 @@ use crate::message_id::MessageId;
 
 /// The most appends sent in one pipeline.
 const MAX_PIPELINE: usize = 512;
-/// Pipelines of queued appends in flight at once (besides the direct append). More measured
-/// no faster and costlier: each flusher then finds fewer appends queued, down to one pipeline
-/// per append; and a flusher that keeps several pipelines out must be woken for every append
-/// queued.
-const MAX_FLUSHERS: usize = 1;
+/// Pipelines of queued appends in flight at once (besides the direct append). With one, the
+/// publishing tasks and the runtime's workers sat idle for every round trip and the workers
+/// parked and were woken again each time: 64 concurrent publishers reached 63–79 % of a
+/// hand-written pipelined loop. With two, one pipeline fills while the other is out: 80–103 %
+/// and a fifth less CPU per append (BENCHMARKS.md). Three or four measured no better.
+const MAX_FLUSHERS: usize = 2;
 
 /// Single appends on their way: one sent directly, the others queued for a flusher.
 #[derive(Debug, Default)]
