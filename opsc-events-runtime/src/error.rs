@@ -27,7 +27,8 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
-    /// Redis did not answer within the response timeout.
+    /// Redis did not answer within the response timeout. For a write (a publish), the outcome
+    /// is unknown: the command may have been applied.
     #[error("redis {command} on `{key}` got no answer within {timeout:?}")]
     Timeout {
         /// The command.

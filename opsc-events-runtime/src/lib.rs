@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod health;
 pub mod info;
 pub mod keys;
 pub mod message_id;

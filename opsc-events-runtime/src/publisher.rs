@@ -123,7 +123,9 @@ impl Publisher {
     ) -> Result<MessageId> {
         let entry = encode_parts(event, &opts.parts(&self.inner.service, now_ms()))?;
         let key = self.inner.keys.events(E::STREAM);
-        self.inner.transport.append(&key, &entry).await
+        let id = self.inner.transport.append(&key, &entry).await?;
+        metrics::counter!("opsc_events_published_total", "stream" => E::STREAM).increment(1);
+        Ok(id)
     }
 
     /// Appends raw fields to `stream` as they are, without an envelope: for tools and tests
@@ -148,6 +150,9 @@ impl Publisher {
             .map(|e| encode_parts(e, &opts.parts(&self.inner.service, now)))
             .collect::<Result<Vec<EncodedEvent>, _>>()?;
         let key = self.inner.keys.events(E::STREAM);
-        self.inner.transport.append_all(&key, &entries).await
+        let ids = self.inner.transport.append_all(&key, &entries).await?;
+        metrics::counter!("opsc_events_published_total", "stream" => E::STREAM)
+            .increment(ids.len() as u64);
+        Ok(ids)
     }
 }

@@ -134,6 +134,11 @@ pub mod observe {
     pub use opsc_events_runtime::observe::*;
 }
 
+/// Health checks for liveness and readiness probes: see `Runtime::health`.
+pub mod health {
+    pub use opsc_events_runtime::health::*;
+}
+
 /// Handler types: policies, registrations, extractors.
 pub mod handler {
     pub use opsc_events_runtime::handler::*;

@@ -97,6 +97,8 @@ pub(crate) struct Dispatcher {
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the shutdown timeout passes: unfinished calls stop, unacknowledged.
     pub(crate) abort: CancellationToken,
+    /// `opsc_events_handler_duration_seconds` of this handler, registered once (not per call).
+    pub(crate) duration: metrics::Histogram,
 }
 
 /// A pending entry delivered this many times has been pending on a consumer that died at least
@@ -287,10 +289,15 @@ impl Dispatcher {
         let timeout = plan.reg.config.timeout;
         // Only what the task needs: cloning the whole dispatcher per call was a dozen reference
         // counts, shared by every call of the handler, bouncing between cores.
-        let (outcomes, sent, abort) =
-            (self.outcomes.clone(), self.sent.clone(), self.abort.clone());
+        let (outcomes, sent, abort, duration) = (
+            self.outcomes.clone(),
+            self.sent.clone(),
+            self.abort.clone(),
+            self.duration.clone(),
+        );
         self.tracker.spawn(async move {
             let _slot = slot;
+            let started = std::time::Instant::now();
             let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
             let result = tokio::select! {
                 // The call first: polling the cancellation first would register a waiter on the
@@ -306,6 +313,7 @@ impl Dispatcher {
                 // Past the shutdown timeout: stop without an outcome, the entry stays pending.
                 () = abort.cancelled() => return,
             };
+            duration.record(started.elapsed().as_secs_f64());
             // As `emit`: counted, then sent (the receiver lives until every dispatcher is dropped).
             sent.fetch_add(1, Ordering::SeqCst);
             let _ = outcomes.send(Outcome {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::handler::{ContextParts, HandlerRegistration};
+use crate::health::ConsumerStatus;
 use crate::keys::StreamKeys;
 use crate::transport::Broker;
 
@@ -54,6 +55,7 @@ pub(crate) async fn run<B: Broker>(
     plan: HandlerPlan,
     parts: ContextParts,
     settings: ConsumerSettings,
+    status: Arc<ConsumerStatus>,
     stop: CancellationToken,
 ) {
     let concurrency = plan.reg.config.concurrency.max(1) as usize;
@@ -70,6 +72,13 @@ pub(crate) async fn run<B: Broker>(
         settled: settled_rx,
         tracker: tracker.clone(),
         abort: abort.clone(),
+        // Registered here, with the metrics recorder installed at this point: install it before
+        // running the runtime.
+        duration: metrics::histogram!(
+            "opsc_events_handler_duration_seconds",
+            "stream" => plan.reg.stream,
+            "group" => plan.group.to_string()
+        ),
     };
     let retry_scheduled = Arc::new(Notify::new());
     let settler = settle::Settler {
@@ -101,7 +110,7 @@ pub(crate) async fn run<B: Broker>(
         stop.clone(),
     ));
 
-    read::run(&broker, &dispatcher, &settings, &stop).await;
+    read::run(&broker, &dispatcher, &settings, &status, &stop).await;
 
     // Stop reading happened; now let in-flight handlers finish, up to the shutdown timeout.
     let _ = claimer.await;
@@ -123,6 +132,7 @@ pub(crate) async fn run<B: Broker>(
     drop(dispatcher);
     // Every sender is gone: the acker flushes what is left and returns.
     let _ = acker.await;
+    status.stopped();
     tracing::info!(group = %plan.group, consumer = %plan.consumer, "consumer stopped");
 }
 

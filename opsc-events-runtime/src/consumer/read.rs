@@ -4,6 +4,7 @@
 use super::dispatch::Dispatcher;
 use super::{ConsumerSettings, reconnect_delay};
 use crate::handler::Start;
+use crate::health::ConsumerStatus;
 use crate::message_id::MessageId;
 use crate::transport::Broker;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +13,7 @@ pub(super) async fn run<B: Broker>(
     broker: &B,
     dispatcher: &Dispatcher,
     settings: &ConsumerSettings,
+    status: &ConsumerStatus,
     stop: &CancellationToken,
 ) {
     let plan = &dispatcher.plan;
@@ -26,6 +28,7 @@ pub(super) async fn run<B: Broker>(
                 Ok(r) => reader.insert(r),
                 Err(e) => {
                     failures += 1;
+                    status.read_failed(&e);
                     tracing::warn!(group = %plan.group, error = %e, "cannot open a reader; retrying");
                     sleep_or_stop(reconnect_delay(failures), stop).await;
                     continue;
@@ -67,6 +70,7 @@ pub(super) async fn run<B: Broker>(
         match result {
             Ok(deliveries) => {
                 failures = 0;
+                status.read_ok();
                 if let Some(after) = resume_from.as_mut() {
                     match deliveries.last() {
                         Some(last) => *after = last.id,
@@ -99,6 +103,7 @@ pub(super) async fn run<B: Broker>(
                     .await
                 {
                     failures += 1;
+                    status.read_failed(&e);
                     tracing::warn!(group = %plan.group, error = %e, "cannot re-create the group");
                     sleep_or_stop(reconnect_delay(failures), stop).await;
                 }
@@ -106,6 +111,7 @@ pub(super) async fn run<B: Broker>(
             Err(e) => {
                 drop(permits);
                 failures += 1;
+                status.read_failed(&e);
                 tracing::warn!(group = %plan.group, error = %e, failures, "read failed; reconnecting");
                 reader = None;
                 sleep_or_stop(reconnect_delay(failures), stop).await;

@@ -10,6 +10,7 @@ use crate::consumer::ConsumerSettings;
 use crate::dead_letter::DEFAULT_MAX_REPLAYS;
 use crate::error::{ConfigError, ConfigProblem, Result};
 use crate::handler::{HandlerInfo, StateMap};
+use crate::health::ConsumerStatus;
 use crate::keys::{DEFAULT_PREFIX, Keys, is_valid_name};
 use crate::publisher::Publisher;
 use crate::registry::{self, Filter};
@@ -293,6 +294,10 @@ impl RuntimeBuilder {
             service,
             consumer_name,
             transport,
+            statuses: selected
+                .iter()
+                .map(|s| Arc::new(ConsumerStatus::new(s.reg.stream, s.group.clone())))
+                .collect(),
             selected,
             state: Arc::new(self.state),
             settings: self.settings,

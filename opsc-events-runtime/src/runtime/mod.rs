@@ -15,6 +15,7 @@ use crate::consumer::{self, ConsumerSettings, HandlerPlan};
 use crate::dead_letter::DeadLetters;
 use crate::error::Result;
 use crate::handler::{ContextParts, StateMap};
+use crate::health::{ConsumerStatus, Health};
 use crate::info::{Entry, StreamInfo};
 use crate::keys::Keys;
 use crate::message_id::MessageId;
@@ -46,6 +47,8 @@ pub struct Runtime {
     consumer_name: Arc<str>,
     transport: Transport,
     selected: Vec<Selected>,
+    /// One per selected handler, in the same order (shared with [`Health`] handles).
+    statuses: Arc<[Arc<ConsumerStatus>]>,
     state: Arc<StateMap>,
     settings: ConsumerSettings,
     trim: TrimSettings,
@@ -98,6 +101,7 @@ impl Runtime {
             consumer_name: self.consumer_name.clone(),
             transport: self.transport.clone(),
             selected: Vec::new(),
+            statuses: Arc::new([]),
             state: self.state.clone(),
             settings: self.settings.clone(),
             trim: self.trim.clone(),
@@ -144,9 +148,18 @@ impl Runtime {
 
     /// Which transport the runtime uses: `"redis"` or `"memory"`.
     pub fn transport_name(&self) -> &'static str {
-        match self.transport {
-            Transport::Redis(_) => "redis",
-            Transport::Memory(_) => "memory",
+        self.transport.name()
+    }
+
+    /// A handle that checks the runtime's health — the broker answers, every handler's consumer
+    /// is reading — usable before, while and after the runtime runs (take it before
+    /// [`Runtime::run`], which consumes the runtime). See [`Health`].
+    pub fn health(&self) -> Health {
+        Health {
+            transport: self.transport.clone(),
+            keys: self.keys.clone(),
+            consumers: self.statuses.clone(),
+            timeout: self.transport.response_timeout(),
         }
     }
 
@@ -198,7 +211,7 @@ impl Runtime {
     {
         let stop = CancellationToken::new();
         let mut tasks = Vec::with_capacity(self.selected.len());
-        for s in &self.selected {
+        for (s, status) in self.selected.iter().zip(self.statuses.iter()) {
             let plan = HandlerPlan {
                 reg: s.reg,
                 group: s.group.clone(),
@@ -215,7 +228,7 @@ impl Runtime {
             let settings = self.settings.clone();
             let stop = stop.clone();
             tasks.push(with_broker!(&self.transport, r => {
-                tokio::spawn(consumer::run(r.clone(), plan, parts, settings, stop))
+                tokio::spawn(consumer::run(r.clone(), plan, parts, settings, status.clone(), stop))
             }));
         }
         if !self.trim.streams.is_empty() {
@@ -234,6 +247,12 @@ impl Runtime {
                     if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams).await {
                         tracing::warn!(error = %e, "trimming failed; trying again next round");
                     }
+                    crate::health::record_backlog(
+                        &transport,
+                        &keys,
+                        trim.streams.keys().map(String::as_str),
+                    )
+                    .await;
                 }
             }));
         }

@@ -304,6 +304,30 @@ macro_rules! with_broker {
 pub(crate) use with_broker;
 
 impl Transport {
+    /// `"redis"` or `"memory"`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Transport::Redis(_) => "redis",
+            Transport::Memory(_) => "memory",
+        }
+    }
+
+    /// One round trip to the broker (`PING` on Redis).
+    pub(crate) async fn ping(&self) -> Result<()> {
+        match self {
+            Transport::Redis(r) => r.ping().await,
+            Transport::Memory(_) => Ok(()),
+        }
+    }
+
+    /// The bound of one command (the embedded broker answers at once; 5 s for checks on it).
+    pub(crate) fn response_timeout(&self) -> std::time::Duration {
+        match self {
+            Transport::Redis(r) => r.response_timeout,
+            Transport::Memory(_) => std::time::Duration::from_secs(5),
+        }
+    }
+
     /// Appends one entry to the stream at `key`.
     pub(crate) async fn append(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
         with_broker!(self, b => Broker::append(b, key, entry).await)
@@ -325,7 +349,7 @@ impl Transport {
         fields: &[(&str, &[u8])],
     ) -> Result<MessageId> {
         match self {
-            Transport::Redis(r) => r.append_raw(key, fields).await,
+            Transport::Redis(r) => r.bounded("XADD", key, r.append_raw(key, fields)).await,
             Transport::Memory(m) => Ok(m.append_fields(
                 key,
                 fields

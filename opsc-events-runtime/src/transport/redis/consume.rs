@@ -107,11 +107,12 @@ impl Broker for RedisTransport {
     type Reader = RedisReader;
 
     async fn append(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
-        self.append_one(key, entry).await
+        self.bounded("XADD", key, self.append_one(key, entry)).await
     }
 
     async fn append_all(&self, key: &str, entries: &[EncodedEvent]) -> Result<Vec<MessageId>> {
-        self.append_many(key, entries).await
+        self.bounded("XADD", key, self.append_many(key, entries))
+            .await
     }
 
     async fn ensure_group(&self, key: &str, group: &str, start: Start) -> Result<()> {

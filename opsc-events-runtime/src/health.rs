@@ -1,0 +1,231 @@
+//! Health: whether the broker answers and every handler's consumer is reading, for liveness and
+//! readiness probes.
+//!
+//! Each consumer keeps a [`ConsumerStatus`] that its read loop updates once per read (not per
+//! message); [`Health::check`] combines them with a round trip to the broker and the groups'
+//! backlog.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::info::StreamInfo;
+use crate::keys::Keys;
+use crate::transport::{Broker, Transport, with_broker};
+
+/// What one handler's consumer is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsumerState {
+    /// The runtime is not running yet.
+    NotStarted,
+    /// Its last read (or the wait for one) succeeded.
+    Reading,
+    /// Its last read, or opening its connection, failed; it is retrying with backoff.
+    Failing,
+    /// It stopped (the runtime shut down).
+    Stopped,
+}
+
+#[derive(Debug)]
+struct StatusInner {
+    state: ConsumerState,
+    /// Failed reads in a row.
+    failures: u32,
+    last_error: Option<String>,
+    last_read: Option<Instant>,
+}
+
+/// Shared between a consumer's read loop and [`Health`].
+#[derive(Debug)]
+pub(crate) struct ConsumerStatus {
+    pub(crate) stream: &'static str,
+    pub(crate) group: Arc<str>,
+    inner: Mutex<StatusInner>,
+}
+
+impl ConsumerStatus {
+    pub(crate) fn new(stream: &'static str, group: Arc<str>) -> Self {
+        ConsumerStatus {
+            stream,
+            group,
+            inner: Mutex::new(StatusInner {
+                state: ConsumerState::NotStarted,
+                failures: 0,
+                last_error: None,
+                last_read: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A read returned (with or without entries).
+    pub(crate) fn read_ok(&self) {
+        let mut s = self.lock();
+        s.state = ConsumerState::Reading;
+        s.failures = 0;
+        s.last_read = Some(Instant::now());
+    }
+
+    /// A read, or opening the reader, failed.
+    pub(crate) fn read_failed(&self, error: &dyn std::fmt::Display) {
+        let mut s = self.lock();
+        s.state = ConsumerState::Failing;
+        s.failures = s.failures.saturating_add(1);
+        s.last_error = Some(error.to_string());
+    }
+
+    pub(crate) fn stopped(&self) {
+        self.lock().state = ConsumerState::Stopped;
+    }
+}
+
+/// One handler's consumer, as [`Health::check`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerHealth {
+    /// The handler's stream.
+    pub stream: &'static str,
+    /// Its consumer group.
+    pub group: String,
+    /// What it is doing.
+    pub state: ConsumerState,
+    /// Failed reads in a row (0 while reading).
+    pub failures: u32,
+    /// The last read error, if any read ever failed (kept after recovery, for the record).
+    pub last_error: Option<String>,
+    /// Time since its last successful read (a healthy consumer reads at least once per
+    /// blocking-read period, 1 s by default, even when idle).
+    pub since_last_read: Option<Duration>,
+    /// Entries of the stream not yet delivered to the group (`None` when unknown, e.g. the
+    /// broker did not answer).
+    pub lag: Option<u64>,
+    /// Entries delivered to the group and not yet acknowledged (`None` when unknown).
+    pub pending: Option<u64>,
+}
+
+/// The result of [`Health::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// The broker answered and every consumer is reading.
+    pub healthy: bool,
+    /// `"redis"` or `"memory"`.
+    pub transport: &'static str,
+    /// The broker's round trip (`PING` on Redis), or why it failed.
+    pub broker: Result<Duration, String>,
+    /// One per handler the runtime runs.
+    pub consumers: Vec<ConsumerHealth>,
+}
+
+/// A cheap, cloneable handle that checks a runtime's health, before, while and after it runs
+/// (obtained with [`Runtime::health`](crate::Runtime::health)).
+///
+/// ```
+/// # async fn demo() -> opsc_events_runtime::Result<()> {
+/// use opsc_events_runtime::Runtime;
+///
+/// let rt = Runtime::builder().service("inventory").memory().no_handlers().build().await?;
+/// let health = rt.health();
+/// let report = health.check().await;
+/// assert!(report.healthy, "{report:?}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub(crate) transport: Transport,
+    pub(crate) keys: Keys,
+    pub(crate) consumers: Arc<[Arc<ConsumerStatus>]>,
+    /// The bound of the whole check.
+    pub(crate) timeout: Duration,
+}
+
+impl Health {
+    /// Checks the broker (one round trip) and every consumer, and reads the groups' backlog;
+    /// never takes longer than the runtime's response timeout.
+    pub async fn check(&self) -> HealthReport {
+        let started = Instant::now();
+        let broker = match tokio::time::timeout(self.timeout, self.transport.ping()).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        let mut infos: Vec<StreamInfo> = Vec::new();
+        if broker.is_ok() {
+            let mut streams: Vec<&'static str> = self.consumers.iter().map(|c| c.stream).collect();
+            streams.sort_unstable();
+            streams.dedup();
+            for stream in streams {
+                let left = self.timeout.saturating_sub(started.elapsed());
+                let keys = self.keys.stream(stream);
+                let info = with_broker!(&self.transport, b => {
+                    tokio::time::timeout(left, b.stream_info(&keys)).await
+                });
+                if let Ok(Ok(info)) = info {
+                    infos.push(info);
+                }
+            }
+        }
+        let consumers: Vec<ConsumerHealth> = self
+            .consumers
+            .iter()
+            .map(|c| {
+                let group = infos
+                    .iter()
+                    .filter(|i| i.stream == c.stream)
+                    .flat_map(|i| &i.groups)
+                    .find(|g| *g.name == *c.group);
+                let s = c.lock();
+                ConsumerHealth {
+                    stream: c.stream,
+                    group: c.group.to_string(),
+                    state: s.state,
+                    failures: s.failures,
+                    last_error: s.last_error.clone(),
+                    since_last_read: s.last_read.map(|t| t.elapsed()),
+                    lag: group.and_then(|g| g.lag),
+                    pending: group.map(|g| g.pending),
+                }
+            })
+            .collect();
+        HealthReport {
+            healthy: broker.is_ok() && consumers.iter().all(|c| c.state == ConsumerState::Reading),
+            transport: self.transport.name(),
+            broker,
+            consumers,
+        }
+    }
+}
+
+/// Sets the backlog gauges of `streams` (`opsc_events_lag`, `opsc_events_pending`,
+/// `opsc_events_scheduled` per stream and group, `opsc_events_dead_letters` per stream): run
+/// by the runtime's maintenance task every trim interval.
+pub(crate) async fn record_backlog<'a>(
+    transport: &Transport,
+    keys: &Keys,
+    streams: impl IntoIterator<Item = &'a str>,
+) {
+    for stream in streams {
+        let sk = keys.stream(stream);
+        let info = match with_broker!(transport, b => b.stream_info(&sk).await) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(stream, error = %e, "cannot read the backlog for the gauges");
+                continue;
+            }
+        };
+        let s = stream.to_owned();
+        metrics::gauge!("opsc_events_dead_letters", "stream" => s.clone())
+            .set(info.dead_letters as f64);
+        for g in &info.groups {
+            let labels = [("stream", s.clone()), ("group", g.name.clone())];
+            if let Some(lag) = g.lag {
+                metrics::gauge!("opsc_events_lag", &labels).set(lag as f64);
+            }
+            metrics::gauge!("opsc_events_pending", &labels).set(g.pending as f64);
+            metrics::gauge!("opsc_events_scheduled", &labels).set(g.scheduled as f64);
+        }
+    }
+}
