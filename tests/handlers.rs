@@ -95,6 +95,22 @@ mod shared {
     }
 }
 
+mod held {
+    use super::*;
+
+    /// Opened by the test.
+    pub static GATE: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+        std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+
+    /// Held until the test opens the gate. The default `claim_after` (60 s): within the test,
+    /// only the ack's own retries can settle its entries.
+    #[handler(stream = "jobs", concurrency = 4)]
+    pub async fn held(event: JobQueued, ctx: Context, State(seen): State<Seen>) {
+        let _ = GATE.subscribe().wait_for(|open| *open).await;
+        seen.record("held", event.n, ctx.attempt());
+    }
+}
+
 mod parallel {
     use super::*;
 
@@ -705,3 +721,54 @@ async fn redis_restarted_with_aof_mid_stream_loses_nothing() {
     .await;
     stop(running).await;
 }
+
+#[tokio::test]
+async fn an_ack_that_fails_while_redis_is_down_is_retried_until_it_lands() {
+    let mut server = RedisServer::start_with(ServerOptions::durable());
+    let url = server.url();
+    let key = "opsconductor:{jobs}:events";
+    let seen = Seen::default();
+    let rt = runtime(&server, "::held", &seen).await;
+    publish_jobs(&rt, 0..3).await;
+    let running = spawn(rt);
+    wait_until(
+        "3 entries delivered and held",
+        Duration::from_secs(15),
+        || async { pending(&url, key, "svc.held").await == 3 },
+    )
+    .await;
+    server.kill();
+    held::GATE.send_replace(true);
+    wait_until(
+        "the handler done with all 3",
+        Duration::from_secs(10),
+        || async { seen.count("held") == 3 },
+    )
+    .await;
+    // The outage: the acks fail for this long, far longer than a few quick tries last.
+    tokio::time::sleep(OUTAGE).await;
+    server.restart();
+    wait_until(
+        "the 3 entries acknowledged by the ack's retries",
+        Duration::from_secs(20),
+        || async {
+            // Not `pending`, which reads an error as 0.
+            let mut c = common::conn(&url).await;
+            let summary: redis::RedisResult<(u64, redis::Value, redis::Value, redis::Value)> =
+                redis::cmd("XPENDING")
+                    .arg(key)
+                    .arg("svc.held")
+                    .query_async(&mut c)
+                    .await;
+            matches!(summary, Ok((0, ..)))
+        },
+    )
+    .await;
+    let mut handled = seen.ns("held");
+    handled.sort_unstable();
+    assert_eq!(handled, vec![0, 1, 2], "each handled once");
+    stop(running).await;
+}
+
+/// How long Redis stays down in the ack test.
+const OUTAGE: Duration = Duration::from_secs(12);

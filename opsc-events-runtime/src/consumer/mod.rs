@@ -88,6 +88,7 @@ pub(crate) async fn run<B: Broker>(
         retry_scheduled: retry_scheduled.clone(),
         observer: settings.observer.clone(),
         settled: settled_tx,
+        stop: stop.clone(),
     };
     let acker = tokio::spawn(settler.run(ack_rx));
     let retrier = tokio::spawn(scheduled::run(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::HandlerPlan;
 use super::dispatch::{Failure, Outcome};
@@ -19,7 +20,14 @@ use crate::retry::{Next, after_failure};
 use crate::transport::{Broker, Letter, LetterOutcome, Source};
 
 const MAX_BATCH: usize = 512;
-const ATTEMPTS: u32 = 5;
+/// Tries of a settlement once the runtime is shutting down (then shutdown must not wait long).
+const ATTEMPTS_WHEN_STOPPING: u32 = 5;
+/// How long a settlement is retried while the runtime runs. Giving up leaves the message
+/// pending until `claim_after` passes and someone reclaims it: a duplicate, and a late one. A
+/// settlement that fails because Redis restarts or fails over usually succeeds within seconds.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// The longest pause between tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub(super) struct Settler<B> {
     pub(super) broker: B,
@@ -30,6 +38,8 @@ pub(super) struct Settler<B> {
     pub(super) observer: Option<Observer>,
     /// How many outcomes have been finished with (see `Dispatcher::wait_settled`).
     pub(super) settled: watch::Sender<u64>,
+    /// The runtime is shutting down: settlements are tried a few times only.
+    pub(super) stop: CancellationToken,
 }
 
 impl<B: Broker> Settler<B> {
@@ -97,24 +107,36 @@ impl<B: Broker> Settler<B> {
         acks.clear();
     }
 
-    /// Runs `op` up to a few times; `None` when it kept failing. A message whose settlement
-    /// failed stays pending (or leased) and is delivered again: a duplicate, never a loss.
+    /// Runs `op` until it succeeds, with backoff (100 ms doubling to 2 s), for up to
+    /// [`PATIENCE`] while the runtime runs and a few tries once it is shutting down; `None` when
+    /// it kept failing. A message whose settlement failed stays pending (or leased) and is
+    /// delivered again: a duplicate, never a loss.
     async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Option<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = crate::error::Result<T>>,
     {
-        for attempt in 1..=ATTEMPTS {
-            match op().await {
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let e = match op().await {
                 Ok(v) => return Some(v),
-                Err(e) => {
-                    tracing::warn!(group = %self.plan.group, error = %e, attempt, "{what} failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-                }
+                Err(e) => e,
+            };
+            let stopping = self.stop.is_cancelled();
+            if (stopping && attempt >= ATTEMPTS_WHEN_STOPPING) || started.elapsed() >= PATIENCE {
+                tracing::error!(group = %self.plan.group, error = %e, attempt, "{what} kept failing; the message will be delivered again");
+                return None;
+            }
+            tracing::warn!(group = %self.plan.group, error = %e, attempt, "{what} failed; retrying");
+            let delay = Duration::from_millis(100u64 << (attempt - 1).min(5)).min(MAX_BACKOFF);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                // Shutting down: try again at once, a few times only.
+                () = self.stop.cancelled(), if !stopping => {}
             }
         }
-        tracing::error!(group = %self.plan.group, "{what} kept failing; the message will be delivered again");
-        None
     }
 
     async fn settle(&self, outcome: Outcome) {
