@@ -1691,3 +1691,45 @@ proptest! {
         decode_all(&fields);
     }
 }
+
+/// Why `#[derive(Event)]` rejects 128-bit integers inside internally tagged enums
+/// (`tests/ui/event/fail/wide_int_internally_tagged.rs`): MessagePack cannot carry them through
+/// serde's buffering of such an enum's content, while the other taggings read them directly.
+#[test]
+fn wide_ints_decode_except_inside_internally_tagged_enums() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(tag = "kind")]
+    enum InternallyTagged {
+        Big { n: u128 },
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(tag = "t", content = "c")]
+    enum AdjacentlyTagged {
+        Big { n: u128 },
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum ExternallyTagged {
+        Big { n: i128 },
+    }
+    let n = u128::MAX - 7;
+    let bytes = rmp_serde::to_vec_named(&InternallyTagged::Big { n }).unwrap();
+    assert!(rmp_serde::from_slice::<InternallyTagged>(&bytes).is_err());
+    let bytes = rmp_serde::to_vec_named(&AdjacentlyTagged::Big { n }).unwrap();
+    assert_eq!(
+        rmp_serde::from_slice::<AdjacentlyTagged>(&bytes).unwrap(),
+        AdjacentlyTagged::Big { n }
+    );
+    let bytes = rmp_serde::to_vec_named(&ExternallyTagged::Big { n: i128::MIN }).unwrap();
+    assert_eq!(
+        rmp_serde::from_slice::<ExternallyTagged>(&bytes).unwrap(),
+        ExternallyTagged::Big { n: i128::MIN }
+    );
+}
+
+#[test]
+fn the_wide_int_check_follows_the_shape() {
+    use opsc_events::__private::undecodable;
+    assert!(undecodable(<Enums as EventSchema>::SHAPE).is_none());
+    assert!(undecodable(<u128 as EventSchema>::SHAPE).is_none());
+    assert!(undecodable(<Internal as EventSchema>::SHAPE).is_none());
+}

@@ -57,6 +57,78 @@ impl<T: From<P>, P> UpcastFrom<P> for T {}
 /// Generated for `#[event(upcast_from = P)]`, spanned on `P`.
 pub const fn assert_upcast_from<T: UpcastFrom<P>, P>() {}
 
+/// Why values of `shape` could be published but never decoded, if they could not: a `u128` or
+/// `i128` inside an internally tagged enum. rmp-serde writes these integers as 16 raw bytes;
+/// serde reads an internally tagged enum's content through its own buffer first, and a 128-bit
+/// integer cannot be read back from buffered bytes. The event derive checks this at compile
+/// time rather than letting every such event end as a dead letter.
+pub const fn undecodable(shape: &Shape) -> Option<&'static str> {
+    if wide_int_buffered(shape, false) {
+        Some(
+            "a `u128` or `i128` inside an enum with `#[serde(tag = \"...\")]` (internally tagged) could be published but never decoded: serde reads such an enum's content through a buffer that cannot hold MessagePack's 128-bit integers; tag the enum adjacently (`#[serde(tag = \"...\", content = \"...\")]`) or externally (the default), or store the value as a string or as two `u64`s",
+        )
+    } else {
+        None
+    }
+}
+
+/// True when `shape` has a 128-bit integer that serde would read through a buffer (`buffered`:
+/// inside the content of an internally tagged enum).
+const fn wide_int_buffered(shape: &Shape, buffered: bool) -> bool {
+    match shape {
+        Shape::Int(IntKind::U128 | IntKind::I128) => buffered,
+        Shape::Option(inner) | Shape::Seq(inner) | Shape::Array(inner, _) => {
+            wide_int_buffered(inner, buffered)
+        }
+        Shape::Newtype(_, inner) => wide_int_buffered(inner, buffered),
+        Shape::Map(key, value) => {
+            wide_int_buffered(key, buffered) || wide_int_buffered(value, buffered)
+        }
+        Shape::Tuple(items) => any_buffered(items, buffered),
+        Shape::Struct(s) => fields_buffered(s.fields, buffered),
+        Shape::Enum(e) => {
+            let buffered = buffered || matches!(e.tagging, Tagging::Internal { .. });
+            let mut i = 0;
+            while i < e.variants.len() {
+                let found = match e.variants[i].kind {
+                    VariantKind::Unit => false,
+                    VariantKind::Newtype(inner) => wide_int_buffered(inner, buffered),
+                    VariantKind::Tuple(items) => any_buffered(items, buffered),
+                    VariantKind::Struct(fields) => fields_buffered(fields, buffered),
+                };
+                if found {
+                    return true;
+                }
+                i += 1;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+const fn any_buffered(shapes: &[&Shape], buffered: bool) -> bool {
+    let mut i = 0;
+    while i < shapes.len() {
+        if wide_int_buffered(shapes[i], buffered) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn fields_buffered(fields: &[Field], buffered: bool) -> bool {
+    let mut i = 0;
+    while i < fields.len() {
+        if wide_int_buffered(fields[i].shape, buffered) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Compares two strings in a `const` context.
 pub const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());

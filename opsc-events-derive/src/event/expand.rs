@@ -156,6 +156,11 @@ fn event_checks(
         quote_spanned! {ident.span()=>
             const _: () = #ps::assert_serialize::<#ident>();
             const _: () = #ps::assert_deserialize::<#ident>();
+            const _: () = if let ::core::option::Option::Some(message) =
+                #ps::undecodable(<#ident as #ps::EventSchema>::SHAPE)
+            {
+                ::core::panic!("{}", message)
+            };
         }
     });
     let Some(prev) = upcast_from else {
