@@ -85,7 +85,7 @@ struct Row {
 #[derive(Default)]
 pub struct Report {
     rows: Vec<Row>,
-    /// A smoke run: targets are not judged.
+    /// A smoke or quick run: targets are not judged (one repetition of small sizes is noise).
     pub smoke: bool,
 }
 
@@ -138,7 +138,7 @@ impl Report {
                 let r = ratio(xs, base);
                 let b = middle(base);
                 let t = match target {
-                    Some(_) if self.smoke => "(not judged in a smoke run)".to_owned(),
+                    Some(_) if self.smoke => "(judged in a full run only)".to_owned(),
                     Some(t) if r >= t => format!("≥ {:.0} % — met", t * 100.0),
                     Some(t) => format!("≥ {:.0} % — MISSED", t * 100.0),
                     None => String::new(),
