@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{consumers, pending, wait_until};
+use common::{consumers, pending, spawn, stop, wait_until};
 use opsc_events::DeadLetterFilter;
 use opsc_events::prelude::*;
 use opsc_events_testkit::{RedisServer, ServerOptions};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(stream = "jobs")]
@@ -215,30 +214,6 @@ async fn runtime_named(
         b = b.consumer_name(c);
     }
     b.build().await.expect("runtime builds")
-}
-
-/// Runs `rt` in the background; the sender stops it, the handle waits for the drain.
-fn spawn(
-    rt: Runtime,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<opsc_events::Result<()>>,
-) {
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(rt.run_until(async move {
-        let _ = rx.await;
-    }));
-    (tx, handle)
-}
-
-async fn stop(
-    h: (
-        oneshot::Sender<()>,
-        tokio::task::JoinHandle<opsc_events::Result<()>>,
-    ),
-) {
-    let _ = h.0.send(());
-    h.1.await.expect("runtime task").expect("runtime result");
 }
 
 async fn publish_jobs(rt: &Runtime, range: std::ops::Range<u64>) {

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::wait_until;
+use common::{spawn, stop, wait_until};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use opsc_events::health::ConsumerState;
 use opsc_events::prelude::*;
 use opsc_events_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 /// Everything recorded so far, by `name{label=value,...}` (labels sorted).
 #[derive(Default)]
@@ -137,10 +137,7 @@ async fn publishes_outcomes_and_durations_are_recorded() {
         .await
         .unwrap();
     let publisher = rt.publisher();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(rt.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let running = spawn(rt);
 
     for n in 0..4 {
         publisher.publish(&Measured { n }).await.unwrap();
@@ -159,8 +156,7 @@ async fn publishes_outcomes_and_durations_are_recorded() {
         || async { gauge_max("opsc_events_dead_letters{stream=obs_metrics}") == Some(5.0) },
     )
     .await;
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    stop(running).await;
 
     assert_eq!(
         counter("opsc_events_published_total{stream=obs_metrics}"),
@@ -197,10 +193,7 @@ async fn the_lag_gauge_shows_the_backlog() {
         .await
         .unwrap();
     let publisher = rt.publisher();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(rt.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let running = spawn(rt);
     let batch: Vec<Queued> = (0..8).map(|n| Queued { n }).collect();
     publisher.publish_all(&batch).await.unwrap();
 
@@ -215,8 +208,7 @@ async fn the_lag_gauge_shows_the_backlog() {
         Some(1.0)
     );
     gate.0.send_replace(true);
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    stop(running).await;
 }
 
 #[tokio::test]
@@ -243,10 +235,7 @@ async fn health_follows_the_consumers_through_a_redis_outage() {
     assert_eq!(report.consumers[0].group, "obs.beat");
     assert_eq!(report.consumers[0].state, ConsumerState::NotStarted);
 
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(rt.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let running = spawn(rt);
     let healthy = || async { health.check().await.healthy };
     wait_until("healthy once running", Duration::from_secs(20), healthy).await;
     let report = health.check().await;
@@ -286,8 +275,7 @@ async fn health_follows_the_consumers_through_a_redis_outage() {
     let report = health.check().await;
     assert_eq!(report.consumers[0].failures, 0);
 
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    stop(running).await;
     let report = health.check().await;
     assert!(!report.healthy);
     assert_eq!(report.consumers[0].state, ConsumerState::Stopped);

@@ -117,3 +117,28 @@ pub async fn zcard(url: &str, key: &str) -> u64 {
         .await
         .expect("ZCARD")
 }
+
+/// A runtime running in the background: the sender stops it, the handle waits for the drain.
+pub type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<opsc_events::Result<()>>,
+);
+
+/// Runs `rt` in the background until [`stop`].
+pub fn spawn(rt: opsc_events::Runtime) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(rt.run_until(async move {
+        let _ = rx.await;
+    }));
+    (tx, handle)
+}
+
+/// Stops a runtime started with [`spawn`] and waits for its graceful shutdown.
+pub async fn stop(running: Running) {
+    let _ = running.0.send(());
+    running
+        .1
+        .await
+        .expect("runtime task")
+        .expect("runtime result");
+}

@@ -90,10 +90,10 @@ impl RedisTransport {
         self.bounded("PING", "", ping).await
     }
 
-    /// Runs a publishing call within the response timeout. The connection's own timeout starts
-    /// when a request is sent; a call that first waits for the connection manager to reconnect
-    /// could otherwise take several times the configured bound (4.9 s with a 1 s timeout, when
-    /// connections were refused).
+    /// Runs a call (a publish, a health `PING`) within the response timeout, whole. The
+    /// connection's own timeout starts when a request is sent; a call that first waits for the
+    /// connection manager to reconnect could otherwise take several times the configured bound
+    /// (4.9 s with a 1 s timeout, when connections were refused).
     pub(crate) async fn bounded<T>(
         &self,
         command: &'static str,
