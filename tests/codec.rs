@@ -1,13 +1,19 @@
 //! The envelope codec without Redis: encode → stream entry fields → `Envelope::from_fields` →
 //! `decode_event`, for arbitrary values and metadata; and every decode error path, fed with raw
 //! bytes, asserting the exact `DecodeError`.
+//!
+//! The entries here are written in wire format **v1** (the eight-to-ten-field layout), which
+//! every reader still accepts: this suite is how the current reader is held to v1. Round trips
+//! also go through v2, which writes the same payload bytes; the v2 layout's own bytes and errors
+//! are in `tests/wire_v2.rs`.
 
 #![allow(dead_code)] // some fields exist for their schema only
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 
-use opsc_events::envelope::{DecodeError, decode_data, decode_event, encode};
+use opsc_events::WireFormat;
+use opsc_events::envelope::{DecodeError, EncodeError, EncodedEvent, decode_data, decode_event};
 use opsc_events::prelude::*;
 use opsc_events::schema::Shape;
 use proptest::prelude::*;
@@ -178,6 +184,11 @@ struct MarkedWithUnit {
 // ---- helpers -----------------------------------------------------------------------------------
 
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Encodes in wire format v1 (see the module doc).
+fn encode<E: Event>(event: &E, meta: &Metadata) -> Result<EncodedEvent, EncodeError> {
+    opsc_events::envelope::encode_as(event, meta, WireFormat::V1)
+}
 
 fn to_fields(encoded: &opsc_events::envelope::EncodedEvent) -> Fields {
     encoded
@@ -574,6 +585,14 @@ fn roundtrip<E: Event + Debug + PartialEq>(
     prop_assert_eq!(env.data.as_slice(), encoded.get("data").unwrap_or_default());
     let decoded: E = decode_event(&env).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&decoded, event);
+    // The same event in v2: one field, the same envelope and the same payload bytes.
+    let v2 = opsc_events::envelope::encode(event, meta)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(v2.fields().len(), 1);
+    let env2 = envelope_of(&to_fields(&v2)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&env2, &env);
+    let decoded: E = decode_event(&env2).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&decoded, event);
     Ok(())
 }
 
@@ -794,7 +813,7 @@ fn entry_fields_in_order() {
     let names: Vec<_> = encode(&sample(), &meta())
         .expect("encode")
         .fields()
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.to_owned())
         .collect();
     assert_eq!(
         names,
@@ -817,7 +836,7 @@ fn entry_fields_in_order() {
     let names: Vec<_> = encode(&sample(), &m)
         .expect("encode")
         .fields()
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.to_owned())
         .collect();
     assert_eq!(
         names,

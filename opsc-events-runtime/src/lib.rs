@@ -30,7 +30,7 @@ mod util;
 pub mod private;
 
 pub use dead_letter::{DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters};
-pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata};
+pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata, WireFormat};
 pub use error::{ConfigError, Error, Result};
 pub use event::Event;
 pub use handler::{Context, HandlerError, State};

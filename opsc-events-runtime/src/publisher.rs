@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::envelope::{EncodedEvent, Headers, MetaParts, encode_parts, new_event_id, now_ms};
+use crate::envelope::{
+    EncodedEvent, Headers, MetaParts, WireFormat, encode_parts, new_event_id, now_ms,
+};
 use crate::error::Result;
 use crate::event::Event;
 use crate::keys::Keys;
@@ -23,6 +25,7 @@ struct Inner {
     transport: Transport,
     keys: Keys,
     service: String,
+    format: WireFormat,
 }
 
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
@@ -95,14 +98,25 @@ impl PublishOptions {
 }
 
 impl Publisher {
-    pub(crate) fn new(transport: Transport, keys: Keys, service: String) -> Self {
+    pub(crate) fn new(
+        transport: Transport,
+        keys: Keys,
+        service: String,
+        format: WireFormat,
+    ) -> Self {
         Publisher {
             inner: Arc::new(Inner {
                 transport,
                 keys,
                 service,
+                format,
             }),
         }
+    }
+
+    /// The wire format this publisher writes.
+    pub fn wire_format(&self) -> WireFormat {
+        self.inner.format
     }
 
     /// The service name written to every event's `service` field.
@@ -121,7 +135,11 @@ impl Publisher {
         event: &E,
         opts: &PublishOptions,
     ) -> Result<MessageId> {
-        let entry = encode_parts(event, &opts.parts(&self.inner.service, now_ms()))?;
+        let entry = encode_parts(
+            event,
+            &opts.parts(&self.inner.service, now_ms()),
+            self.inner.format,
+        )?;
         let key = self.inner.keys.events(E::STREAM);
         let id = self.inner.transport.append(&key, &entry).await?;
         metrics::counter!("opsc_events_published_total", "stream" => E::STREAM).increment(1);
@@ -147,7 +165,7 @@ impl Publisher {
         let now = now_ms();
         let entries = events
             .into_iter()
-            .map(|e| encode_parts(e, &opts.parts(&self.inner.service, now)))
+            .map(|e| encode_parts(e, &opts.parts(&self.inner.service, now), self.inner.format))
             .collect::<Result<Vec<EncodedEvent>, _>>()?;
         let key = self.inner.keys.events(E::STREAM);
         let ids = self.inner.transport.append_all(&key, &entries).await?;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::HandlerPlan;
-use crate::envelope::{DecodeError, Envelope};
+use crate::envelope::{DecodeError, Envelope, event_type_of};
 use crate::handler::{CallError, Context, ContextParts, HandlerError};
 use crate::message_id::MessageId;
 use crate::retry::max_attempts;
@@ -250,6 +250,21 @@ impl Dispatcher {
             self.send(id, attempt, source, result);
             return;
         };
+        // The type first, before anything else is parsed: another service's event on the same
+        // stream is not ours to handle, whatever the rest of its envelope holds (a newer header
+        // layout, say), so it can never be poison for this group. An entry whose type cannot
+        // even be found is decoded below and fails with the reason.
+        let borrowed = fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        if event_type_of(borrowed).is_some_and(|t| t != plan.reg.event.name.as_bytes()) {
+            self.emit(Outcome {
+                id,
+                attempt,
+                source,
+                result: Ok(()),
+                skipped: true,
+            });
+            return;
+        }
         // An attempt number above the limit means earlier attempts died with their process.
         let limit = max_attempts(&plan.reg.config);
         if attempt > limit {
@@ -263,17 +278,6 @@ impl Dispatcher {
                 return;
             }
         };
-        if envelope.event_type != plan.reg.event.name {
-            // Another service's event on the same stream: not ours to handle.
-            self.emit(Outcome {
-                id,
-                attempt,
-                source,
-                result: Ok(()),
-                skipped: true,
-            });
-            return;
-        }
         let ctx = Context::new(&self.parts, id, &mut envelope, attempt, delivery_count);
         // One span per attempt; `traceparent` travels in the headers for cross-service traces.
         let span = tracing::info_span!(

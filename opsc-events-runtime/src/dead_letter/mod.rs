@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 pub use api::{DEFAULT_MAX_REPLAYS, DeadLetters};
 
+use crate::envelope::{Envelope, event_type_of};
 use crate::message_id::MessageId;
 
 /// Why a message was dead-lettered (the `reason` field on the wire).
@@ -83,9 +84,9 @@ pub struct DeadLetter {
     pub group: String,
     /// The handler's full path.
     pub handler: String,
-    /// The original `event_type` (empty if the entry had none).
+    /// The original event type (empty if the entry had none).
     pub event_type: String,
-    /// The original `version` (0 if missing or invalid).
+    /// The original version (0 if missing or invalid).
     pub version: u16,
     /// Why.
     pub reason: DeadLetterReason,
@@ -99,7 +100,8 @@ pub struct DeadLetter {
     pub first_failed_at: u64,
     /// Milliseconds since the epoch of the last failure.
     pub failed_at: u64,
-    /// The original payload (MessagePack), empty if the entry had none.
+    /// The original payload (MessagePack), empty if the entry had none or its envelope could
+    /// not be parsed (the raw original fields are in `fields`).
     pub data: Vec<u8>,
     /// Every field of the dead-letter entry, raw.
     pub fields: Vec<(String, Vec<u8>)>,
@@ -125,14 +127,27 @@ impl DeadLetter {
                 .unwrap_or_default()
         };
         let num = |name: &str| text(name).parse::<u64>().unwrap_or(0);
+        // The original event's identity and payload, whichever wire format it was written in
+        // (the letter's own fields are unknown to the envelope parser and ignored by it).
+        let borrowed = || fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()));
+        let (event_type, version, data) = match Envelope::from_fields(borrowed()) {
+            Ok(env) => (env.event_type, env.version, env.data),
+            Err(_) => (
+                event_type_of(borrowed())
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .unwrap_or_default(),
+                text("version").parse().unwrap_or(0),
+                get("data").map(<[u8]>::to_vec).unwrap_or_default(),
+            ),
+        };
         DeadLetter {
             id,
             original_id: text("original_id").parse().unwrap_or_default(),
             stream: text("stream"),
             group: text("group"),
             handler: text("handler"),
-            event_type: text("event_type"),
-            version: text("version").parse().unwrap_or(0),
+            event_type,
+            version,
             reason: text("reason")
                 .parse()
                 .unwrap_or(DeadLetterReason::Other(String::new())),
@@ -141,7 +156,7 @@ impl DeadLetter {
             replays: u32::try_from(num("replays")).unwrap_or(u32::MAX),
             first_failed_at: num("first_failed_at"),
             failed_at: num("failed_at"),
-            data: get("data").map(<[u8]>::to_vec).unwrap_or_default(),
+            data,
             fields,
         }
     }

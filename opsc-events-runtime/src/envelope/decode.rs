@@ -3,7 +3,7 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use uuid::Uuid;
 
-use super::{DecodeError, Envelope, Headers, Metadata, field};
+use super::{DecodeError, Envelope, Headers, Metadata, field, v2};
 use crate::event::{Event, UpcastChain, known_versions};
 
 /// The envelope fields as found in one entry, before parsing.
@@ -75,7 +75,7 @@ fn fingerprint(v: &[u8]) -> Result<u64, DecodeError> {
 pub const MAX_NESTING: usize = 128;
 
 /// Deserializes exactly one MessagePack value from `bytes`; trailing bytes are an error.
-fn from_msgpack<T: DeserializeOwned>(mut bytes: &[u8]) -> Result<T, String> {
+pub(super) fn from_msgpack<T: DeserializeOwned>(mut bytes: &[u8]) -> Result<T, String> {
     let mut de = rmp_serde::Deserializer::new(&mut bytes);
     // rmp-serde fails when its counter reaches 0, counting the containers entered: one more than
     // the limit lets exactly `MAX_NESTING` nested containers through.
@@ -109,6 +109,46 @@ struct Parsed<'a> {
     service: &'a str,
     data: &'a [u8],
     rest: Rest,
+    origin: Origin,
+}
+
+/// Where the parsed values are in the fields, for taking them out of owned fields.
+enum Origin {
+    V1,
+    /// The event field is the `index`th; its name's first `type_len` bytes are the type.
+    V2 {
+        index: usize,
+        type_len: usize,
+        service: std::ops::Range<usize>,
+        payload: usize,
+    },
+}
+
+/// The event type of an entry without parsing anything else: the part of a v2 event field's
+/// name before `@`, or a v1 entry's `event_type` value. `None` when the entry has neither, or
+/// has more than one (the full parse then reports the problem). For a consumer to skip another
+/// type's entry before it could be poison for it.
+pub fn event_type_of<'a, I>(fields: I) -> Option<&'a [u8]>
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let (mut v1, mut v2, mut v2_count) = (None, None, 0);
+    for (name, value) in fields {
+        if v2::is_event_field(name) {
+            v2_count += 1;
+            v2 = Some(v2::type_part(name));
+        } else if name == field::EVENT_TYPE.as_bytes() {
+            if v1.is_some() {
+                return None;
+            }
+            v1 = Some(value);
+        }
+    }
+    match v2_count {
+        0 => v1,
+        1 => v2,
+        _ => None,
+    }
 }
 
 /// The parsed fields that are not borrowed.
@@ -128,7 +168,24 @@ impl<'a> Parsed<'a> {
         I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
     {
         let mut raw = Raw::default();
-        for (name, value) in fields {
+        let mut event_field: Option<(usize, &'a [u8], &'a [u8])> = None;
+        // A repeated v1 field matters only if the entry is not v2.
+        let mut repeated: Option<&'static str> = None;
+        for (index, (name, value)) in fields.into_iter().enumerate() {
+            if v2::is_event_field(name) {
+                if let Some((_, first, _)) = event_field {
+                    return Err(DecodeError::InvalidField {
+                        field: field::EVENT_FIELD,
+                        reason: format!(
+                            "the entry has more than one event field (`{}` and `{}`)",
+                            String::from_utf8_lossy(&first[..first.len().min(64)]),
+                            String::from_utf8_lossy(&name[..name.len().min(64)])
+                        ),
+                    });
+                }
+                event_field = Some((index, name, value));
+                continue;
+            }
             let slot = match name {
                 b"event_type" => (&mut raw.event_type, field::EVENT_TYPE),
                 b"version" => (&mut raw.version, field::VERSION),
@@ -142,12 +199,18 @@ impl<'a> Parsed<'a> {
                 b"data" => (&mut raw.data, field::DATA),
                 _ => continue,
             };
-            if slot.0.replace(value).is_some() {
-                return Err(DecodeError::InvalidField {
-                    field: slot.1,
-                    reason: "the field appears more than once".to_owned(),
-                });
+            if slot.0.replace(value).is_some() && repeated.is_none() {
+                repeated = Some(slot.1);
             }
+        }
+        if let Some((index, name, value)) = event_field {
+            return Self::parse_v2(index, name, value);
+        }
+        if let Some(field) = repeated {
+            return Err(DecodeError::InvalidField {
+                field,
+                reason: "the field appears more than once".to_owned(),
+            });
         }
         let event_type = utf8(
             required(raw.event_type, field::EVENT_TYPE)?,
@@ -201,6 +264,34 @@ impl<'a> Parsed<'a> {
                 causation_id,
                 headers,
             },
+            origin: Origin::V1,
+        })
+    }
+
+    fn parse_v2(index: usize, name: &'a [u8], value: &'a [u8]) -> Result<Parsed<'a>, DecodeError> {
+        let (type_len, version) = v2::parse_name(name)?;
+        let h = v2::parse_value(value)?;
+        // Both checked to be UTF-8 by the parsers.
+        let text = |b: &'a [u8]| std::str::from_utf8(b).unwrap_or_default();
+        Ok(Parsed {
+            event_type: text(&name[..type_len]),
+            service: text(&value[h.service.clone()]),
+            data: &value[h.payload..],
+            rest: Rest {
+                version,
+                fingerprint: h.fingerprint,
+                event_id: h.event_id,
+                timestamp_ms: h.timestamp_ms,
+                correlation_id: h.correlation_id,
+                causation_id: h.causation_id,
+                headers: h.headers,
+            },
+            origin: Origin::V2 {
+                index,
+                type_len,
+                service: h.service,
+                payload: h.payload,
+            },
         })
     }
 }
@@ -245,7 +336,25 @@ impl Envelope {
     pub(crate) fn from_owned_fields(
         mut fields: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Envelope, DecodeError> {
-        let rest = Parsed::parse(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?.rest;
+        let p = Parsed::parse(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+        let (rest, origin) = (p.rest, p.origin);
+        if let Origin::V2 {
+            index,
+            type_len,
+            service,
+            payload,
+        } = origin
+        {
+            let (mut name, mut value) = std::mem::take(&mut fields[index]);
+            name.truncate(type_len);
+            // Checked to be UTF-8; the payload moves to the front of the value, no copy made.
+            let service = std::str::from_utf8(&value[service])
+                .unwrap_or_default()
+                .to_owned();
+            value.drain(..payload);
+            let event_type = String::from_utf8(name).unwrap_or_default();
+            return Ok(rest.into_envelope(event_type, service, value));
+        }
         // Each of these appears exactly once (checked above).
         let mut take = |name: &str| {
             fields

@@ -82,13 +82,32 @@ impl DecodeError {
     }
 }
 
-/// An event that could not be serialized.
+/// An event that could not be encoded.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot encode event `{event_type}`: {source}")]
+#[error("cannot encode event `{event_type}`: {problem}")]
 pub struct EncodeError {
     /// The event type.
     pub event_type: &'static str,
-    /// The serializer's error.
+    /// What went wrong.
     #[source]
-    pub source: rmp_serde::encode::Error,
+    pub problem: EncodeProblem,
+}
+
+/// Why an event could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeProblem {
+    /// The payload or the headers could not be serialized.
+    #[error(transparent)]
+    Serialize(#[from] rmp_serde::encode::Error),
+    /// A metadata value does not fit its place in the v2 header.
+    #[error("{what} is {len} bytes long; at most {max} fit")]
+    TooLong {
+        /// What was too long (`service`, `headers`).
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The most the format holds.
+        max: usize,
+    },
 }

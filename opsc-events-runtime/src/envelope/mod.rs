@@ -5,13 +5,15 @@
 mod decode;
 mod error;
 mod event_id;
+mod v2;
 
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-pub use decode::{MAX_NESTING, decode_data, decode_event};
-pub use error::{DecodeError, EncodeError};
+pub use decode::{MAX_NESTING, decode_data, decode_event, event_type_of};
+pub use error::{DecodeError, EncodeError, EncodeProblem};
+pub use v2::{FORMAT_V2, MAX_SERVICE_LEN};
 pub(crate) use event_id::new_event_id;
 
 use crate::event::Event;
@@ -38,6 +40,13 @@ pub mod field {
     pub const HEADERS: &str = "headers";
     /// The payload, a MessagePack map with fields by name.
     pub const DATA: &str = "data";
+    /// v2: the separator between the event type and the version in the event field's name
+    /// (`asset_created@1`). Never part of an event type or of a v1 field name.
+    pub const V2_SEPARATOR: u8 = b'@';
+    /// v2, in errors only: the event field's name (`<event_type>@<version>`).
+    pub const EVENT_FIELD: &str = "<event_type>@<version>";
+    /// v2, in errors only: the binary header at the start of the event field's value.
+    pub const HEADER: &str = "header";
 }
 
 /// Free-form string headers carried with an event (`traceparent`, tenant ids, ...).
@@ -96,70 +105,96 @@ pub struct Envelope {
     pub data: Vec<u8>,
 }
 
-/// The most fields an envelope has: every field of [`field`].
+/// The most fields an envelope has: every field of [`field`] (a v1 entry).
 const MAX_FIELDS: usize = 10;
+
+/// Which layout a publisher writes (readers accept both; see `docs/WIRE.md`).
+///
+/// ```
+/// use opsc_events_runtime::envelope::WireFormat;
+///
+/// assert_eq!(WireFormat::default(), WireFormat::V2);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WireFormat {
+    /// One field per entry: `<event_type>@<version>` → binary header and payload.
+    #[default]
+    V2,
+    /// The first layout: eight to ten text fields (`event_type`, `version`, `schema`, ...,
+    /// `data`). Only for a rolling upgrade, while some readers of the fleet predate v2.
+    V1,
+}
 
 /// An event encoded as stream entry fields, ready for `XADD`.
 ///
-/// The values are written back to back into one buffer (one allocation per event), with the end
-/// offset of each value kept next to its name.
+/// Names and values are written back to back into one buffer (one allocation per event), with
+/// the end offsets of each name and value kept aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEvent {
     buf: Vec<u8>,
-    /// `(name, end of the value in buf)`; the first `len` are in use, the rest are `("", 0)`.
-    ends: [(&'static str, u32); MAX_FIELDS],
+    /// `(end of the name, end of the value)` in `buf`; the first `len` are in use.
+    ends: [(u32, u32); MAX_FIELDS],
     len: u8,
+    /// Where the current field's name ends (set by `begin_field`).
+    name_end: u32,
+}
+
+/// Offsets into an encoded event are `u32`: Redis refuses values above 512 MB long before.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl EncodedEvent {
     fn with_capacity(bytes: usize) -> Self {
         EncodedEvent {
             buf: Vec::with_capacity(bytes),
-            ends: [("", 0); MAX_FIELDS],
+            ends: [(0, 0); MAX_FIELDS],
             len: 0,
+            name_end: 0,
         }
     }
 
-    /// Ends the value written since the previous field as the value of `name`.
-    fn end_field(&mut self, name: &'static str) {
-        // Values larger than 4 GiB are refused by Redis long before (512 MB per string).
-        self.ends[usize::from(self.len)] =
-            (name, u32::try_from(self.buf.len()).unwrap_or(u32::MAX));
+    /// Starts a field: its name is written, its value follows in `buf` until `end_field`.
+    fn begin_field(&mut self, name: &str) {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.name_end = offset(self.buf.len());
+    }
+
+    /// Ends the value written since `begin_field`.
+    fn end_field(&mut self) {
+        self.ends[usize::from(self.len)] = (self.name_end, offset(self.buf.len()));
         self.len += 1;
     }
 
-    fn push(&mut self, name: &'static str, value: &[u8]) {
+    fn push(&mut self, name: &str, value: &[u8]) {
+        self.begin_field(name);
         self.buf.extend_from_slice(value);
-        self.end_field(name);
+        self.end_field();
     }
 
-    fn push_decimal(&mut self, name: &'static str, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(name, &digits[i..]);
+    fn push_decimal(&mut self, name: &str, n: u64) {
+        self.begin_field(name);
+        write_decimal(&mut self.buf, n);
+        self.end_field();
     }
 
-    fn push_uuid(&mut self, name: &'static str, id: Uuid) {
+    fn push_uuid(&mut self, name: &str, id: Uuid) {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         self.push(name, id.hyphenated().encode_lower(&mut text).as_bytes());
     }
 
     /// The fields in wire order: `(name, value)`.
-    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&'static str, &[u8])> + '_ {
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> + '_ {
         let mut start = 0usize;
         self.ends[..usize::from(self.len)]
             .iter()
-            .map(move |&(name, end)| {
-                let value = &self.buf[start..end as usize];
-                start = end as usize;
+            .map(move |&(name_end, value_end)| {
+                let (name_end, value_end) = (name_end as usize, value_end as usize);
+                // Names are only ever written from `&str`.
+                let name = std::str::from_utf8(&self.buf[start..name_end]).unwrap_or_default();
+                let value = &self.buf[name_end..value_end];
+                start = value_end;
                 (name, value)
             })
     }
@@ -177,11 +212,22 @@ impl EncodedEvent {
     /// The total size of the names and values, in bytes.
     pub(crate) fn byte_len(&self) -> usize {
         self.buf.len()
-            + self.ends[..usize::from(self.len)]
-                .iter()
-                .map(|(name, _)| name.len())
-                .sum::<usize>()
     }
+}
+
+/// Appends `n` in decimal ASCII.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The fingerprint as 16 lowercase hex digits.
@@ -194,10 +240,20 @@ fn hex16(n: u64) -> [u8; 16] {
     out
 }
 
-/// Encodes `event` with `meta` into stream entry fields (the payload as a MessagePack map with
-/// fields by name).
+/// Encodes `event` with `meta` into the fields of one stream entry in the current wire format
+/// (v2: one field, see `docs/WIRE.md`).
 pub fn encode<E: Event>(event: &E, meta: &Metadata) -> Result<EncodedEvent, EncodeError> {
-    encode_parts(event, &meta.as_parts())
+    encode_parts(event, &meta.as_parts(), WireFormat::V2)
+}
+
+/// Encodes `event` with `meta` in the given wire format (v1 only for mixed fleets during an
+/// upgrade).
+pub fn encode_as<E: Event>(
+    event: &E,
+    meta: &Metadata,
+    format: WireFormat,
+) -> Result<EncodedEvent, EncodeError> {
+    encode_parts(event, &meta.as_parts(), format)
 }
 
 /// [`Metadata`] by reference, so that a publisher need not build one (and copy its service
@@ -229,13 +285,21 @@ impl Metadata {
 pub(crate) fn encode_parts<E: Event>(
     event: &E,
     meta: &MetaParts<'_>,
+    format: WireFormat,
 ) -> Result<EncodedEvent, EncodeError> {
+    match format {
+        WireFormat::V2 => v2::encode(event, meta),
+        WireFormat::V1 => encode_v1(event, meta),
+    }
+}
+
+fn encode_v1<E: Event>(event: &E, meta: &MetaParts<'_>) -> Result<EncodedEvent, EncodeError> {
     let error = |source| EncodeError {
         event_type: E::NAME,
-        source,
+        problem: EncodeProblem::Serialize(source),
     };
     // The metadata takes about 160 bytes; a small payload fits in the rest without a reallocation.
-    let mut entry = EncodedEvent::with_capacity(256);
+    let mut entry = EncodedEvent::with_capacity(256 + 80);
     entry.push(field::EVENT_TYPE, E::NAME.as_bytes());
     entry.push_decimal(field::VERSION, u64::from(E::VERSION));
     entry.push(field::SCHEMA, &hex16(E::FINGERPRINT));
@@ -247,11 +311,13 @@ pub(crate) fn encode_parts<E: Event>(
         entry.push_uuid(field::CAUSATION_ID, cause);
     }
     if !meta.headers.is_empty() {
+        entry.begin_field(field::HEADERS);
         rmp_serde::encode::write(&mut entry.buf, meta.headers).map_err(error)?;
-        entry.end_field(field::HEADERS);
+        entry.end_field();
     }
+    entry.begin_field(field::DATA);
     rmp_serde::encode::write_named(&mut entry.buf, event).map_err(error)?;
-    entry.end_field(field::DATA);
+    entry.end_field();
     Ok(entry)
 }
 
@@ -273,6 +339,7 @@ mod tests {
         for n in ns {
             e.push_decimal("n", n);
         }
+        assert!(e.fields().all(|(name, _)| name == "n"));
         let got: Vec<&[u8]> = e.fields().map(|(_, v)| v).collect();
         let want: Vec<String> = ns.iter().map(u64::to_string).collect();
         assert_eq!(got, want.iter().map(|s| s.as_bytes()).collect::<Vec<_>>());

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{Runtime, TrimSettings};
 use crate::consumer::ConsumerSettings;
 use crate::dead_letter::DEFAULT_MAX_REPLAYS;
+use crate::envelope::WireFormat;
 use crate::error::{ConfigError, ConfigProblem, Result};
 use crate::handler::{HandlerInfo, StateMap};
 use crate::health::ConsumerStatus;
@@ -35,6 +36,7 @@ pub struct RuntimeBuilder {
     trim_interval: Duration,
     limits: BTreeMap<String, StreamLimits>,
     max_replays: u32,
+    wire_format: WireFormat,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -72,6 +74,7 @@ impl RuntimeBuilder {
             trim_interval: Duration::from_secs(30),
             limits: BTreeMap::new(),
             max_replays: DEFAULT_MAX_REPLAYS,
+            wire_format: WireFormat::V2,
         }
     }
 
@@ -79,6 +82,14 @@ impl RuntimeBuilder {
     /// published event. Required.
     pub fn service(mut self, name: impl Into<String>) -> Self {
         self.service = Some(name.into());
+        self
+    }
+
+    /// Which wire format this runtime's publisher writes (default [`WireFormat::V2`]). Readers
+    /// accept both; write [`WireFormat::V1`] only during a rolling upgrade, until every reader
+    /// of the fleet runs a version that reads v2.
+    pub fn wire_format(mut self, format: WireFormat) -> Self {
+        self.wire_format = format;
         self
     }
 
@@ -289,7 +300,12 @@ impl RuntimeBuilder {
                 streams,
             },
             max_replays: self.max_replays,
-            publisher: Publisher::new(transport.clone(), keys.clone(), service.clone()),
+            publisher: Publisher::new(
+                transport.clone(),
+                keys.clone(),
+                service.clone(),
+                self.wire_format,
+            ),
             keys,
             service,
             consumer_name,
