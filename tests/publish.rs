@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use opsc_events::prelude::*;
-use opsc_events::{ConfigError, Error, error::ConfigProblem};
+use opsc_events::{ConfigError, Error, WireFormat, error::ConfigProblem};
 use opsc_events_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
 
@@ -186,20 +186,71 @@ async fn publish_with_carries_ids_and_headers() {
     let names: Vec<&[u8]> = entries[0].1.iter().map(|(k, _)| k.as_slice()).collect();
     assert_eq!(
         names,
-        [
-            &b"event_type"[..],
-            b"version",
-            b"schema",
-            b"event_id",
-            b"service",
-            b"timestamp",
-            b"correlation_id",
-            b"causation_id",
-            b"headers",
-            b"data"
-        ],
-        "the documented fields, in the documented order"
+        [&b"asset_created@1"[..]],
+        "wire format v2: one field, named by type and version"
     );
+}
+
+/// A runtime set to write wire format v1 (a fleet in the middle of an upgrade) writes the v1
+/// fields; a default runtime reads them, and v2 entries, alike.
+#[tokio::test]
+async fn v1_writers_and_v2_writers_share_a_stream() {
+    let server = RedisServer::start();
+    let old = Runtime::builder()
+        .service("old")
+        .redis(server.url())
+        .wire_format(WireFormat::V1)
+        .no_handlers()
+        .build()
+        .await
+        .expect("runtime builds");
+    assert_eq!(old.publisher().wire_format(), WireFormat::V1);
+    let new = runtime(&server).await;
+    assert_eq!(new.publisher().wire_format(), WireFormat::V2);
+    let cause = uuid::Uuid::now_v7();
+    let opts = PublishOptions::new()
+        .causation_id(cause)
+        .header("tenant", "acme");
+    old.publisher().publish_with(&asset(1), &opts).await.expect("publish v1");
+    new.publisher().publish_with(&asset(2), &opts).await.expect("publish v2");
+
+    let entries = xrange(&server.url(), "opsconductor:{assets}:events").await;
+    let names = |i: usize| -> Vec<String> {
+        entries[i]
+            .1
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(0),
+        [
+            "event_type",
+            "version",
+            "schema",
+            "event_id",
+            "service",
+            "timestamp",
+            "correlation_id",
+            "causation_id",
+            "headers",
+            "data"
+        ],
+        "the documented v1 fields, in the documented order"
+    );
+    assert_eq!(names(1), ["asset_created@1"]);
+    let (v1, e1) = decode(&entries[0].1);
+    let (v2, e2) = decode(&entries[1].1);
+    assert_eq!((e1, e2), (asset(1), asset(2)));
+    assert_eq!(v1.meta.service, "old");
+    assert_eq!(v2.meta.service, "inventory");
+    for env in [&v1, &v2] {
+        assert_eq!(env.meta.causation_id, Some(cause));
+        assert_eq!(env.meta.headers.get("tenant").map(String::as_str), Some("acme"));
+    }
+    // The payload bytes are the same in both formats: the event's own MessagePack.
+    assert_eq!(v1.data, rmp_serde::to_vec_named(&asset(1)).expect("encode"));
+    assert_eq!(v2.data, rmp_serde::to_vec_named(&asset(2)).expect("encode"));
 }
 
 #[tokio::test]

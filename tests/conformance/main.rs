@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::wait_until;
 use env::{Env, spawn};
+use opsc_events::WireFormat;
 use opsc_events::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +63,7 @@ pub struct Call {
 type Seen = (uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>, Headers);
 
 /// Raw entry fields and the dead-letter reason they must get.
-type PoisonCase = (Vec<(&'static str, Vec<u8>)>, &'static str);
+type PoisonCase = (Vec<(String, Vec<u8>)>, &'static str);
 
 /// Shared by the handlers and the behaviour that runs them.
 #[derive(Clone, Default)]
@@ -756,13 +757,16 @@ async fn poison_entries_are_dead_lettered_by_reason_and_good_ones_flow(env: Env)
     let log = Log::default();
     let rt = runtime(&env, &log, "::strict").await;
     let p = rt.publisher();
-    let entry = |n: u64| envelope::encode(&Ping { n }, &Metadata::new("conf")).unwrap();
+    // v1 entries (every reader still takes them) with one field replaced.
+    let entry = |n: u64| {
+        envelope::encode_as(&Ping { n }, &Metadata::new("conf"), WireFormat::V1).unwrap()
+    };
     let with = |n: u64, name: &str, value: &[u8]| {
         let e = entry(n);
         e.fields()
             .map(|(k, v)| {
                 (
-                    k,
+                    k.to_owned(),
                     if k == name {
                         value.to_vec()
                     } else {
@@ -772,26 +776,52 @@ async fn poison_entries_are_dead_lettered_by_reason_and_good_ones_flow(env: Env)
             })
             .collect::<Vec<_>>()
     };
+    // v2 entries: the one event field, its name or value changed.
+    let v2 = |n: u64, name: &str, change: &dyn Fn(&mut Vec<u8>)| {
+        let e = envelope::encode(&Ping { n }, &Metadata::new("conf")).unwrap();
+        let (_, value) = e.fields().next().unwrap();
+        let mut value = value.to_vec();
+        change(&mut value);
+        vec![(name.to_owned(), value)]
+    };
     p.publish(&Ping { n: 1 }).await.unwrap();
     let cases: Vec<PoisonCase> = vec![
         (with(10, "data", b"\xc1\xc1\xc1"), "decode_error"),
         (with(11, "version", b"7"), "schema_mismatch"),
         (with(12, "schema", b"00000000000000ff"), "schema_mismatch"),
         (
-            vec![("event_type", b"ping".to_vec()), ("data", b"\x80".to_vec())],
+            vec![
+                ("event_type".to_owned(), b"ping".to_vec()),
+                ("data".to_owned(), b"\x80".to_vec()),
+            ],
+            "decode_error",
+        ),
+        (v2(13, "ping@7", &|_| {}), "schema_mismatch"),
+        // The fingerprint: bytes 6..14 of the value.
+        (v2(14, "ping@1", &|v| v[6] ^= 0xff), "schema_mismatch"),
+        (v2(15, "ping@1", &|v| v.truncate(9)), "decode_error"),
+        (v2(16, "ping@1", &|v| v[0] = 3), "decode_error"),
+        (
+            v2(17, "ping@1", &|v| {
+                let n = v.len();
+                v[n - 1] = 0xc1;
+            }),
             "decode_error",
         ),
     ];
     let mut ids = Vec::new();
     for (fields, _) in &cases {
-        let refs: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
         ids.push(p.append_raw("conf", &refs).await.unwrap());
     }
     p.publish(&Ping { n: 2 }).await.unwrap();
     let running = spawn(rt);
     let check = env.publisher().await;
-    wait_until("four dead letters", T, || async {
-        letters(&check).await.len() == 4
+    wait_until("every poison entry dead-lettered", T, || async {
+        letters(&check).await.len() == cases.len()
     })
     .await;
     wait_until("good ones handled", T, || async {

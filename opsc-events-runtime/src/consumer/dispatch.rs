@@ -14,10 +14,10 @@ use tokio_util::task::TaskTracker;
 
 use super::HandlerPlan;
 use crate::envelope::{DecodeError, Envelope, event_type_of};
-use crate::handler::{CallError, Context, ContextParts, HandlerError};
+use crate::handler::{CallError, Context, ContextParts, HandlerError, HandlerFuture};
 use crate::message_id::MessageId;
 use crate::retry::max_attempts;
-use crate::transport::{Delivery, Source};
+use crate::transport::{Broker, Delivery, Source};
 
 /// Why an attempt failed.
 #[derive(Debug)]
@@ -99,6 +99,12 @@ pub(crate) struct Dispatcher {
     pub(crate) abort: CancellationToken,
     /// `opsc_events_handler_duration_seconds` of this handler, registered once (not per call).
     pub(crate) duration: metrics::Histogram,
+    /// A moving average of the handler's call time in nanoseconds (0 before the first call).
+    pub(crate) handler_ns: Arc<AtomicU64>,
+    /// Entries read ahead of the handler, run by lanes (see `ahead`).
+    pub(crate) ahead: Arc<super::ahead::ReadAhead>,
+    /// The most entries one read asks for (`ConsumerSettings::max_batch`).
+    pub(crate) max_batch: usize,
 }
 
 /// A pending entry delivered this many times has been pending on a consumer that died at least
@@ -166,8 +172,9 @@ impl Dispatcher {
     /// it is done. If it is what kills processes, it takes nothing else down with it, so the
     /// messages that ran beside it the first times are not pushed to the attempt limit with it.
     /// Returns false when stopping (the entry stays pending).
-    pub(crate) async fn dispatch_pending(
+    pub(crate) async fn dispatch_pending<B: Broker>(
         &self,
+        broker: &B,
         delivery: Delivery,
         slot: OwnedSemaphorePermit,
         stop: &CancellationToken,
@@ -181,7 +188,12 @@ impl Dispatcher {
             self.dispatch(delivery, slot);
             return true;
         }
-        let Some(all) = self.take_all_slots(slot, stop).await else {
+        // Lanes running entries read ahead stop after their current one, so the slots come free.
+        self.ahead.pause();
+        let all = self.take_all_slots(slot, stop).await;
+        // Lanes started now wait for the slots this call holds.
+        self.ahead.resume(self, broker);
+        let Some(all) = all else {
             return false;
         };
         self.wait_settled().await;
@@ -229,7 +241,33 @@ impl Dispatcher {
         }
     }
 
-    fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
+    /// Runs one delivery in a task of its own holding `slot`.
+    pub(crate) fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
+        if let Some(ready) = self.prepare(delivery) {
+            let runner = self.runner();
+            self.tracker.spawn(async move {
+                let _slot = slot;
+                runner.run(ready).await;
+            });
+        }
+    }
+
+    /// What a task needs to run calls: cloning the whole dispatcher per call was a dozen
+    /// reference counts, shared by every call of the handler, bouncing between cores.
+    pub(crate) fn runner(&self) -> Runner {
+        Runner {
+            outcomes: self.outcomes.clone(),
+            sent: self.sent.clone(),
+            abort: self.abort.clone(),
+            duration: self.duration.clone(),
+            handler_ns: self.handler_ns.clone(),
+        }
+    }
+
+    /// Decodes a delivery into a handler call. Deliveries that need no call (another type's
+    /// entry, an entry deleted meanwhile, one past its attempts, one that cannot be decoded) get
+    /// their outcome here and `None` is returned.
+    pub(crate) fn prepare(&self, delivery: Delivery) -> Option<Ready> {
         let plan = &self.plan;
         let Delivery {
             id,
@@ -248,7 +286,7 @@ impl Dispatcher {
                 })),
             };
             self.send(id, attempt, source, result);
-            return;
+            return None;
         };
         // The type first, before anything else is parsed: another service's event on the same
         // stream is not ours to handle, whatever the rest of its envelope holds (a newer header
@@ -263,19 +301,19 @@ impl Dispatcher {
                 result: Ok(()),
                 skipped: true,
             });
-            return;
+            return None;
         }
         // An attempt number above the limit means earlier attempts died with their process.
         let limit = max_attempts(&plan.reg.config);
         if attempt > limit {
             self.send(id, limit, source, Err(Failure::Crashed(attempt - 1)));
-            return;
+            return None;
         }
         let mut envelope = match Envelope::from_owned_fields(fields) {
             Ok(env) => env,
             Err(e) => {
                 self.send(id, attempt, source, Err(Failure::Decode(e)));
-                return;
+                return None;
             }
         };
         let ctx = Context::new(&self.parts, id, &mut envelope, attempt, delivery_count);
@@ -290,43 +328,96 @@ impl Dispatcher {
             traceparent = envelope.meta.headers.get("traceparent").map(String::as_str),
         );
         let call = tracing::Instrument::instrument((plan.reg.call)(envelope, ctx), span);
-        let timeout = plan.reg.config.timeout;
-        // Only what the task needs: cloning the whole dispatcher per call was a dozen reference
-        // counts, shared by every call of the handler, bouncing between cores.
-        let (outcomes, sent, abort, duration) = (
-            self.outcomes.clone(),
-            self.sent.clone(),
-            self.abort.clone(),
-            self.duration.clone(),
-        );
-        self.tracker.spawn(async move {
-            let _slot = slot;
-            let started = std::time::Instant::now();
-            let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
-            let result = tokio::select! {
-                // The call first: polling the cancellation first would register a waiter on the
-                // shared token (a lock) for every message.
-                biased;
-                r = guarded => match r {
-                    Ok(Ok(Ok(()))) => Ok(()),
-                    Ok(Ok(Err(CallError::Decode(e)))) => Err(Failure::Decode(e)),
-                    Ok(Ok(Err(CallError::Handler(e)))) => Err(Failure::Handler(e)),
-                    Ok(Err(payload)) => Err(Failure::Panic(panic_message(&*payload))),
-                    Err(_) => Err(Failure::Timeout),
-                },
-                // Past the shutdown timeout: stop without an outcome, the entry stays pending.
-                () = abort.cancelled() => return,
-            };
-            duration.record(started.elapsed().as_secs_f64());
-            // As `emit`: counted, then sent (the receiver lives until every dispatcher is dropped).
-            sent.fetch_add(1, Ordering::SeqCst);
-            let _ = outcomes.send(Outcome {
-                id,
-                attempt,
-                source,
-                result,
-                skipped: false,
-            });
+        Some(Ready {
+            id,
+            attempt,
+            source,
+            call,
+            timeout: plan.reg.config.timeout,
+        })
+    }
+}
+
+/// A decoded delivery, ready to run.
+pub(crate) struct Ready {
+    id: MessageId,
+    attempt: u32,
+    source: Source,
+    call: tracing::instrument::Instrumented<HandlerFuture>,
+    timeout: std::time::Duration,
+}
+
+impl fmt::Debug for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ready")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs handler calls and reports their outcomes (see [`Dispatcher::runner`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    sent: Arc<AtomicU64>,
+    abort: CancellationToken,
+    duration: metrics::Histogram,
+    handler_ns: Arc<AtomicU64>,
+}
+
+impl Runner {
+    /// Runs the call under its timeout with panics caught, and sends its outcome. Returns false
+    /// when the shutdown timeout cut it short (no outcome: the entry stays pending).
+    pub(crate) async fn run(&self, ready: Ready) -> bool {
+        let Ready {
+            id,
+            attempt,
+            source,
+            call,
+            timeout,
+        } = ready;
+        let started = std::time::Instant::now();
+        let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
+        let result = tokio::select! {
+            // The call first: polling the cancellation first would register a waiter on the
+            // shared token (a lock) for every message.
+            biased;
+            r = guarded => match r {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(CallError::Decode(e)))) => Err(Failure::Decode(e)),
+                Ok(Ok(Err(CallError::Handler(e)))) => Err(Failure::Handler(e)),
+                Ok(Err(payload)) => Err(Failure::Panic(panic_message(&*payload))),
+                Err(_) => Err(Failure::Timeout),
+            },
+            // Past the shutdown timeout: stop without an outcome, the entry stays pending.
+            () = self.abort.cancelled() => return false,
+        };
+        let took = started.elapsed();
+        self.duration.record(took.as_secs_f64());
+        // An average of recent call times (1/8 weight to the newest), for the read-ahead bound.
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.handler_ns.load(Ordering::Relaxed);
+        let avg = if old == 0 {
+            ns
+        } else {
+            old - old / 8 + ns / 8
+        };
+        self.handler_ns.store(avg.max(1), Ordering::Relaxed);
+        // As `emit`: counted, then sent (the receiver lives until every dispatcher is dropped).
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        let _ = self.outcomes.send(Outcome {
+            id,
+            attempt,
+            source,
+            result,
+            skipped: false,
         });
+        true
+    }
+
+    /// True once the shutdown timeout has passed.
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.is_cancelled()
     }
 }

@@ -5,6 +5,7 @@
 //! and — with the retry policy — schedule or dead-letter), through the policy the handler
 //! declared. It talks to Redis only through the [`Broker`] interface.
 
+mod ahead;
 mod claim;
 mod dispatch;
 mod read;
@@ -79,6 +80,13 @@ pub(crate) async fn run<B: Broker>(
             "stream" => plan.reg.stream,
             "group" => plan.group.to_string()
         ),
+        handler_ns: Arc::default(),
+        ahead: Arc::new(ahead::ReadAhead::new(
+            concurrency,
+            plan.reg.config.timeout,
+            plan.reg.config.claim_after,
+        )),
+        max_batch: settings.max_batch,
     };
     let retry_scheduled = Arc::new(Notify::new());
     let settler = settle::Settler {
@@ -111,25 +119,37 @@ pub(crate) async fn run<B: Broker>(
         stop.clone(),
     ));
 
+    // The shutdown timeout runs from the stop, whatever the reader is doing then (a blocking
+    // read is not cut short: what it returns is queued, and runs if there is time).
+    let deadline = {
+        let (stop, abort, timeout) = (stop.clone(), abort.clone(), settings.shutdown_timeout);
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            tokio::time::sleep(timeout).await;
+            abort.cancel();
+        })
+    };
+
     read::run(&broker, &dispatcher, &settings, &status, &stop).await;
 
-    // Stop reading happened; now let in-flight handlers finish, up to the shutdown timeout.
+    // Stop reading happened; now let in-flight handlers (and what was read ahead) finish, up to
+    // the shutdown timeout.
     let _ = claimer.await;
     let _ = cleaner.await;
     let _ = retrier.await;
     tracker.close();
-    if tokio::time::timeout(settings.shutdown_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            group = %plan.group,
-            timeout = ?settings.shutdown_timeout,
-            "shutdown timeout: unfinished messages are left pending for another consumer"
-        );
-        abort.cancel();
-        tracker.wait().await;
+    tokio::select! {
+        () = tracker.wait() => {}
+        () = abort.cancelled() => {
+            tracing::warn!(
+                group = %plan.group,
+                timeout = ?settings.shutdown_timeout,
+                "shutdown timeout: unfinished messages are left pending for another consumer"
+            );
+            tracker.wait().await;
+        }
     }
+    deadline.abort();
     drop(dispatcher);
     // Every sender is gone: the acker flushes what is left and returns.
     let _ = acker.await;

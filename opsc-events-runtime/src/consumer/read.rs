@@ -1,5 +1,5 @@
 //! The reading side: resume own pending entries, then block for new ones on a dedicated
-//! connection, never reading more entries than there are free slots.
+//! connection, reading ahead as many as the queue has room for (see `ahead`).
 
 use super::dispatch::Dispatcher;
 use super::{ConsumerSettings, reconnect_delay};
@@ -7,6 +7,9 @@ use crate::handler::Start;
 use crate::health::ConsumerStatus;
 use crate::message_id::MessageId;
 use crate::transport::Broker;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
 use tokio_util::sync::CancellationToken;
 
 pub(super) async fn run<B: Broker>(
@@ -36,16 +39,23 @@ pub(super) async fn run<B: Broker>(
             },
         };
         // Own pending entries are read back one at a time, like reclaims (see
-        // `Dispatcher::dispatch_pending`).
-        let max = if resume_from.is_some() {
-            1
+        // `Dispatcher::dispatch_pending`), each with a slot; new entries are read ahead into
+        // the queue, as many as it has room for (see `ahead`).
+        let (permit, count) = if resume_from.is_some() {
+            let Some(permit) = dispatcher.take_slots(1, stop).await else {
+                break;
+            };
+            (Some(permit), 1)
         } else {
-            settings.max_batch
+            let handler_ns = dispatcher.handler_ns.load(Ordering::Relaxed);
+            let capacity = dispatcher.ahead.capacity(handler_ns, settings.max_batch);
+            let Some(count) = dispatcher.ahead.wait_room(capacity, stop).await else {
+                break;
+            };
+            (None, count)
         };
-        let Some(mut permits) = dispatcher.take_slots(max, stop).await else {
-            break;
-        };
-        let count = permits.num_permits();
+        // Entries read ahead wait from the moment the read is sent.
+        let since = Instant::now();
         // The read itself is bounded by `read_block` and is not cancelled half-way: what it
         // returns is dispatched even during shutdown.
         let result = match resume_from {
@@ -80,22 +90,22 @@ pub(super) async fn run<B: Broker>(
                 if deliveries.is_empty() {
                     continue;
                 }
-                if resume_from.is_some() {
+                match permit {
                     // One entry per read (COUNT 1).
-                    if let Some(delivery) = deliveries.into_iter().next()
-                        && !dispatcher.dispatch_pending(delivery, permits, stop).await
-                    {
-                        return;
+                    Some(permit) => {
+                        if let Some(delivery) = deliveries.into_iter().next()
+                            && !dispatcher
+                                .dispatch_pending(broker, delivery, permit, stop)
+                                .await
+                        {
+                            return;
+                        }
                     }
-                    continue;
+                    None => dispatcher.ahead.push(dispatcher, broker, deliveries, since),
                 }
-                let extra = permits.num_permits().saturating_sub(deliveries.len());
-                let spare = permits.split(extra);
-                drop(spare);
-                dispatcher.dispatch_all(deliveries, permits);
             }
             Err(e) if e.is_no_group() => {
-                drop(permits);
+                drop(permit);
                 tracing::warn!(stream = %plan.key, group = %plan.group, "consumer group is gone (stream deleted or Redis restarted without data); re-creating it");
                 // From the start of the (new) stream, so nothing published since is missed.
                 if let Err(e) = broker
@@ -109,7 +119,7 @@ pub(super) async fn run<B: Broker>(
                 }
             }
             Err(e) => {
-                drop(permits);
+                drop(permit);
                 failures += 1;
                 status.read_failed(&e);
                 tracing::warn!(group = %plan.group, error = %e, failures, "read failed; reconnecting");

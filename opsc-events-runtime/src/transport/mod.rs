@@ -162,6 +162,17 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         ids: &[MessageId],
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Resets the idle time of those of `ids` that are pending for `consumer`, without counting
+    /// a delivery (`XCLAIM … JUSTID` to the same consumer); returns them. Ids pending for
+    /// another consumer, or no longer pending, are left alone and not returned.
+    fn touch(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> impl Future<Output = Result<Vec<MessageId>>> + Send;
+
     /// Claims for `consumer` up to `count` entries idle at least `min_idle`, scanning from
     /// `cursor`.
     fn claim(

@@ -182,6 +182,32 @@ impl MemoryBroker {
         Ok(())
     }
 
+    pub(super) fn touch_now(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageId>> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let g = state
+            .streams
+            .get_mut(key)
+            .and_then(|s| s.groups.get_mut(group))
+            .ok_or_else(|| no_group(key, group))?;
+        let mut ours = Vec::new();
+        for id in ids {
+            if let Some(p) = g.pending.get_mut(id)
+                && p.consumer == consumer
+            {
+                p.delivered_at = now;
+                ours.push(*id);
+            }
+        }
+        Ok(ours)
+    }
+
     pub(super) fn claim_now(
         &self,
         key: &str,

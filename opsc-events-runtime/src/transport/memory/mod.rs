@@ -171,6 +171,16 @@ impl Broker for MemoryBroker {
         self.ack_now(key, group, ids)
     }
 
+    async fn touch(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageId>> {
+        self.touch_now(key, group, consumer, ids)
+    }
+
     async fn claim(
         &self,
         key: &str,

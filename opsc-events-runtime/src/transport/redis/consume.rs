@@ -43,6 +43,21 @@ end
 return removed
 ";
 
+/// Resets the idle time of the given entries that are pending for this consumer, without
+/// counting a delivery. All checks come before the first write.
+/// KEYS: stream. ARGV: group, consumer, ids... Returns the ids refreshed.
+const TOUCH: &str = r"
+local ours = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then table.insert(ours, ARGV[i]) end
+end
+for _, id in ipairs(ours) do
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+end
+return ours
+";
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -227,6 +242,33 @@ impl Broker for RedisTransport {
             .await
             .map_err(|e| self.error("XACK", key, e))?;
         Ok(())
+    }
+
+    async fn touch(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(TOUCH));
+        let mut invocation = SCRIPT.key(key);
+        invocation.arg(group).arg(consumer);
+        for id in ids {
+            invocation.arg(id.to_string());
+        }
+        let mut conn = self.conn.clone();
+        let v: Value = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("EVALSHA touch", key, e))?;
+        reply::array(v)
+            .and_then(|ids| ids.into_iter().map(reply::id).collect())
+            .map_err(|r| Self::unexpected("EVALSHA touch", key, r))
     }
 
     async fn claim(
