@@ -49,11 +49,22 @@ pub fn redis_benchmark(
         .ok_or_else(|| format!("unexpected redis-benchmark output: {text}"))
 }
 
+/// One `XADD key * fields...`, its buffers sized up front as the framework sizes its own.
+pub fn xadd(key: &str, fields: &[(String, Vec<u8>)]) -> redis::Cmd {
+    let bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let mut cmd = redis::Cmd::with_capacity(3 + 2 * fields.len(), 6 + key.len() + bytes);
+    cmd.arg("XADD").arg(key).arg("*");
+    for (name, value) in fields {
+        cmd.arg(name.as_str()).arg(value.as_slice());
+    }
+    cmd
+}
+
 /// XADDs `n` entries with `fields`, `batch` per pipeline, one pipeline in flight; msg/s.
 pub async fn pipelined_xadd(
     conn: &mut MultiplexedConnection,
     key: &str,
-    fields: &[(&'static str, Vec<u8>)],
+    fields: &[(String, Vec<u8>)],
     n: usize,
     batch: usize,
 ) -> f64 {
@@ -61,12 +72,9 @@ pub async fn pipelined_xadd(
     let mut sent = 0;
     while sent < n {
         let k = batch.min(n - sent);
-        let mut pipe = redis::pipe();
+        let mut pipe = redis::Pipeline::with_capacity(k);
         for _ in 0..k {
-            let cmd = pipe.cmd("XADD").arg(key).arg("*");
-            for (name, value) in fields {
-                cmd.arg(*name).arg(value.as_slice());
-            }
+            pipe.add_command(xadd(key, fields));
         }
         pipe.query_async::<()>(conn).await.expect("XADD pipeline");
         sent += k;
@@ -160,24 +168,22 @@ pub async fn consume_loop(
 pub async fn concurrent_xadd(
     conn: &MultiplexedConnection,
     key: &str,
-    fields: &[(&'static str, Vec<u8>)],
+    fields: &[(String, Vec<u8>)],
     n: usize,
     tasks: usize,
 ) -> f64 {
     let per = n.div_ceil(tasks);
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(key).arg("*");
-    for (name, value) in fields {
-        cmd.arg(*name).arg(value.as_slice());
-    }
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
-        let (mut conn, cmd) = (conn.clone(), cmd.clone());
+        let (mut conn, fields, key) = (conn.clone(), fields.to_vec(), key.to_owned());
         let count = per.min(n.saturating_sub(t * per));
         set.spawn(async move {
             for _ in 0..count {
-                cmd.query_async::<()>(&mut conn).await.expect("XADD");
+                xadd(&key, &fields)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .expect("XADD");
             }
         });
     }

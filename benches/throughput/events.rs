@@ -45,6 +45,13 @@ macro_rules! bench_event {
                     .map(|seq| $name { seq, sent_ns: 0, body: body.clone() })
                     .collect()
             }
+
+            /// `n` copies of one event (`seq` 0): each payload is byte for byte the one the
+            /// hand-written baselines write.
+            #[allow(dead_code)] // not every scenario uses it
+            pub fn same(n: usize, bytes: usize) -> Vec<$name> {
+                vec![$name { seq: 0, sent_ns: 0, body: body(bytes) }; n]
+            }
         }
     };
 }
@@ -84,15 +91,28 @@ pub struct Latencies {
     pub calls: Arc<AtomicU64>,
 }
 
-pub mod e2e {
+pub mod e2e64 {
     use super::*;
 
     /// Calls so far (a process-wide counter: no extractor, so the handler stays a no-op for the
     /// framework; the benchmark watches it instead of polling Redis while the run lasts).
     pub static CALLS: AtomicU64 = AtomicU64::new(0);
 
-    #[handler(stream = "bench_e2e", concurrency = 512, start = "earliest")]
-    pub async fn noop(_event: Flowing) {
+    #[handler(stream = "bench_e2e", concurrency = 64, start = "earliest")]
+    pub async fn noop64(_event: Flowing) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub mod e2e1 {
+    use super::*;
+
+    /// Calls so far, as for `e2e64`.
+    pub static CALLS: AtomicU64 = AtomicU64::new(0);
+
+    /// The default concurrency (1).
+    #[handler(stream = "bench_e2e", start = "earliest")]
+    pub async fn noop1(_event: Flowing) {
         CALLS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -191,7 +211,7 @@ rss_stream!(Rss9, "rss9", [rss9_h0 "bench.rss9.h0", rss9_h1 "bench.rss9.h1", rss
 
 /// The entry fields of one event of the memory scenario's stream `i`, as the framework encodes
 /// them (the parent fills the backlog with copies).
-pub fn rss_fields(i: usize, bytes: usize) -> Vec<(&'static str, Vec<u8>)> {
+pub fn rss_fields(i: usize, bytes: usize) -> Fields {
     let meta = Metadata::new("bench");
     let b = body(bytes);
     macro_rules! enc {
@@ -219,17 +239,76 @@ pub fn rss_fields(i: usize, bytes: usize) -> Vec<(&'static str, Vec<u8>)> {
         _ => enc!(Rss9),
     }
     .expect("encodes");
-    entry.fields().map(|(k, v)| (k, v.to_vec())).collect()
+    owned(&entry)
 }
 
-/// The entry fields of one `Published` event of about `bytes` of payload: what the hand-written
-/// baseline writes.
-pub fn published_fields(bytes: usize) -> Vec<(&'static str, Vec<u8>)> {
-    let ev = Published {
+/// Entry fields, owned: `(name, value)`.
+pub type Fields = Vec<(String, Vec<u8>)>;
+
+fn owned(entry: &envelope::EncodedEvent) -> Fields {
+    entry
+        .fields()
+        .map(|(k, v)| (k.to_owned(), v.to_vec()))
+        .collect()
+}
+
+fn published(bytes: usize) -> Published {
+    Published {
         seq: 0,
         sent_ns: 0,
         body: body(bytes),
-    };
-    let entry = envelope::encode(&ev, &Metadata::new("bench")).expect("encodes");
-    entry.fields().map(|(k, v)| (k, v.to_vec())).collect()
+    }
+}
+
+/// The entry fields of one `Published` event of about `bytes` of payload, as the framework
+/// writes them (wire format v2: one field).
+pub fn published_fields(bytes: usize) -> Fields {
+    owned(&envelope::encode(&published(bytes), &Metadata::new("bench")).expect("encodes"))
+}
+
+/// The same event's payload bytes (its MessagePack, exactly what the framework puts after its
+/// header) alone in one field: the least that moves the event — the baseline of SPEC §10.
+pub fn payload_fields(bytes: usize) -> Fields {
+    vec![(
+        "data".to_owned(),
+        rmp_serde::to_vec_named(&published(bytes)).expect("encodes"),
+    )]
+}
+
+/// Layouts that were candidates for wire format v2, written into the hand-written loop to
+/// choose by measurement (`docs/DESIGN.md`): the same payload bytes and metadata each time.
+pub fn layout_candidates(bytes: usize) -> Vec<(&'static str, Fields)> {
+    let v2 = published_fields(bytes);
+    let (name, value) = v2[0].clone();
+    let payload = payload_fields(bytes).remove(0).1;
+    // The v2 value is format byte, header length, header, payload: split it after the header.
+    let header_end = value.len() - payload.len();
+    let v1 = owned(
+        &envelope::encode_as(
+            &published(bytes),
+            &Metadata::new("bench"),
+            opsc_events::WireFormat::V1,
+        )
+        .expect("encodes"),
+    );
+    vec![
+        ("payload alone, 1 field (the baseline)", payload_fields(bytes)),
+        ("v2: `type@version` → header + payload, 1 field", v2.clone()),
+        (
+            "`type@version` → header, `data` → payload, 2 fields",
+            vec![
+                (name.clone(), value[..header_end].to_vec()),
+                ("data".to_owned(), payload.clone()),
+            ],
+        ),
+        (
+            "`event_type`, `meta` (header), `data`, 3 fields",
+            vec![
+                ("event_type".to_owned(), b"published".to_vec()),
+                ("meta".to_owned(), value[..header_end].to_vec()),
+                ("data".to_owned(), payload),
+            ],
+        ),
+        ("v1: 8 text fields", v1),
+    ]
 }

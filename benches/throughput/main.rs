@@ -11,7 +11,7 @@
 //! check: every scenario once with tiny sizes, no figure checked, a few seconds.
 //!
 //! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `big`,
-//! `latency`, `retry`, `dlq`, `rss`. `OPSC_BENCH_REPS` sets how many times each throughput figure
+//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`. `OPSC_BENCH_REPS` sets how many times each throughput figure
 //! is measured (default 5, 1 in quick mode). A framework figure is measured right after its
 //! baseline in every repetition; the table shows the median rate and the median of the
 //! per-repetition ratios, so that a slow spell of the machine hits both sides of a ratio.
@@ -20,8 +20,10 @@
 mod baseline;
 mod events;
 mod framework;
+mod peer;
 mod report;
 mod rss;
+mod scale;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,9 +127,10 @@ impl Config {
 }
 
 fn main() {
-    if std::env::var("OPSC_BENCH_CHILD").as_deref() == Ok("rss") {
-        rss::child();
-        return;
+    match std::env::var("OPSC_BENCH_CHILD").as_deref() {
+        Ok("rss") => return rss::child(),
+        Ok("scale") => return scale::child(),
+        _ => {}
     }
     let cfg = Config::from_env();
     let server = RedisServer::start();
@@ -194,16 +197,17 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
     if cfg.runs("publish") {
         println!("publish, ~{SMALL} B payloads:");
         let k = key("bench_pub");
-        let fields = events::published_fields(SMALL);
-        let events = Arc::new(Published::batch(cfg.publish_n, SMALL));
-        let seq_events = Published::batch(cfg.sequential_n, SMALL);
-        // SPEC §10's hand-written figure: one ~100-byte field per entry, not an envelope.
-        let one_field = [("data", vec![b'x'; SMALL])];
-        let (mut hand, mut hand_conc, mut batched, mut conc, mut seq, mut bare) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        // SPEC §10's baseline: the event's payload bytes alone in one field.
+        let one_field = events::payload_fields(SMALL);
+        let v2_fields = events::published_fields(SMALL);
+        let events = Arc::new(Published::same(cfg.publish_n, SMALL));
+        let seq_events = Published::same(cfg.sequential_n, SMALL);
+        let peer_key = "peer:{bench_peer_pub}:events";
+        let (mut bare, mut hand_v2, mut hand_conc, mut batched, mut conc, mut seq, mut peer) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..cfg.reps {
-            framework::del(&mut conn, &[&k]).await;
             let n = cfg.publish_n;
+            framework::del(&mut conn, &[&k]).await;
             bare.push(
                 sample(
                     n,
@@ -211,17 +215,6 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
                 )
                 .await,
             );
-            framework::del(&mut conn, &[&k]).await;
-            hand.push(
-                sample(
-                    n,
-                    baseline::pipelined_xadd(&mut conn, &k, &fields, n, PUBLISH_BATCH),
-                )
-                .await,
-            );
-            framework::del(&mut conn, &[&k]).await;
-            hand_conc
-                .push(sample(n, baseline::concurrent_xadd(&conn, &k, &fields, n, TASKS)).await);
             framework::del(&mut conn, &[&k]).await;
             batched.push(
                 sample(
@@ -239,6 +232,22 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
                 .await,
             );
             framework::del(&mut conn, &[&k]).await;
+            hand_v2.push(
+                sample(
+                    n,
+                    baseline::pipelined_xadd(&mut conn, &k, &v2_fields, n, PUBLISH_BATCH),
+                )
+                .await,
+            );
+            framework::del(&mut conn, &[&k]).await;
+            hand_conc.push(
+                sample(
+                    n,
+                    baseline::concurrent_xadd(&conn, &k, &one_field, n, TASKS),
+                )
+                .await,
+            );
+            framework::del(&mut conn, &[&k]).await;
             seq.push(
                 sample(
                     seq_events.len(),
@@ -246,42 +255,56 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
                 )
                 .await,
             );
+            framework::del(&mut conn, &[peer_key]).await;
+            peer.push(sample(n, peer::publish(&url, peer_key, n, SMALL)).await);
         }
-        framework::del(&mut conn, &[&k]).await;
+        framework::del(&mut conn, &[k.as_str(), peer_key]).await;
         report.vs(
-            "context — hand-written: pipelined XADD, 500 deep, one 100 B field (SPEC §10's loop)",
+            "hand-written: pipelined XADD, 500 deep, the payload in one field (100 B) — the baseline",
             &bare,
             None,
             None,
         );
         report.vs(
-            "hand-written: pipelined XADD, 500 deep (100 B)",
-            &hand,
-            None,
-            None,
-        );
-        report.vs(
-            "hand-written: 64 tasks, one XADD each in turn, one connection (100 B)",
-            &hand_conc,
-            Some(&hand),
-            None,
-        );
-        report.vs(
             "publish_all, batches of 500 (100 B)",
             &batched,
-            Some(&hand),
+            Some(&bare),
             Some(0.8),
         );
         report.vs(
             "publish from 64 concurrent tasks (100 B)",
             &conc,
-            Some(&hand),
+            Some(&bare),
             Some(0.8),
         );
         report.vs(
             "publish one at a time, awaited (100 B)",
             &seq,
-            Some(&hand),
+            Some(&bare),
+            None,
+        );
+        report.vs(
+            "context — hand-written: the same loop writing v2 entries (header + payload)",
+            &hand_v2,
+            Some(&bare),
+            None,
+        );
+        report.vs(
+            "context — hand-written: 64 tasks, one XADD each in turn, one connection",
+            &hand_conc,
+            Some(&bare),
+            None,
+        );
+        report.vs(
+            "ruststream 0.7 + fred: publish, best settings (100 B)",
+            &peer,
+            Some(&bare),
+            None,
+        );
+        report.vs(
+            "publish_all compared with ruststream's publish",
+            &batched,
+            Some(&peer),
             None,
         );
     }
@@ -303,8 +326,8 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
     if cfg.runs("big") {
         println!("4 KB payloads:");
         let k = key("bench_pub");
-        let fields = events::published_fields(BIG);
-        let events = Published::batch(cfg.big_n, BIG);
+        let fields = events::payload_fields(BIG);
+        let events = Published::same(cfg.big_n, BIG);
         let (mut hand, mut batched) = (vec![], vec![]);
         for _ in 0..cfg.reps {
             framework::del(&mut conn, &[&k]).await;
@@ -327,7 +350,7 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
         }
         framework::del(&mut conn, &[&k]).await;
         report.vs(
-            "hand-written: pipelined XADD, 500 deep (4 KB)",
+            "hand-written: pipelined XADD, 500 deep, the payload in one field (4 KB)",
             &hand,
             None,
             None,
@@ -348,6 +371,11 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
             cfg.big_n,
         )
         .await;
+    }
+
+    if cfg.runs("layout") {
+        println!("wire layouts in the hand-written loop, ~{SMALL} B payloads:");
+        layouts(cfg, &mut conn, &mut report).await;
     }
 
     if cfg.runs("latency") {
@@ -488,11 +516,35 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
             Err(e) => report.row("peak RSS", "failed".into(), &e),
         }
     }
+    if cfg.runs("scale") {
+        let total = cfg.e2e_n;
+        println!("cost growth: {total} handler calls in all, with 1, 100 and 1,000 handlers:");
+        for handlers in [1usize, 100, 1000] {
+            match scale::measure(&url, &mut conn, handlers, total).await {
+                Ok(r) => report.row(
+                    &format!(
+                        "{} handler(s) in one process: CPU per handled message, peak RSS, idle CPU ({} handled in {:.1} s)",
+                        r.handlers, r.handled, r.secs
+                    ),
+                    format!(
+                        "{:.2} µs / {:.1} MB / {:.1} % of a core",
+                        r.cpu_ns_per_msg / 1000.0,
+                        r.vmhwm_kb as f64 / 1024.0,
+                        r.idle_cpu_pct
+                    ),
+                    "recorded (SPEC §10)",
+                ),
+                Err(e) => report.row(&format!("{handlers} handlers"), "failed".into(), &e),
+            }
+        }
+    }
     report
 }
 
-/// Fills the end-to-end stream with `n` entries of about `bytes`, then measures the hand-written
-/// consume loop and the framework on it, interleaved.
+/// Fills three streams with `n` entries of about `bytes` — the framework's events, the same
+/// payloads alone in one field, and ruststream's entries — then measures in every repetition,
+/// back to back: the hand-written consume loop, ruststream, and the framework's handler at
+/// `concurrency = 64` and `concurrency = 1`, each from a new group.
 async fn end_to_end(
     cfg: &Config,
     url: &str,
@@ -502,68 +554,150 @@ async fn end_to_end(
     bytes: usize,
     n: usize,
 ) {
-    let k = key("bench_e2e");
-    framework::del(conn, &[&k]).await;
-    let events = Flowing::batch(n, bytes);
+    let (k, base_k, peer_k) = (
+        key("bench_e2e"),
+        key("bench_e2e_base"),
+        "peer:{bench_peer_e2e}:events".to_owned(),
+    );
+    framework::del(conn, &[&k, &base_k, &peer_k]).await;
+    let events = Flowing::same(n, bytes);
     framework::publish_batched(publisher, &events, PUBLISH_BATCH).await;
     drop(events);
-    let (mut hand, mut spec, mut fw) = (vec![], vec![], vec![]);
-    for _ in 0..cfg.reps {
+    baseline::pipelined_xadd(
+        conn,
+        &base_k,
+        &events::payload_fields(bytes),
+        n,
+        PUBLISH_BATCH,
+    )
+    .await;
+    peer::fill(url, &peer_k, n, bytes).await;
+    let (mut hand, mut spec, mut peer, mut fw64, mut fw1) = (vec![], vec![], vec![], vec![], vec![]);
+    for rep in 0..cfg.reps {
         hand.push(
             sample(
                 n,
-                baseline::consume_loop(conn, &k, "baseline", n, READ_COUNT),
+                baseline::consume_loop(conn, &base_k, "baseline", n, READ_COUNT),
             )
             .await,
         );
-        spec.push(
-            sample(
-                n,
-                baseline::consume_loop(conn, &k, "baseline", n, SPEC_READ_COUNT),
-            )
-            .await,
-        );
-        fw.push(
+        fw64.push(
             sample(
                 n,
                 framework::consume(
                     url,
                     conn,
                     "bench_e2e",
-                    "::e2e",
-                    "bench.noop",
-                    &events::e2e::CALLS,
+                    "::e2e64",
+                    "bench.noop64",
+                    &events::e2e64::CALLS,
                     n,
                     Done::Acked,
                 ),
             )
             .await,
         );
+        fw1.push(
+            sample(
+                n,
+                framework::consume(
+                    url,
+                    conn,
+                    "bench_e2e",
+                    "::e2e1",
+                    "bench.noop1",
+                    &events::e2e1::CALLS,
+                    n,
+                    Done::Acked,
+                ),
+            )
+            .await,
+        );
+        peer.push(sample(n, peer::consume(url, &peer_k, &format!("peer{rep}"), n)).await);
+        spec.push(
+            sample(
+                n,
+                baseline::consume_loop(conn, &base_k, "baseline", n, SPEC_READ_COUNT),
+            )
+            .await,
+        );
     }
-    framework::del(conn, &[&k]).await;
+    framework::del(conn, &[&k, &base_k, &peer_k]).await;
     let size = if bytes >= 1024 { "4 KB" } else { "100 B" };
     report.vs(
-        &format!("hand-written: XREADGROUP COUNT {READ_COUNT} + one XACK per batch ({size})"),
+        &format!(
+            "hand-written: XREADGROUP COUNT {READ_COUNT} + one XACK per batch, the payload in one field ({size}) — the baseline"
+        ),
         &hand,
         None,
         None,
     );
     report.vs(
-        &format!("hand-written: XREADGROUP COUNT {SPEC_READ_COUNT} + one XACK per batch ({size})"),
-        &spec,
-        None,
-        None,
-    );
-    report.vs(
-        &format!("end to end: backlog → no-op handler → ack ({size})"),
-        &fw,
+        &format!("end to end, concurrency = 64: backlog → no-op handler → ack ({size})"),
+        &fw64,
         Some(&hand),
         Some(0.8),
     );
     report.vs(
-        &format!("  … the same against COUNT {SPEC_READ_COUNT} ({size})"),
-        &fw,
-        Some(&spec),
+        &format!("end to end, concurrency = 1 (the default) ({size})"),
+        &fw1,
+        Some(&hand),
+        Some(0.5),
+    );
+    report.vs(
+        &format!("ruststream 0.7 + fred: consume + ack, best settings ({size})"),
+        &peer,
+        Some(&hand),
         None,
     );
+    report.vs(
+        &format!("end to end, concurrency = 64, compared with ruststream ({size})"),
+        &fw64,
+        Some(&peer),
+        Some(1.2),
+    );
+    report.vs(
+        &format!("context — hand-written: COUNT {SPEC_READ_COUNT} ({size})"),
+        &spec,
+        Some(&hand),
+        None,
+    );
+}
+
+/// The candidate layouts of wire format v2 in the hand-written loops: publish and consume
+/// rates of the same payload in each (`docs/DESIGN.md`, "wire format v2").
+async fn layouts(cfg: &Config, conn: &mut redis::aio::MultiplexedConnection, report: &mut Report) {
+    let k = key("bench_layout");
+    let candidates = events::layout_candidates(SMALL);
+    let n = cfg.e2e_n;
+    let mut rates: Vec<(Vec<report::Sample>, Vec<report::Sample>)> =
+        vec![(vec![], vec![]); candidates.len()];
+    for _ in 0..cfg.reps {
+        for (i, (_, fields)) in candidates.iter().enumerate() {
+            framework::del(conn, &[&k]).await;
+            rates[i]
+                .0
+                .push(sample(n, baseline::pipelined_xadd(conn, &k, fields, n, PUBLISH_BATCH)).await);
+            rates[i]
+                .1
+                .push(sample(n, baseline::consume_loop(conn, &k, "layout", n, READ_COUNT)).await);
+        }
+    }
+    framework::del(conn, &[&k]).await;
+    for (i, (label, fields)) in candidates.iter().enumerate() {
+        let bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let base = (i > 0).then_some(&rates[0]);
+        report.vs(
+            &format!("layout {label} ({bytes} B): publish"),
+            &rates[i].0,
+            base.map(|b| b.0.as_slice()),
+            None,
+        );
+        report.vs(
+            &format!("layout {label}: consume + ack"),
+            &rates[i].1,
+            base.map(|b| b.1.as_slice()),
+            None,
+        );
+    }
 }

@@ -12,7 +12,7 @@ pub struct Sample {
 }
 
 /// CPU time used so far by every thread of this process (`/proc/self/task/*/schedstat`, in ns).
-fn cpu_time() -> Duration {
+pub fn cpu_time() -> Duration {
     let mut ns = 0u64;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
@@ -161,7 +161,7 @@ impl Report {
     pub fn print(&self) {
         println!();
         println!(
-            "| scenario | result | client CPU / msg | hand-written | framework / hand-written | target |"
+            "| scenario | result | client CPU / msg | compared with | ratio | target |"
         );
         println!("|---|---:|---:|---:|---:|---|");
         for r in &self.rows {
