@@ -211,8 +211,14 @@ async fn v1_writers_and_v2_writers_share_a_stream() {
     let opts = PublishOptions::new()
         .causation_id(cause)
         .header("tenant", "acme");
-    old.publisher().publish_with(&asset(1), &opts).await.expect("publish v1");
-    new.publisher().publish_with(&asset(2), &opts).await.expect("publish v2");
+    old.publisher()
+        .publish_with(&asset(1), &opts)
+        .await
+        .expect("publish v1");
+    new.publisher()
+        .publish_with(&asset(2), &opts)
+        .await
+        .expect("publish v2");
 
     let entries = xrange(&server.url(), "opsconductor:{assets}:events").await;
     let names = |i: usize| -> Vec<String> {
@@ -246,7 +252,10 @@ async fn v1_writers_and_v2_writers_share_a_stream() {
     assert_eq!(v2.meta.service, "inventory");
     for env in [&v1, &v2] {
         assert_eq!(env.meta.causation_id, Some(cause));
-        assert_eq!(env.meta.headers.get("tenant").map(String::as_str), Some("acme"));
+        assert_eq!(
+            env.meta.headers.get("tenant").map(String::as_str),
+            Some("acme")
+        );
     }
     // The payload bytes are the same in both formats: the event's own MessagePack.
     assert_eq!(v1.data, rmp_serde::to_vec_named(&asset(1)).expect("encode"));

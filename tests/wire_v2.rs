@@ -67,12 +67,7 @@ fn hex(s: &str) -> Vec<u8> {
 /// The golden vectors: `(name, metadata, field name, value)`.
 fn golden() -> Vec<(&'static str, Metadata, &'static str, Vec<u8>)> {
     vec![
-        (
-            "minimal",
-            minimal_meta(),
-            "asset_created@1",
-            hex(MINIMAL),
-        ),
+        ("minimal", minimal_meta(), "asset_created@1", hex(MINIMAL)),
         ("full", full_meta(), "asset_created@1", hex(FULL)),
     ]
 }
@@ -190,13 +185,7 @@ fn other_versions_and_names_are_in_the_field_name() {
     struct HostRenamed {
         host: String,
     }
-    let e = encode(
-        &HostRenamed {
-            host: "a".into(),
-        },
-        &minimal_meta(),
-    )
-    .expect("encode");
+    let e = encode(&HostRenamed { host: "a".into() }, &minimal_meta()).expect("encode");
     let names: Vec<&str> = e.fields().map(|(k, _)| k).collect();
     assert_eq!(names, ["host_renamed@300"]);
 }
@@ -290,7 +279,13 @@ fn headers_that_are_not_a_map_of_strings() {
     v[at] = 0x01;
     let err = decode(&fields_of("asset_created@1", &v)).expect_err("must fail");
     assert!(
-        matches!(err, DecodeError::NotMessagePack { field: "headers", .. }),
+        matches!(
+            err,
+            DecodeError::NotMessagePack {
+                field: "headers",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -324,7 +319,10 @@ fn every_name_error() {
 fn schema_errors_come_from_the_name_and_the_header() {
     let v = hex(MINIMAL);
     let err = decode(&fields_of("asset_created@2", &v)).expect_err("unknown version");
-    assert!(matches!(err, DecodeError::UnknownVersion { version: 2, .. }));
+    assert!(matches!(
+        err,
+        DecodeError::UnknownVersion { version: 2, .. }
+    ));
     assert!(err.is_schema_mismatch());
     let mut w = v.clone();
     w[6] ^= 0xff;
@@ -351,7 +349,10 @@ fn payload_errors() {
     let mut cut = v.clone();
     cut.truncate(60);
     let err = decode(&fields_of("asset_created@1", &cut)).expect_err("truncated");
-    assert!(matches!(err, DecodeError::NotMessagePack { field: "data", .. }));
+    assert!(matches!(
+        err,
+        DecodeError::NotMessagePack { field: "data", .. }
+    ));
     let mut other = v[..48].to_vec();
     other.extend(rmp_serde::to_vec_named(&("x", 1)).expect("encode"));
     let err = decode(&fields_of("asset_created@1", &other)).expect_err("shape");
@@ -383,14 +384,19 @@ fn an_entry_has_one_event_field_and_other_fields_are_ignored() {
         err,
         DecodeError::InvalidField {
             field: "<event_type>@<version>",
-            reason: "the entry has more than one event field (`asset_created@1` and `asset_deleted@1`)"
-                .to_owned()
+            reason:
+                "the entry has more than one event field (`asset_created@1` and `asset_deleted@1`)"
+                    .to_owned()
         }
     );
     // A dead letter: the original field beside the letter's own (and a v1-named field, which a
     // v2 entry does not use).
     let mut letter = fields_of("asset_created@1", &v);
-    for (k, val) in [("original_id", "1-0"), ("reason", "panic"), ("version", "x")] {
+    for (k, val) in [
+        ("original_id", "1-0"),
+        ("reason", "panic"),
+        ("version", "x"),
+    ] {
         letter.push((k.as_bytes().to_vec(), val.as_bytes().to_vec()));
     }
     assert_eq!(decode(&letter).expect("decodes"), event());
@@ -453,4 +459,77 @@ proptest! {
         let _ = decode(&fields);
         let _ = event_type_of(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
     }
+}
+
+// ---- answers to the questions an implementer in another language had (docs/WIRE.md) ----------
+
+fn v2_with_headers(headers: &[u8]) -> Fields {
+    // The minimal vector with the headers flag set and `headers` appended to the header.
+    let v = hex(MINIMAL);
+    let mut out = v[..48].to_vec();
+    out[5] |= 0x04;
+    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    out.extend_from_slice(headers);
+    let header_len = (out.len() - 5) as u32;
+    out[1..5].copy_from_slice(&header_len.to_be_bytes());
+    out.extend_from_slice(&v[48..]);
+    fields_of("asset_created@1", &out)
+}
+
+#[test]
+fn headers_duplicates_bin_strings_and_bad_utf8() {
+    // {"a": "1", "a": "2"}: the last one wins.
+    let dup = envelope_of(&v2_with_headers(b"\x82\xa1a\xa11\xa1a\xa12")).expect("decodes");
+    assert_eq!(dup.meta.headers.get("a").map(String::as_str), Some("2"));
+    // A value written as bin 8 holding UTF-8 is accepted as the string.
+    let bin = envelope_of(&v2_with_headers(b"\x81\xa1a\xc4\x01x")).expect("decodes");
+    assert_eq!(bin.meta.headers.get("a").map(String::as_str), Some("x"));
+    // A str that is not UTF-8, or a value that is not a string: NotMessagePack on `headers`.
+    for bad in [
+        &b"\x81\xa1a\xa1\xff"[..],
+        b"\x81\xa1a\x01",
+        b"\x91\xa1a",
+        b"\x80\x80",
+    ] {
+        let err = envelope_of(&v2_with_headers(bad)).expect_err("must fail");
+        assert!(
+            matches!(
+                err,
+                DecodeError::NotMessagePack {
+                    field: "headers",
+                    ..
+                }
+            ),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(stream = "assets")]
+struct WithOption {
+    id: u64,
+    note: Option<String>,
+}
+
+#[test]
+fn payload_questions() {
+    let decode_payload =
+        |payload: &[u8]| envelope::decode_data::<WithOption>(payload).map(|e| (e.id, e.note));
+    // A missing `Option` field reads as None (serde's rule for Option fields).
+    assert_eq!(decode_payload(b"\x81\xa2id\x01").ok(), Some((1, None)));
+    // A struct written as an array of its fields in order: the exact field count.
+    assert_eq!(decode_payload(b"\x92\x01\xc0").ok(), Some((1, None)));
+    assert!(decode_payload(b"\x91\x01").is_err());
+    assert!(decode_payload(b"\x93\x01\xc0\x02").is_err());
+    // Invalid UTF-8 in a str: valid MessagePack that does not fit the type.
+    assert!(matches!(
+        decode_payload(b"\x82\xa2id\x01\xa4note\xa1\xff"),
+        Err(DecodeError::DataMismatch { .. })
+    ));
+    // An ext value where the type expects a string: DataMismatch too (ext is valid MessagePack).
+    assert!(matches!(
+        decode_payload(b"\x82\xa2id\x01\xa4note\xd4\x01\x00"),
+        Err(DecodeError::DataMismatch { .. })
+    ));
 }

@@ -292,7 +292,10 @@ pub fn layout_candidates(bytes: usize) -> Vec<(&'static str, Fields)> {
         .expect("encodes"),
     );
     vec![
-        ("payload alone, 1 field (the baseline)", payload_fields(bytes)),
+        (
+            "payload alone, 1 field (the baseline)",
+            payload_fields(bytes),
+        ),
         ("v2: `type@version` → header + payload, 1 field", v2.clone()),
         (
             "`type@version` → header, `data` → payload, 2 fields",

@@ -572,7 +572,8 @@ async fn end_to_end(
     )
     .await;
     peer::fill(url, &peer_k, n, bytes).await;
-    let (mut hand, mut spec, mut peer, mut fw64, mut fw1) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut hand, mut spec, mut peer, mut peer_each, mut fw64, mut fw1) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for rep in 0..cfg.reps {
         hand.push(
             sample(
@@ -613,7 +614,20 @@ async fn end_to_end(
             )
             .await,
         );
-        peer.push(sample(n, peer::consume(url, &peer_k, &format!("peer{rep}"), n)).await);
+        peer_each.push(
+            sample(
+                n,
+                peer::consume(url, &peer_k, &format!("peer_each{rep}"), n, 0),
+            )
+            .await,
+        );
+        peer.push(
+            sample(
+                n,
+                peer::consume(url, &peer_k, &format!("peer{rep}"), n, peer::BATCH),
+            )
+            .await,
+        );
         spec.push(
             sample(
                 n,
@@ -645,16 +659,33 @@ async fn end_to_end(
         Some(0.5),
     );
     report.vs(
-        &format!("ruststream 0.7 + fred: consume + ack, best settings ({size})"),
+        &format!(
+            "ruststream 0.7 + fred: consume + ack, its best (batch handler, {} per read, 4 workers, pipelined) ({size})",
+            peer::BATCH
+        ),
         &peer,
         Some(&hand),
         None,
     );
     report.vs(
-        &format!("end to end, concurrency = 64, compared with ruststream ({size})"),
+        &format!("ruststream 0.7 + fred: per-message handler, 16 workers, pipelined ({size})"),
+        &peer_each,
+        Some(&hand),
+        None,
+    );
+    report.vs(
+        &format!("end to end, concurrency = 64, compared with ruststream's best ({size})"),
         &fw64,
         Some(&peer),
         Some(1.2),
+    );
+    report.vs(
+        &format!(
+            "end to end, concurrency = 64, compared with ruststream's per-message handler ({size})"
+        ),
+        &fw64,
+        Some(&peer_each),
+        None,
     );
     report.vs(
         &format!("context — hand-written: COUNT {SPEC_READ_COUNT} ({size})"),
@@ -675,9 +706,13 @@ async fn layouts(cfg: &Config, conn: &mut redis::aio::MultiplexedConnection, rep
     for _ in 0..cfg.reps {
         for (i, (_, fields)) in candidates.iter().enumerate() {
             framework::del(conn, &[&k]).await;
-            rates[i]
-                .0
-                .push(sample(n, baseline::pipelined_xadd(conn, &k, fields, n, PUBLISH_BATCH)).await);
+            rates[i].0.push(
+                sample(
+                    n,
+                    baseline::pipelined_xadd(conn, &k, fields, n, PUBLISH_BATCH),
+                )
+                .await,
+            );
             rates[i]
                 .1
                 .push(sample(n, baseline::consume_loop(conn, &k, "layout", n, READ_COUNT)).await);

@@ -160,9 +160,7 @@ impl Report {
 
     pub fn print(&self) {
         println!();
-        println!(
-            "| scenario | result | client CPU / msg | compared with | ratio | target |"
-        );
+        println!("| scenario | result | client CPU / msg | compared with | ratio | target |");
         println!("|---|---:|---:|---:|---:|---|");
         for r in &self.rows {
             println!(

@@ -92,6 +92,7 @@ async fn main() -> opsc_events::Result<()> {
 
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut running = Vec::new();
+    let identity_publisher = identity.publisher();
     for rt in [identity, automation, communication] {
         let mut stop = stop_tx.subscribe();
         running.push(tokio::spawn(rt.run_until(async move {
@@ -99,7 +100,8 @@ async fn main() -> opsc_events::Result<()> {
         })));
     }
 
-    // identity publishes through its own runtime's publisher; assets is publish-only here.
+    // Each service publishes through its own runtime's publisher (the `service` of each entry
+    // says who published it); assets is publish-only here.
     let users = [
         UserRegistered {
             user_id: 1,
@@ -130,13 +132,12 @@ async fn main() -> opsc_events::Result<()> {
             owner_id: 2,
         },
     ];
-    let publisher = assets.publisher();
     for u in &users {
-        publisher.publish(u).await?;
+        identity_publisher.publish(u).await?;
         println!("{:<14} registered {}", "identity", u.email);
     }
     for h in &hosts {
-        publisher.publish(h).await?;
+        assets.publisher().publish(h).await?;
         println!(
             "{:<14} discovered {} at {}",
             "assets", h.hostname, h.address

@@ -758,9 +758,8 @@ async fn poison_entries_are_dead_lettered_by_reason_and_good_ones_flow(env: Env)
     let rt = runtime(&env, &log, "::strict").await;
     let p = rt.publisher();
     // v1 entries (every reader still takes them) with one field replaced.
-    let entry = |n: u64| {
-        envelope::encode_as(&Ping { n }, &Metadata::new("conf"), WireFormat::V1).unwrap()
-    };
+    let entry =
+        |n: u64| envelope::encode_as(&Ping { n }, &Metadata::new("conf"), WireFormat::V1).unwrap();
     let with = |n: u64, name: &str, value: &[u8]| {
         let e = entry(n);
         e.fields()

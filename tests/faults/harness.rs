@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opsc_events::WireFormat;
 use opsc_events::prelude::*;
 use opsc_events_testkit::{RedisServer, ServerOptions};
 
@@ -652,9 +653,11 @@ fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
-/// Fields of a well-formed entry for `job`, with some replaced (`Some`) or removed (`None`).
+/// Fields of a well-formed **v1** entry for `job` (the layout with one field per part, which
+/// every reader still takes), with some replaced (`Some`) or removed (`None`).
 pub fn fields_of(job: &Job, replace: &[(&str, Option<Vec<u8>>)]) -> Vec<(String, Vec<u8>)> {
-    let entry = envelope::encode(job, &Metadata::new("poisoner")).expect("encode");
+    let entry =
+        envelope::encode_as(job, &Metadata::new("poisoner"), WireFormat::V1).expect("encode");
     let mut out = Vec::new();
     for (k, v) in entry.fields() {
         match replace.iter().find(|(name, _)| *name == k) {

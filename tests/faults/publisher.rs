@@ -139,7 +139,9 @@ async fn a_publisher_whose_redis_goes_away_fails_fast_and_resumes() {
         .expect("XRANGE");
     let mut present: HashMap<MessageId, u64> = HashMap::new();
     for (id, fields) in &entries {
-        let job: Job = rmp_serde::from_slice(&fields["data"]).expect("payload");
+        let env = Envelope::from_fields(fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
+            .expect("envelope");
+        let job: Job = envelope::decode_event(&env).expect("payload");
         present.insert(id.parse().expect("id"), job.seq);
     }
     let lost: Vec<_> = acked

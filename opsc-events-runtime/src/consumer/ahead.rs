@@ -200,7 +200,12 @@ impl ReadAhead {
 
     /// Refreshes `entry` and every queued entry that waited half the window, for `consumer`;
     /// returns whether `entry` may run.
-    async fn refresh<B: Broker>(&self, broker: &B, dispatcher: &Dispatcher, entry: &Queued) -> bool {
+    async fn refresh<B: Broker>(
+        &self,
+        broker: &B,
+        dispatcher: &Dispatcher,
+        entry: &Queued,
+    ) -> bool {
         let _one = self.refreshing.lock().await;
         let plan = &dispatcher.plan;
         let now = Instant::now();
@@ -285,7 +290,8 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
         let Some(entry) = ahead.next(hint) else {
             return;
         };
-        if entry.since.elapsed() >= ahead.window && !ahead.refresh(&broker, &dispatcher, &entry).await
+        if entry.since.elapsed() >= ahead.window
+            && !ahead.refresh(&broker, &dispatcher, &entry).await
         {
             continue;
         }

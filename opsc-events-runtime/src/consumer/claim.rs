@@ -80,7 +80,10 @@ pub(super) async fn run_reclaim<B: Broker>(
                             // It may need every slot: give back the ones kept for claiming.
                             spare = None;
                         }
-                        if !dispatcher.dispatch_pending(&broker, entry, slot, &stop).await {
+                        if !dispatcher
+                            .dispatch_pending(&broker, entry, slot, &stop)
+                            .await
+                        {
                             return;
                         }
                     }

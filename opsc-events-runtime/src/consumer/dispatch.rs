@@ -398,11 +398,7 @@ impl Runner {
         // An average of recent call times (1/8 weight to the newest), for the read-ahead bound.
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let old = self.handler_ns.load(Ordering::Relaxed);
-        let avg = if old == 0 {
-            ns
-        } else {
-            old - old / 8 + ns / 8
-        };
+        let avg = if old == 0 { ns } else { old - old / 8 + ns / 8 };
         self.handler_ns.store(avg.max(1), Ordering::Relaxed);
         // As `emit`: counted, then sent (the receiver lives until every dispatcher is dropped).
         self.sent.fetch_add(1, Ordering::SeqCst);

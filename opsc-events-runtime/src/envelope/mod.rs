@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 pub use decode::{MAX_NESTING, decode_data, decode_event, event_type_of};
 pub use error::{DecodeError, EncodeError, EncodeProblem};
-pub use v2::{FORMAT_V2, MAX_SERVICE_LEN};
 pub(crate) use event_id::new_event_id;
+pub use v2::{FORMAT_V2, MAX_SERVICE_LEN};
 
 use crate::event::Event;
 

@@ -314,13 +314,23 @@ mod tests {
             b"\xff@1",
             b"a@123456",
         ] {
-            assert!(parse_name(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_name(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn truncated_headers_are_errors() {
-        for v in [&[][..], &[2], &[3, 0, 0, 0, 0], &[2, 0, 0, 0, 9, 0], &[2, 0, 0, 0, 0]] {
+        for v in [
+            &[][..],
+            &[2],
+            &[3, 0, 0, 0, 0],
+            &[2, 0, 0, 0, 9, 0],
+            &[2, 0, 0, 0, 0],
+        ] {
             assert!(parse_value(v).is_err(), "{v:?}");
         }
     }
