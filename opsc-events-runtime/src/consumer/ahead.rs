@@ -149,16 +149,36 @@ impl ReadAhead {
         self.start_lanes(dispatcher, broker);
     }
 
-    /// Starts lanes until there is one per queued entry or per slot, whichever is fewer.
+    /// Makes sure a lane runs while entries are queued. More lanes are started by lanes
+    /// themselves, when a call has to wait (see [`ReadAhead::another_lane`]).
     pub(crate) fn start_lanes<B: Broker>(&self, dispatcher: &Dispatcher, broker: &B) {
         let start = {
             let mut q = self.lock();
-            let wanted = q.entries.len().min(self.concurrency);
-            let start = wanted.saturating_sub(q.lanes);
-            q.lanes += start;
+            let start = !q.entries.is_empty() && q.lanes == 0;
+            if start {
+                q.lanes += 1;
+            }
             start
         };
-        for _ in 0..start {
+        if start {
+            spawn_lane(dispatcher, broker);
+        }
+    }
+
+    /// A lane's call has to wait (it did not finish when first polled): if entries are queued
+    /// and fewer than `concurrency` lanes run, another lane starts, so the next entry need not
+    /// wait behind this call. A call that finishes at once never starts one: a handler that
+    /// does not wait runs in one lane, without tasks handing entries to each other.
+    pub(crate) fn another_lane<B: Broker>(&self, dispatcher: &Dispatcher, broker: &B) {
+        let start = {
+            let mut q = self.lock();
+            let start = !q.entries.is_empty() && q.lanes < self.concurrency && q.paused == 0;
+            if start {
+                q.lanes += 1;
+            }
+            start
+        };
+        if start {
             spawn_lane(dispatcher, broker);
         }
     }
@@ -296,7 +316,9 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
             continue;
         }
         if let Some(ready) = dispatcher.prepare(entry.delivery) {
-            runner.run(ready).await;
+            runner
+                .run(ready, || ahead.another_lane(&dispatcher, &broker))
+                .await;
         }
     }
 }

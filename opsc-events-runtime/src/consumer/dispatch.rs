@@ -247,7 +247,7 @@ impl Dispatcher {
             let runner = self.runner();
             self.tracker.spawn(async move {
                 let _slot = slot;
-                runner.run(ready).await;
+                runner.run(ready, || {}).await;
             });
         }
     }
@@ -367,9 +367,10 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    /// Runs the call under its timeout with panics caught, and sends its outcome. Returns false
-    /// when the shutdown timeout cut it short (no outcome: the entry stays pending).
-    pub(crate) async fn run(&self, ready: Ready) -> bool {
+    /// Runs the call under its timeout with panics caught, and sends its outcome; `waits` is
+    /// called once if the call does not finish when first polled. Returns false when the
+    /// shutdown timeout cut it short (no outcome: the entry stays pending).
+    pub(crate) async fn run(&self, ready: Ready, waits: impl FnOnce()) -> bool {
         let Ready {
             id,
             attempt,
@@ -378,7 +379,22 @@ impl Runner {
             timeout,
         } = ready;
         let started = std::time::Instant::now();
-        let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind());
+        let mut guarded = std::pin::pin!(tokio::time::timeout(
+            timeout,
+            AssertUnwindSafe(call).catch_unwind()
+        ));
+        // One poll first, to learn whether the call has to wait (the timeout and every tokio
+        // resource it awaits register the waker of each poll, so the later polls are woken).
+        let first = futures_util::FutureExt::now_or_never(&mut guarded);
+        if first.is_none() {
+            waits();
+        }
+        let guarded = async {
+            match first {
+                Some(r) => r,
+                None => guarded.await,
+            }
+        };
         let result = tokio::select! {
             // The call first: polling the cancellation first would register a waiter on the
             // shared token (a lock) for every message.
