@@ -255,3 +255,133 @@ async fn slow_handlers_read_few_entries_at_once() {
         "{most} entries were pending at once for a handler that takes 100 ms"
     );
 }
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(stream = "ahead_gated")]
+pub struct Gated {
+    pub n: u64,
+}
+
+/// While set, the gated handler hangs (its runtime is then stopped with a short shutdown
+/// timeout, abandoning what it holds, as a crash would).
+#[derive(Clone, Default)]
+pub struct Hold(Arc<std::sync::atomic::AtomicBool>);
+
+/// `(n, attempt)` of every call.
+#[derive(Clone, Default)]
+pub struct Attempts(Arc<Mutex<Vec<(u64, u32)>>>);
+
+mod gated {
+    use super::*;
+
+    #[handler(
+        stream = "ahead_gated",
+        group = "ahead.gated",
+        timeout = "500ms",
+        claim_after = "1s",
+        start = "earliest"
+    )]
+    pub async fn gated(
+        event: Gated,
+        ctx: Context,
+        State(hold): State<Hold>,
+        State(seen): State<Attempts>,
+    ) {
+        seen.0.lock().unwrap().push((event.n, ctx.attempt()));
+        while hold.0.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// An entry read ahead is not an attempt until it starts: abandoned in the queue (the consumer
+/// stopped, or died), it comes back on attempt 1, not 2.
+async fn entries_abandoned_in_the_queue_are_not_charged_an_attempt(
+    builder: impl Fn() -> opsc_events::RuntimeBuilder,
+) {
+    let (hold, seen) = (Hold::default(), Attempts::default());
+    hold.0.store(true, Ordering::SeqCst);
+    let build = |name: &'static str, shutdown: Duration| {
+        builder()
+            .service("gated")
+            .consumer_name(name)
+            .state(hold.clone())
+            .state(seen.clone())
+            .only(|h| h.group() == "ahead.gated")
+            .shutdown_timeout(shutdown)
+            .build()
+    };
+    let first = build("first", Duration::from_millis(100))
+        .await
+        .expect("first");
+    first
+        .publisher()
+        .publish_all(&(0..5).map(|n| Gated { n }).collect::<Vec<_>>())
+        .await
+        .expect("publish");
+    let running = spawn(first);
+    // Entry 0 hangs in its call; entry 1 waits in the read-ahead queue.
+    wait_until("the first call", Duration::from_secs(10), || async {
+        !seen.0.lock().unwrap().is_empty()
+    })
+    .await;
+    let probe = builder()
+        .service("probe")
+        .no_handlers()
+        .build()
+        .await
+        .expect("probe");
+    wait_until("entry 1 read ahead", Duration::from_secs(10), || async {
+        probe
+            .stream_info("ahead_gated")
+            .await
+            .expect("info")
+            .groups
+            .iter()
+            .any(|g| g.name == "ahead.gated" && g.pending == 2)
+    })
+    .await;
+    stop(running).await;
+    hold.0.store(false, Ordering::SeqCst);
+    let second = build("second", Duration::from_secs(5))
+        .await
+        .expect("second");
+    let running = spawn(second);
+    wait_until("every entry handled", Duration::from_secs(20), || async {
+        let s = seen.0.lock().unwrap();
+        (0..5).all(|n| s.iter().filter(|c| c.0 == n).count() >= 1) && s.len() >= 6
+    })
+    .await;
+    stop(running).await;
+    let calls = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| c.0 == 0).count(),
+        2,
+        "entry 0 ran in both consumers: {calls:?}"
+    );
+    for (n, attempt) in &calls {
+        assert_eq!(
+            *attempt, 1,
+            "entry {n} was charged an attempt it never ran: {calls:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn entries_abandoned_in_the_queue_are_not_charged_an_attempt_on_redis() {
+    let server = RedisServer::start();
+    let url = server.url();
+    entries_abandoned_in_the_queue_are_not_charged_an_attempt(|| {
+        Runtime::builder().redis(url.clone())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn entries_abandoned_in_the_queue_are_not_charged_an_attempt_on_the_embedded_broker() {
+    let broker = MemoryBroker::new();
+    entries_abandoned_in_the_queue_are_not_charged_an_attempt(|| {
+        Runtime::builder().memory_with(broker.clone())
+    })
+    .await;
+}

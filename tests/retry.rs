@@ -494,7 +494,16 @@ async fn poison_entries_are_dead_lettered_with_the_right_reason_and_good_ones_fl
     let server = RedisServer::start();
     let calls = Calls::default();
     let rt = build(&server, &calls, module("::poison")).await;
-    let good = |n: u64| envelope::encode(&OrderPlaced { n }, &Metadata::new("test")).unwrap();
+    // v1 entries (every reader takes them), whose fields the cases replace one at a time; the
+    // other type's entry is v2.
+    let good = |n: u64| {
+        envelope::encode_as(
+            &OrderPlaced { n },
+            &Metadata::new("test"),
+            opsc_events::WireFormat::V1,
+        )
+        .unwrap()
+    };
     let fields = |e: &opsc_events::envelope::EncodedEvent, replace: &[(&str, Option<Vec<u8>>)]| {
         let mut out: Vec<(String, Vec<u8>)> = Vec::new();
         for (k, v) in e.fields() {

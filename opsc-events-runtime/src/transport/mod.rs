@@ -173,6 +173,17 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         ids: &[MessageId],
     ) -> impl Future<Output = Result<Vec<MessageId>>> + Send;
 
+    /// Sets the delivery count of `consumer`'s pending entries `ids` to 0 (`XCLAIM … RETRYCOUNT
+    /// 0 JUSTID`): entries read ahead are not counted as attempts until a reclaim delivers them
+    /// again (see `consumer::ahead`).
+    fn uncount(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Claims for `consumer` up to `count` entries idle at least `min_idle`, scanning from
     /// `cursor`.
     fn claim(

@@ -208,6 +208,31 @@ impl MemoryBroker {
         Ok(ours)
     }
 
+    pub(super) fn uncount_now(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let g = state
+            .streams
+            .get_mut(key)
+            .and_then(|s| s.groups.get_mut(group))
+            .ok_or_else(|| no_group(key, group))?;
+        // Like XCLAIM with min-idle 0: whoever owns them, they are now `consumer`'s, count 0.
+        for id in ids {
+            if let Some(p) = g.pending.get_mut(id) {
+                p.consumer = consumer.to_owned();
+                p.delivered_at = now;
+                p.count = 0;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn claim_now(
         &self,
         key: &str,

@@ -181,6 +181,16 @@ impl Broker for MemoryBroker {
         self.touch_now(key, group, consumer, ids)
     }
 
+    async fn uncount(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<()> {
+        self.uncount_now(key, group, consumer, ids)
+    }
+
     async fn claim(
         &self,
         key: &str,

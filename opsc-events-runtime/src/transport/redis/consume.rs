@@ -271,6 +271,32 @@ impl Broker for RedisTransport {
             .map_err(|r| Self::unexpected("EVALSHA touch", key, r))
     }
 
+    async fn uncount(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[MessageId],
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::Cmd::with_capacity(
+            9 + ids.len(),
+            40 + key.len() + group.len() + consumer.len() + 24 * ids.len(),
+        );
+        cmd.arg("XCLAIM").arg(key).arg(group).arg(consumer).arg(0);
+        for id in ids {
+            cmd.write_arg_fmt(id);
+        }
+        cmd.arg("RETRYCOUNT").arg(0).arg("JUSTID");
+        let mut conn = self.conn.clone();
+        cmd.query_async::<Value>(&mut conn)
+            .await
+            .map_err(|e| self.error("XCLAIM", key, e))?;
+        Ok(())
+    }
+
     async fn claim(
         &self,
         key: &str,
