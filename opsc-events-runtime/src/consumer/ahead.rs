@@ -17,14 +17,8 @@
 //! - an entry that waited past `claim_after − timeout` and could not be refreshed is not run
 //!   (it stays pending and is reclaimed: a late delivery, never a double one).
 //!
-//! An entry read ahead is not an attempt until a lane starts it: right after each read the
-//! reader sets the batch's delivery counts to 0 (`XCLAIM … RETRYCOUNT 0 JUSTID`, one command per
-//! batch). If the process dies, what was queued is reclaimed with a count of 1, as if never
-//! delivered — the entries behind a message that kills its process are not pushed towards
-//! their attempt limit (found by the fault suite: a good job queued behind such a message in
-//! several processes in turn was dead-lettered as `crashed`). The price: an attempt that dies
-//! with its process is not counted if it was the entry's first, read ahead; a message that kills
-//! every process running it gets one run more than its attempts before it is dead-lettered.
+//! An entry read ahead is not an attempt until a lane starts it: its delivery count follows the
+//! attempts started, not the reads (see `count`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -325,6 +319,10 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
             continue;
         }
         if let Some(ready) = dispatcher.prepare(entry.delivery) {
+            // The first attempt starts: counted from now (see `count`).
+            if dispatcher.counts.started(ready.id()) {
+                dispatcher.flush_counts(&broker);
+            }
             runner
                 .run(ready, || ahead.another_lane(&dispatcher, &broker))
                 .await;

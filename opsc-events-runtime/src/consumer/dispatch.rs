@@ -105,6 +105,8 @@ pub(crate) struct Dispatcher {
     pub(crate) ahead: Arc<super::ahead::ReadAhead>,
     /// The most entries one read asks for (`ConsumerSettings::max_batch`).
     pub(crate) max_batch: usize,
+    /// Delivery counts of entries read ahead, kept in step with the attempts started.
+    pub(crate) counts: Arc<super::count::Counts>,
 }
 
 /// A pending entry delivered this many times has been pending on a consumer that died at least
@@ -241,6 +243,12 @@ impl Dispatcher {
         }
     }
 
+    /// Starts a task sending the queued delivery-count changes (see `count`).
+    pub(crate) fn flush_counts<B: Broker>(&self, broker: &B) {
+        self.tracker
+            .spawn(self.counts.clone().flush(broker.clone(), self.plan.clone()));
+    }
+
     /// Runs one delivery in a task of its own holding `slot`.
     pub(crate) fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
         if let Some(ready) = self.prepare(delivery) {
@@ -345,6 +353,13 @@ pub(crate) struct Ready {
     source: Source,
     call: tracing::instrument::Instrumented<HandlerFuture>,
     timeout: std::time::Duration,
+}
+
+impl Ready {
+    /// The entry id.
+    pub(crate) fn id(&self) -> MessageId {
+        self.id
+    }
 }
 
 impl fmt::Debug for Ready {

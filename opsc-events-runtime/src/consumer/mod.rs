@@ -7,6 +7,7 @@
 
 mod ahead;
 mod claim;
+mod count;
 mod dispatch;
 mod read;
 mod scheduled;
@@ -87,6 +88,7 @@ pub(crate) async fn run<B: Broker>(
             plan.reg.config.claim_after,
         )),
         max_batch: settings.max_batch,
+        counts: Arc::default(),
     };
     let retry_scheduled = Arc::new(Notify::new());
     let settler = settle::Settler {

@@ -102,16 +102,13 @@ pub(super) async fn run<B: Broker>(
                         }
                     }
                     None => {
+                        // Not attempts until started (see `count`): queued before the lanes
+                        // can mark any of them started.
                         let ids: Vec<MessageId> = deliveries.iter().map(|d| d.id).collect();
-                        dispatcher.ahead.push(dispatcher, broker, deliveries, since);
-                        // Not an attempt until started: should this process die with entries
-                        // still queued, their reclaim counts from 1 (see `ahead`).
-                        if let Err(e) = broker
-                            .uncount(&plan.key, &plan.group, &plan.consumer, &ids)
-                            .await
-                        {
-                            tracing::warn!(group = %plan.group, error = %e, "cannot reset the delivery counts of entries read ahead: a crash now would count an attempt for those not started");
+                        if dispatcher.counts.read(&ids) {
+                            dispatcher.flush_counts(broker);
                         }
+                        dispatcher.ahead.push(dispatcher, broker, deliveries, since);
                     }
                 }
             }

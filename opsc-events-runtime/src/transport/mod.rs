@@ -173,15 +173,17 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         ids: &[MessageId],
     ) -> impl Future<Output = Result<Vec<MessageId>>> + Send;
 
-    /// Sets the delivery count of `consumer`'s pending entries `ids` to 0 (`XCLAIM … RETRYCOUNT
-    /// 0 JUSTID`): entries read ahead are not counted as attempts until a reclaim delivers them
-    /// again (see `consumer::ahead`).
-    fn uncount(
+    /// Sets the delivery count of the pending entries `ids` to `count`, as `consumer`'s
+    /// (`XCLAIM … 0 <ids> RETRYCOUNT <count> JUSTID`; ids no longer pending are left alone): the
+    /// counts of entries read ahead follow the attempts started, not the reads (see
+    /// `consumer::count`).
+    fn set_delivery_counts(
         &self,
         key: &str,
         group: &str,
         consumer: &str,
         ids: &[MessageId],
+        count: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Claims for `consumer` up to `count` entries idle at least `min_idle`, scanning from

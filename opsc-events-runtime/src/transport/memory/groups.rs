@@ -208,12 +208,13 @@ impl MemoryBroker {
         Ok(ours)
     }
 
-    pub(super) fn uncount_now(
+    pub(super) fn set_delivery_counts_now(
         &self,
         key: &str,
         group: &str,
         consumer: &str,
         ids: &[MessageId],
+        count: u32,
     ) -> Result<()> {
         let now = now_ms();
         let mut state = self.lock();
@@ -222,12 +223,12 @@ impl MemoryBroker {
             .get_mut(key)
             .and_then(|s| s.groups.get_mut(group))
             .ok_or_else(|| no_group(key, group))?;
-        // Like XCLAIM with min-idle 0: whoever owns them, they are now `consumer`'s, count 0.
+        // Like XCLAIM with min-idle 0: whoever owns them, they are now `consumer`'s.
         for id in ids {
             if let Some(p) = g.pending.get_mut(id) {
                 p.consumer = consumer.to_owned();
                 p.delivered_at = now;
-                p.count = 0;
+                p.count = count;
             }
         }
         Ok(())

@@ -181,14 +181,15 @@ impl Broker for MemoryBroker {
         self.touch_now(key, group, consumer, ids)
     }
 
-    async fn uncount(
+    async fn set_delivery_counts(
         &self,
         key: &str,
         group: &str,
         consumer: &str,
         ids: &[MessageId],
+        count: u32,
     ) -> Result<()> {
-        self.uncount_now(key, group, consumer, ids)
+        self.set_delivery_counts_now(key, group, consumer, ids, count)
     }
 
     async fn claim(

@@ -271,12 +271,13 @@ impl Broker for RedisTransport {
             .map_err(|r| Self::unexpected("EVALSHA touch", key, r))
     }
 
-    async fn uncount(
+    async fn set_delivery_counts(
         &self,
         key: &str,
         group: &str,
         consumer: &str,
         ids: &[MessageId],
+        count: u32,
     ) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
@@ -289,7 +290,7 @@ impl Broker for RedisTransport {
         for id in ids {
             cmd.write_arg_fmt(id);
         }
-        cmd.arg("RETRYCOUNT").arg(0).arg("JUSTID");
+        cmd.arg("RETRYCOUNT").arg(count).arg("JUSTID");
         let mut conn = self.conn.clone();
         cmd.query_async::<Value>(&mut conn)
             .await
