@@ -284,3 +284,86 @@ async fn health_follows_the_consumers_through_a_redis_outage() {
     assert!(!report.healthy);
     assert_eq!(report.consumers[0].state, ConsumerState::Stopped);
 }
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+#[event(stream = "obs_observed")]
+pub struct Observed {
+    pub n: u64,
+}
+
+pub mod observed {
+    use super::*;
+
+    /// Calls so far.
+    pub static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    /// Zero fails permanently (dead-lettered); the others succeed.
+    #[handler(stream = "obs_observed", group = "obs.observed", retries = 0)]
+    pub async fn observed(event: Observed) -> Result<(), HandlerError> {
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if event.n == 0 {
+            Err(HandlerError::permanent("zero"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An observer that panics on every call (user code) must not stop settlement: every success
+/// is still acknowledged and the failure still dead-lettered, on Redis as on the embedded
+/// broker, and each panic is counted.
+#[tokio::test]
+async fn a_panicking_observer_does_not_stop_settlement() {
+    let server = RedisServer::start();
+    let broker = MemoryBroker::new();
+    let panics = "opsc_events_observer_panics_total{group=obs.observed,stream=obs_observed}";
+    for redis in [true, false] {
+        observed::CALLS.store(0, std::sync::atomic::Ordering::SeqCst);
+        let before = counter(panics);
+        let builder = || {
+            let b = Runtime::builder().service("obs");
+            if redis {
+                b.redis(server.url())
+            } else {
+                b.memory_with(broker.clone())
+            }
+        };
+        let rt = builder()
+            .observer(|o: &opsc_events::observe::Observation| {
+                panic!("observer bug on {}", o.message_id)
+            })
+            .only(|h| h.module_path().ends_with("::observed"))
+            .build()
+            .await
+            .unwrap();
+        let check = builder().no_handlers().build().await.unwrap();
+        let publisher = rt.publisher();
+        let running = spawn(rt);
+        let events: Vec<Observed> = (0..20).map(|n| Observed { n }).collect();
+        publisher.publish_all(&events).await.unwrap();
+        wait_until(
+            "every call settled despite the observer",
+            Duration::from_secs(20),
+            || async {
+                let info = check.stream_info("obs_observed").await.unwrap();
+                let letters = check
+                    .dead_letters()
+                    .list(&DeadLetterFilter::stream("obs_observed"))
+                    .await
+                    .unwrap();
+                observed::CALLS.load(std::sync::atomic::Ordering::SeqCst) == 20
+                    && letters.len() == 1
+                    && info
+                        .groups
+                        .iter()
+                        .any(|g| g.name == "obs.observed" && g.pending == 0 && g.lag == Some(0))
+            },
+        )
+        .await;
+        stop(running).await;
+        assert!(
+            counter(panics) >= before + 20,
+            "every observer panic is counted"
+        );
+    }
+}

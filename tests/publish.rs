@@ -262,6 +262,39 @@ async fn v1_writers_and_v2_writers_share_a_stream() {
     assert_eq!(v2.data, rmp_serde::to_vec_named(&asset(2)).expect("encode"));
 }
 
+/// A zero trim interval would spin, a zero timeout would fail every call: `build()` refuses
+/// them, naming the setting.
+#[tokio::test]
+async fn zero_intervals_are_refused() {
+    let err = Runtime::builder()
+        .service("s")
+        .memory()
+        .no_handlers()
+        .trim_interval(Duration::ZERO)
+        .response_timeout(Duration::ZERO)
+        .build()
+        .await
+        .expect_err("must not build");
+    let Error::Config(ConfigError { problems }) = &err else {
+        panic!("expected a configuration error, got {err}");
+    };
+    assert_eq!(
+        problems,
+        &[
+            ConfigProblem::ZeroDuration {
+                setting: "trim_interval"
+            },
+            ConfigProblem::ZeroDuration {
+                setting: "response_timeout"
+            }
+        ]
+    );
+    assert!(
+        err.to_string()
+            .contains("`trim_interval` must be longer than zero")
+    );
+}
+
 #[tokio::test]
 async fn build_reports_every_problem_at_once() {
     let err = Runtime::builder()

@@ -191,6 +191,13 @@ pub enum ConfigProblem {
         /// The error.
         reason: String,
     },
+    /// A duration setting that must be positive is zero (a zero trim interval would spin; a
+    /// zero timeout would fail every call).
+    #[error("`{setting}` must be longer than zero")]
+    ZeroDuration {
+        /// The builder method that set it.
+        setting: &'static str,
+    },
     /// The runtime was asked to run handlers and none were found.
     #[error(
         "no handlers found: link the crates that define them (`use my_handlers as _;`), or call `.no_handlers()` for a publish-only runtime"

@@ -113,7 +113,7 @@ pub(crate) struct Dispatcher {
 /// twice: it may be what killed them, so it runs alone.
 pub(crate) const SUSPECT_DELIVERIES: u32 = 3;
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -20,6 +20,26 @@ use crate::retry::{Next, after_failure};
 use crate::transport::{Broker, Letter, LetterOutcome, Source};
 
 const MAX_BATCH: usize = 512;
+/// The most bytes of error text stored with a retry or a dead letter; longer text is cut (at a
+/// character boundary) and marked.
+pub(crate) const MAX_ERROR_BYTES: usize = 4096;
+/// Appended to error text that was cut.
+const CUT_MARK: &str = " … [cut: the error text was longer than 4096 bytes]";
+
+/// `error`, cut to [`MAX_ERROR_BYTES`] (marked as cut) when longer: a handler's error text is
+/// stored in Redis with every retry and dead letter, and nothing else bounds it.
+pub(crate) fn cap_error(mut error: String) -> String {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error;
+    }
+    let mut end = MAX_ERROR_BYTES - CUT_MARK.len();
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    error.truncate(end);
+    error.push_str(CUT_MARK);
+    error
+}
 /// Tries of a settlement once the runtime is shutting down (then shutdown must not wait long).
 const ATTEMPTS_WHEN_STOPPING: u32 = 5;
 /// How long a settlement is retried while the runtime runs. Giving up leaves the message
@@ -43,16 +63,29 @@ pub(super) struct Settler<B> {
 }
 
 impl<B: Broker> Settler<B> {
+    /// Tells the observer, if any. The observer is user code: a panic in it is caught, logged
+    /// and counted (`opsc_events_observer_panics_total`), and settlement goes on — it must never
+    /// stop the settler, which would leave every later message of the handler unsettled.
     fn observe(&self, id: MessageId, attempt: u32, outcome: impl FnOnce() -> Observed) {
         if let Some(observer) = &self.observer {
-            (observer.0)(&Observation {
+            let observation = Observation {
                 handler: self.plan.reg.name,
                 group: self.plan.group.to_string(),
                 stream: self.plan.reg.stream,
                 message_id: id,
                 attempt,
                 outcome: outcome(),
-            });
+            };
+            let call = std::panic::AssertUnwindSafe(|| (observer.0)(&observation));
+            if let Err(payload) = std::panic::catch_unwind(call) {
+                let message = super::dispatch::panic_message(&*payload);
+                tracing::error!(
+                    group = %self.plan.group, message_id = %id, panic = %message,
+                    "the delivery observer panicked; settlement goes on"
+                );
+                metrics::counter!("opsc_events_observer_panics_total", "stream" => self.plan.reg.stream, "group" => self.plan.group.to_string())
+                    .increment(1);
+            }
         }
     }
 
@@ -176,7 +209,7 @@ impl<B: Broker> Settler<B> {
         };
         metrics::counter!("opsc_events_failed_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
             .increment(1);
-        let error = failure.to_string();
+        let error = cap_error(failure.to_string());
         let now = now_ms();
         match after_failure(&plan.reg.config, attempt, failure.retryable()) {
             Next::RetryAfter(delay) => {
@@ -264,5 +297,22 @@ impl<B: Broker> Settler<B> {
             }
             None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_text_is_cut_and_marked() {
+        assert_eq!(cap_error("short".into()), "short");
+        let exact = "x".repeat(MAX_ERROR_BYTES);
+        assert_eq!(cap_error(exact.clone()), exact);
+        let long = "é".repeat(MAX_ERROR_BYTES);
+        let cut = cap_error(long);
+        assert!(cut.len() <= MAX_ERROR_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(CUT_MARK));
+        assert!(cut.starts_with("éé"));
     }
 }

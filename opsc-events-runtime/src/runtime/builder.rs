@@ -182,7 +182,7 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How often streams are trimmed (default 30 s).
+    /// How often streams are trimmed (default 30 s; zero is refused by `build()`).
     pub fn trim_interval(mut self, interval: Duration) -> Self {
         self.trim_interval = interval;
         self
@@ -226,6 +226,15 @@ impl RuntimeBuilder {
                 what: "consumer name",
                 value: name.clone(),
             });
+        }
+        for (setting, value) in [
+            ("trim_interval", self.trim_interval),
+            ("connect_timeout", self.connect_timeout),
+            ("response_timeout", self.response_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(ConfigProblem::ZeroDuration { setting });
+            }
         }
         let service = self.service.clone().unwrap_or_default();
         let selected = if self.no_handlers {
