@@ -319,12 +319,17 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
             continue;
         }
         if let Some(ready) = dispatcher.prepare(entry.delivery) {
-            // The first attempt starts: counted from now (see `count`).
-            if dispatcher.counts.started(ready.id()) {
-                dispatcher.flush_counts(&broker);
-            }
+            let id = ready.id();
             runner
-                .run(ready, || ahead.another_lane(&dispatcher, &broker))
+                .run(ready, || {
+                    ahead.another_lane(&dispatcher, &broker);
+                    // The first attempt has to wait: from now a crash would cut it short, so it
+                    // is counted (see `count`). A call that finishes when first polled is never
+                    // marked — it is settled before a mark could matter.
+                    if dispatcher.counts.started(id) {
+                        dispatcher.flush_counts(&broker);
+                    }
+                })
                 .await;
         }
     }

@@ -8,7 +8,10 @@
 //! read ahead are kept in step with what actually started:
 //!
 //! - right after a read, the batch's counts are set to 0 (read, not started);
-//! - when a lane starts an entry, its count is set to 1 (one attempt).
+//! - when a lane starts an entry whose call has to wait (it did not finish when first polled),
+//!   its count is set to 1 (one attempt). A call that finishes at once is settled before a
+//!   mark could matter, and marking every entry cost Redis an `XCLAIM` lookup per message (a
+//!   100-handler process fell behind on its marks and grew to 224 MB).
 //!
 //! Both are `XCLAIM … 0 <ids> RETRYCOUNT <n> JUSTID` to the same consumer, queued in the order
 //! they happen and sent by one flusher at a time, in that order, grouping consecutive ids of the
@@ -16,15 +19,21 @@
 //! acknowledged (a fast handler) is no longer pending and is left alone.
 //!
 //! Windows (`docs/DESIGN.md`): a process that dies before the read's reset is sent charges the
-//! batch one attempt; one that dies between a start and its mark (about one round trip) does
-//! not count that attempt — a message that kills its process at once gets one run more than its
-//! attempts before it is dead-lettered as `crashed`.
+//! batch one attempt; one that dies during a first attempt before its mark is sent (a call that
+//! aborts the process before it first waits, or within a round trip of it) does not count that
+//! attempt — a message that kills its process at once gets one run more than its attempts
+//! before it is dead-lettered as `crashed`. The queue of changes is bounded
+//! ([`MAX_QUEUED`]); past it, changes are dropped (logged): counts then fall back to Redis's
+//! own, one read counted as one attempt.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::HandlerPlan;
 use crate::message_id::MessageId;
 use crate::transport::Broker;
+
+/// The most count changes waiting to be sent, per handler.
+pub(crate) const MAX_QUEUED: usize = 16_384;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -46,10 +55,18 @@ impl Counts {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `ops`; true when the caller must start a flusher.
-    fn add(&self, ops: impl IntoIterator<Item = (u32, MessageId)>) -> bool {
+    /// Queues setting the counts of `ids` to `count`; true when the caller must start a
+    /// flusher.
+    fn add(&self, count: u32, ids: &[MessageId]) -> bool {
         let mut q = self.lock();
-        q.ops.extend(ops);
+        let take = ids.len().min(MAX_QUEUED.saturating_sub(q.ops.len()));
+        q.ops.extend(ids[..take].iter().map(|&id| (count, id)));
+        if take < ids.len() {
+            tracing::warn!(
+                dropped = ids.len() - take,
+                "delivery-count changes are not sent as fast as they come; dropped (their counts stay Redis's own)"
+            );
+        }
         let start = !q.flushing && !q.ops.is_empty();
         q.flushing |= start;
         start
@@ -57,12 +74,12 @@ impl Counts {
 
     /// Entries just read ahead: not started, so not an attempt (count 0).
     pub(crate) fn read(&self, ids: &[MessageId]) -> bool {
-        self.add(ids.iter().map(|&id| (0, id)))
+        self.add(0, ids)
     }
 
     /// An entry read ahead starts its first attempt (count 1).
     pub(crate) fn started(&self, id: MessageId) -> bool {
-        self.add([(1, id)])
+        self.add(1, &[id])
     }
 
     /// Sends what is queued, in order, until the queue is empty.
