@@ -28,6 +28,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::watch;
+
 use super::HandlerPlan;
 use crate::message_id::MessageId;
 use crate::transport::Broker;
@@ -41,12 +43,26 @@ struct Queue {
     ops: Vec<(u32, MessageId)>,
     /// A flusher is sending.
     flushing: bool,
+    /// Changes queued so far, in all.
+    queued: u64,
 }
 
 /// The count changes of one handler's consumer, waiting to be sent.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counts {
     queue: Mutex<Queue>,
+    /// Changes sent (or given up on) so far, in all: the reader waits for its batch's reset
+    /// before reading again, so reads never outrun their resets (the queue stays small).
+    sent: watch::Sender<u64>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            queue: Mutex::default(),
+            sent: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Counts {
@@ -55,12 +71,13 @@ impl Counts {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues setting the counts of `ids` to `count`; true when the caller must start a
-    /// flusher.
-    fn add(&self, count: u32, ids: &[MessageId]) -> bool {
+    /// Queues setting the counts of `ids` to `count`. Returns whether the caller must start a
+    /// flusher, and the ticket to wait for with [`Counts::wait_sent`].
+    fn add(&self, count: u32, ids: &[MessageId]) -> (bool, u64) {
         let mut q = self.lock();
         let take = ids.len().min(MAX_QUEUED.saturating_sub(q.ops.len()));
         q.ops.extend(ids[..take].iter().map(|&id| (count, id)));
+        q.queued += take as u64;
         if take < ids.len() {
             tracing::warn!(
                 dropped = ids.len() - take,
@@ -69,17 +86,24 @@ impl Counts {
         }
         let start = !q.flushing && !q.ops.is_empty();
         q.flushing |= start;
-        start
+        (start, q.queued)
     }
 
     /// Entries just read ahead: not started, so not an attempt (count 0).
-    pub(crate) fn read(&self, ids: &[MessageId]) -> bool {
+    pub(crate) fn read(&self, ids: &[MessageId]) -> (bool, u64) {
         self.add(0, ids)
     }
 
     /// An entry read ahead starts its first attempt (count 1).
     pub(crate) fn started(&self, id: MessageId) -> bool {
-        self.add(1, &[id])
+        self.add(1, &[id]).0
+    }
+
+    /// Waits until the changes queued up to `ticket` are sent (or given up on).
+    pub(crate) async fn wait_sent(&self, ticket: u64) {
+        let mut sent = self.sent.subscribe();
+        // The sender lives as long as `self`.
+        let _ = sent.wait_for(|n| *n >= ticket).await;
     }
 
     /// Sends what is queued, in order, until the queue is empty.
@@ -105,6 +129,7 @@ impl Counts {
                         "cannot set the delivery counts of entries read ahead: a crash now would count attempts wrongly for them (late or early dead letters, never a loss)"
                     );
                 }
+                self.sent.send_modify(|n| *n += run.len() as u64);
             }
         }
     }

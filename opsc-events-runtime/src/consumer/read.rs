@@ -105,10 +105,14 @@ pub(super) async fn run<B: Broker>(
                         // Not attempts until started (see `count`): queued before the lanes
                         // can mark any of them started.
                         let ids: Vec<MessageId> = deliveries.iter().map(|d| d.id).collect();
-                        if dispatcher.counts.read(&ids) {
+                        let (flush, ticket) = dispatcher.counts.read(&ids);
+                        if flush {
                             dispatcher.flush_counts(broker);
                         }
                         dispatcher.ahead.push(dispatcher, broker, deliveries, since);
+                        // The lanes run the batch meanwhile; the next read waits for this
+                        // batch's reset, so reads never outrun their resets.
+                        dispatcher.counts.wait_sent(ticket).await;
                     }
                 }
             }
