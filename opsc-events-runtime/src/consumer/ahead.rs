@@ -35,11 +35,6 @@ use crate::transport::{Broker, Delivery};
 /// payload size: 256 entries of 4 KB fit).
 const MAX_QUEUED_BYTES: usize = 1 << 20;
 
-/// Entries whose first attempt a lane counts at once, before running the first of them: one
-/// round trip per this many entries, and at most this many entries (per lane) charged an
-/// attempt they never ran if the process dies (see `count`).
-const MARK_AHEAD: usize = 64;
-
 /// An entry read and not yet started.
 #[derive(Debug)]
 struct Queued {
@@ -47,9 +42,6 @@ struct Queued {
     /// When the read that delivered it was sent, or when it was last refreshed.
     since: Instant,
     bytes: usize,
-    /// Its first attempt is counted once the count changes up to this ticket are sent (see
-    /// `count`); `None` until a lane marks it.
-    marked: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -154,7 +146,6 @@ impl ReadAhead {
                     delivery,
                     since,
                     bytes,
-                    marked: None,
                 });
             }
         }
@@ -228,39 +219,6 @@ impl ReadAhead {
             None => q.lanes -= 1,
         }
         next
-    }
-
-    /// Marks `entry` and up to [`MARK_AHEAD`]` − 1` unmarked entries after it as started (their
-    /// first attempt counted) and returns the ticket to wait for before running `entry`.
-    fn mark<B: Broker>(&self, entry: &mut Queued, dispatcher: &Dispatcher, broker: &B) -> u64 {
-        if let Some(ticket) = entry.marked {
-            return ticket;
-        }
-        let mut q = self.lock();
-        let mut ids = vec![entry.delivery.id];
-        ids.extend(
-            q.entries
-                .iter()
-                .filter(|e| e.marked.is_none())
-                .take(MARK_AHEAD - 1)
-                .map(|e| e.delivery.id),
-        );
-        // Queued while the lock is held, so the ticket covers every id marked here.
-        let (flush, ticket) = dispatcher.counts.started(&ids);
-        for e in q
-            .entries
-            .iter_mut()
-            .filter(|e| e.marked.is_none())
-            .take(MARK_AHEAD - 1)
-        {
-            e.marked = Some(ticket);
-        }
-        drop(q);
-        entry.marked = Some(ticket);
-        if flush {
-            dispatcher.flush_counts(broker);
-        }
-        ticket
     }
 
     /// Refreshes `entry` and every queued entry that waited half the window, for `consumer`;
@@ -352,21 +310,26 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
             return;
         }
         let hint = ahead.capacity(dispatcher.handler_ns.load(Ordering::Relaxed), max_batch);
-        let Some(mut entry) = ahead.next(hint) else {
+        let Some(entry) = ahead.next(hint) else {
             return;
         };
-        // Counted before it runs, with the next few (see `count`): a call that kills the
-        // process still has its attempt counted.
-        let ticket = ahead.mark(&mut entry, &dispatcher, &broker);
-        dispatcher.counts.wait_sent(ticket).await;
         if entry.since.elapsed() >= ahead.window
             && !ahead.refresh(&broker, &dispatcher, &entry).await
         {
             continue;
         }
         if let Some(ready) = dispatcher.prepare(entry.delivery) {
+            let id = ready.id();
             runner
-                .run(ready, || ahead.another_lane(&dispatcher, &broker))
+                .run(ready, || {
+                    ahead.another_lane(&dispatcher, &broker);
+                    // The first attempt has to wait: from now a crash would cut it short, so it
+                    // is counted (see `count`). A call that finishes when first polled is never
+                    // marked — it is settled before a mark could matter.
+                    if dispatcher.counts.started(id) {
+                        dispatcher.flush_counts(&broker);
+                    }
+                })
                 .await;
         }
     }

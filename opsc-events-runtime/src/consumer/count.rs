@@ -8,11 +8,10 @@
 //! read ahead are kept in step with what actually started:
 //!
 //! - right after a read, the batch's counts are set to 0 (read, not started);
-//! - before a lane runs an entry, its count is set to 1 (one attempt), together with the next
-//!   few queued entries (`MARK_AHEAD` in `ahead`), and the lane waits for that to be sent: a
-//!   call that kills the process at once still has its attempt counted. Marking every entry
-//!   separately cost Redis an `XCLAIM` per message; marking after the call started (only for
-//!   calls that had to wait) left a process-killing first attempt uncounted.
+//! - when a lane starts an entry whose call has to wait (it did not finish when first polled),
+//!   its count is set to 1 (one attempt). A call that finishes at once is settled before a
+//!   mark could matter, and marking every entry cost Redis an `XCLAIM` lookup per message (a
+//!   100-handler process fell behind on its marks and grew to 224 MB).
 //!
 //! Both are `XCLAIM … 0 <ids> RETRYCOUNT <n> JUSTID` to the same consumer, queued in the order
 //! they happen and sent by one flusher at a time, in that order, grouping consecutive ids of the
@@ -20,10 +19,12 @@
 //! acknowledged (a fast handler) is no longer pending and is left alone.
 //!
 //! Windows (`docs/DESIGN.md`): a process that dies before the read's reset is sent charges the
-//! batch one attempt; one that dies with entries marked but not yet run charges those (at most
-//! `MARK_AHEAD` per lane) one attempt. The queue of changes is bounded ([`MAX_QUEUED`]); past
-//! it, changes are dropped (logged): counts then fall back to Redis's own, one read counted as
-//! one attempt.
+//! batch one attempt; one that dies during a first attempt before its mark is sent (a call that
+//! aborts the process before it first waits, or within a round trip of it) does not count that
+//! attempt — a message that kills its process at once gets one run more than its attempts
+//! before it is dead-lettered as `crashed`. The queue of changes is bounded
+//! ([`MAX_QUEUED`]); past it, changes are dropped (logged): counts then fall back to Redis's
+//! own, one read counted as one attempt.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -93,9 +94,9 @@ impl Counts {
         self.add(0, ids)
     }
 
-    /// Entries read ahead are about to start their first attempt (count 1).
-    pub(crate) fn started(&self, ids: &[MessageId]) -> (bool, u64) {
-        self.add(1, ids)
+    /// An entry read ahead starts its first attempt (count 1).
+    pub(crate) fn started(&self, id: MessageId) -> bool {
+        self.add(1, &[id]).0
     }
 
     /// Waits until the changes queued up to `ticket` are sent (or given up on).

@@ -355,6 +355,13 @@ pub(crate) struct Ready {
     timeout: std::time::Duration,
 }
 
+impl Ready {
+    /// The entry id.
+    pub(crate) fn id(&self) -> MessageId {
+        self.id
+    }
+}
+
 impl fmt::Debug for Ready {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ready")
