@@ -109,10 +109,12 @@ pub(super) async fn run<B: Broker>(
                         if flush {
                             dispatcher.flush_counts(broker);
                         }
-                        dispatcher.ahead.push(dispatcher, broker, deliveries, since);
-                        // The lanes run the batch meanwhile; the next read waits for this
-                        // batch's reset, so reads never outrun their resets.
+                        // The reset lands before any entry of the batch runs (so whether a
+                        // crash is counted does not depend on a race), and reads never
+                        // outrun their resets. The lanes still have the rest of the previous
+                        // batch meanwhile (the queue is refilled when half empty).
                         dispatcher.counts.wait_sent(ticket).await;
+                        dispatcher.ahead.push(dispatcher, broker, deliveries, since);
                     }
                 }
             }
