@@ -22,7 +22,8 @@ pub struct RssResult {
     pub secs: f64,
 }
 
-fn status_kb(field: &str) -> u64 {
+/// A `kB` field of this process's `/proc/self/status` (`VmHWM:`, `VmRSS:`), 0 when absent.
+pub fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -44,32 +45,18 @@ pub async fn measure(
     for (i, k) in keys.iter().enumerate() {
         pipelined_xadd(conn, k, &rss_fields(i, 100), per_stream, 500).await;
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = tokio::process::Command::new(exe)
-        .env("OPSC_BENCH_CHILD", "rss")
-        .env("OPSC_BENCH_URL", url)
-        .env("OPSC_BENCH_RSS_SECS", secs.to_string())
-        .output()
-        .await
-        .map_err(|e| format!("cannot run the child: {e}"))?;
+    let result = run_child(
+        "rss",
+        &[
+            ("OPSC_BENCH_URL", url.to_owned()),
+            ("OPSC_BENCH_RSS_SECS", secs.to_string()),
+        ],
+    )
+    .await;
     del(conn, &keys).await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("rss "))
-        .ok_or_else(|| {
-            format!(
-                "the child printed no result ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
     let mut r = RssResult::default();
-    for kv in line.split_whitespace().skip(1) {
-        let Some((k, v)) = kv.split_once('=') else {
-            continue;
-        };
-        match k {
+    for (k, v) in result? {
+        match k.as_str() {
             "handlers" => r.handlers = v.parse().unwrap_or(0),
             "vmhwm_kb" => r.vmhwm_kb = v.parse().unwrap_or(0),
             "vmrss_kb" => r.vmrss_kb = v.parse().unwrap_or(0),
@@ -79,6 +66,41 @@ pub async fn measure(
         }
     }
     Ok(r)
+}
+
+/// Re-runs this binary as the child scenario `kind` (`OPSC_BENCH_CHILD`) with `envs`, and
+/// returns the `key=value` pairs of the line it prints starting with `kind`.
+pub async fn run_child(
+    kind: &str,
+    envs: &[(&str, String)],
+) -> Result<Vec<(String, String)>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.env("OPSC_BENCH_CHILD", kind);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| format!("cannot run the child: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(kind))
+        .ok_or_else(|| {
+            format!(
+                "the child printed no result ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok(line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
 }
 
 /// The child: runs the 100 handlers for `OPSC_BENCH_RSS_SECS` and prints its peak RSS.

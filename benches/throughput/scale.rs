@@ -16,6 +16,7 @@ use crate::baseline::pipelined_xadd;
 use crate::events::{Calls, RSS_STREAMS, rss_fields};
 use crate::framework::del;
 use crate::report::cpu_time;
+use crate::rss::{run_child, status_kb};
 
 /// What the child saw with one number of handlers.
 #[derive(Debug, Default)]
@@ -47,15 +48,6 @@ fn keys(handlers: usize) -> Vec<String> {
         .collect()
 }
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Fills the streams so that `handlers` handlers make `total` calls in all, runs the child
 /// until they are made, then deletes the streams.
 pub async fn measure(
@@ -75,33 +67,19 @@ pub async fn measure(
         pipelined_xadd(conn, k, &fields, per_stream, 500).await;
     }
     let expected = per_stream * keys.len() * groups_per_stream;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = tokio::process::Command::new(exe)
-        .env("OPSC_BENCH_CHILD", "scale")
-        .env("OPSC_BENCH_URL", url)
-        .env("OPSC_BENCH_SCALE_HANDLERS", handlers.to_string())
-        .env("OPSC_BENCH_SCALE_EXPECTED", expected.to_string())
-        .output()
-        .await
-        .map_err(|e| format!("cannot run the child: {e}"))?;
+    let result = run_child(
+        "scale",
+        &[
+            ("OPSC_BENCH_URL", url.to_owned()),
+            ("OPSC_BENCH_SCALE_HANDLERS", handlers.to_string()),
+            ("OPSC_BENCH_SCALE_EXPECTED", expected.to_string()),
+        ],
+    )
+    .await;
     del(conn, &keys).await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("scale "))
-        .ok_or_else(|| {
-            format!(
-                "the child printed no result ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
     let mut r = ScaleResult::default();
-    for kv in line.split_whitespace().skip(1) {
-        let Some((k, v)) = kv.split_once('=') else {
-            continue;
-        };
-        match k {
+    for (k, v) in result? {
+        match k.as_str() {
             "handlers" => r.handlers = v.parse().unwrap_or(0),
             "handled" => r.handled = v.parse().unwrap_or(0),
             "cpu_ns_per_msg" => r.cpu_ns_per_msg = v.parse().unwrap_or(f64::NAN),

@@ -155,17 +155,7 @@ impl ReadAhead {
     /// Makes sure a lane runs while entries are queued. More lanes are started by lanes
     /// themselves, when a call has to wait (see [`ReadAhead::another_lane`]).
     pub(crate) fn start_lanes<B: Broker>(&self, dispatcher: &Dispatcher, broker: &B) {
-        let start = {
-            let mut q = self.lock();
-            let start = !q.entries.is_empty() && q.lanes == 0;
-            if start {
-                q.lanes += 1;
-            }
-            start
-        };
-        if start {
-            spawn_lane(dispatcher, broker);
-        }
+        self.start_lane_if(dispatcher, broker, |q| q.lanes == 0);
     }
 
     /// A lane's call has to wait (it did not finish when first polled): if entries are queued
@@ -173,9 +163,21 @@ impl ReadAhead {
     /// wait behind this call. A call that finishes at once never starts one: a handler that
     /// does not wait runs in one lane, without tasks handing entries to each other.
     pub(crate) fn another_lane<B: Broker>(&self, dispatcher: &Dispatcher, broker: &B) {
+        self.start_lane_if(dispatcher, broker, |q| {
+            q.lanes < self.concurrency && q.paused == 0
+        });
+    }
+
+    /// Starts one lane if entries are queued and `wanted` holds, counting it under the lock.
+    fn start_lane_if<B: Broker>(
+        &self,
+        dispatcher: &Dispatcher,
+        broker: &B,
+        wanted: impl FnOnce(&Queue) -> bool,
+    ) {
         let start = {
             let mut q = self.lock();
-            let start = !q.entries.is_empty() && q.lanes < self.concurrency && q.paused == 0;
+            let start = !q.entries.is_empty() && wanted(&q);
             if start {
                 q.lanes += 1;
             }

@@ -119,7 +119,6 @@ enum Origin {
     V2 {
         index: usize,
         type_len: usize,
-        service: std::ops::Range<usize>,
         payload: usize,
     },
 }
@@ -269,13 +268,11 @@ impl<'a> Parsed<'a> {
     }
 
     fn parse_v2(index: usize, name: &'a [u8], value: &'a [u8]) -> Result<Parsed<'a>, DecodeError> {
-        let (type_len, version) = v2::parse_name(name)?;
+        let (event_type, version) = v2::parse_name(name)?;
         let h = v2::parse_value(value)?;
-        // Both checked to be UTF-8 by the parsers.
-        let text = |b: &'a [u8]| std::str::from_utf8(b).unwrap_or_default();
         Ok(Parsed {
-            event_type: text(&name[..type_len]),
-            service: text(&value[h.service.clone()]),
+            event_type,
+            service: h.service,
             data: &value[h.payload..],
             rest: Rest {
                 version,
@@ -288,8 +285,7 @@ impl<'a> Parsed<'a> {
             },
             origin: Origin::V2 {
                 index,
-                type_len,
-                service: h.service,
+                type_len: event_type.len(),
                 payload: h.payload,
             },
         })
@@ -337,24 +333,23 @@ impl Envelope {
         mut fields: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Envelope, DecodeError> {
         let p = Parsed::parse(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
-        let (rest, origin) = (p.rest, p.origin);
         if let Origin::V2 {
             index,
             type_len,
-            service,
             payload,
-        } = origin
+        } = p.origin
         {
+            let service = p.service.to_owned();
+            let rest = p.rest;
             let (mut name, mut value) = std::mem::take(&mut fields[index]);
             name.truncate(type_len);
-            // Checked to be UTF-8; the payload moves to the front of the value, no copy made.
-            let service = std::str::from_utf8(&value[service])
-                .unwrap_or_default()
-                .to_owned();
+            // The payload moves to the front of the value, no copy made; the type reuses the
+            // name's buffer (checked to be UTF-8 by the parse).
             value.drain(..payload);
             let event_type = String::from_utf8(name).unwrap_or_default();
             return Ok(rest.into_envelope(event_type, service, value));
         }
+        let rest = p.rest;
         // Each of these appears exactly once (checked above).
         let mut take = |name: &str| {
             fields

@@ -17,8 +17,6 @@
 //! the name are enough to skip another type's entry, and to tell in `redis-cli` what an entry
 //! is (measurements in `docs/DESIGN.md`).
 
-use std::ops::Range;
-
 use uuid::Uuid;
 
 use super::{
@@ -141,16 +139,17 @@ fn bad_name(name: &[u8], expected: &str) -> DecodeError {
 }
 
 /// Splits `<event_type>@<version>`: the type is non-empty UTF-8 without `@`, the version is
-/// decimal `1..=65535` without leading zeros. Returns the type's length and the version.
-pub(super) fn parse_name(name: &[u8]) -> Result<(usize, u16), DecodeError> {
+/// decimal `1..=65535` without leading zeros. Returns the type and the version.
+pub(super) fn parse_name(name: &[u8]) -> Result<(&str, u16), DecodeError> {
     const EXPECTED: &str = "`<event_type>@<version>` with a version in 1..=65535";
     let Some(at) = name.iter().position(|&b| b == field::V2_SEPARATOR) else {
         return Err(bad_name(name, EXPECTED));
     };
     let (ty, version) = (&name[..at], &name[at + 1..]);
-    if ty.is_empty() || std::str::from_utf8(ty).is_err() {
-        return Err(bad_name(name, EXPECTED));
-    }
+    let ty = match std::str::from_utf8(ty) {
+        Ok(ty) if !ty.is_empty() => ty,
+        _ => return Err(bad_name(name, EXPECTED)),
+    };
     if version.is_empty()
         || version.len() > 5
         || version[0] == b'0'
@@ -162,16 +161,16 @@ pub(super) fn parse_name(name: &[u8]) -> Result<(usize, u16), DecodeError> {
         .iter()
         .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
     let v = u16::try_from(v).map_err(|_| bad_name(name, EXPECTED))?;
-    Ok((at, v))
+    Ok((ty, v))
 }
 
-/// The parsed header of a v2 value; text and the payload as ranges into the value.
+/// The parsed header of a v2 value; the service borrowed from it, the payload's start.
 #[derive(Debug)]
-pub(super) struct Header {
+pub(super) struct Header<'a> {
     pub(super) fingerprint: u64,
     pub(super) event_id: Uuid,
     pub(super) timestamp_ms: u64,
-    pub(super) service: Range<usize>,
+    pub(super) service: &'a str,
     pub(super) correlation_id: Uuid,
     pub(super) causation_id: Option<Uuid>,
     pub(super) headers: Headers,
@@ -215,7 +214,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Parses the header at the start of a v2 event field's value.
-pub(super) fn parse_value(value: &[u8]) -> Result<Header, DecodeError> {
+pub(super) fn parse_value(value: &[u8]) -> Result<Header<'_>, DecodeError> {
     match value.first() {
         None => return Err(header_error("the value is empty".to_owned())),
         Some(&FORMAT_V2) => {}
@@ -250,15 +249,11 @@ pub(super) fn parse_value(value: &[u8]) -> Result<Header, DecodeError> {
     let event_id = Uuid::from_bytes(c.array("the event id")?);
     let timestamp_ms = u64::from_be_bytes(c.array("the timestamp")?);
     let [service_len] = c.array::<1>("the service length")?;
-    let start = c.at;
     let service = c.take(usize::from(service_len), "the service")?;
-    if std::str::from_utf8(service).is_err() {
-        return Err(DecodeError::InvalidField {
-            field: field::SERVICE,
-            reason: "not UTF-8".to_owned(),
-        });
-    }
-    let service = start..c.at;
+    let service = std::str::from_utf8(service).map_err(|_| DecodeError::InvalidField {
+        field: field::SERVICE,
+        reason: "not UTF-8".to_owned(),
+    })?;
     let correlation_id = if flags & FLAG_CORRELATION != 0 {
         Uuid::from_bytes(c.array("the correlation id")?)
     } else {
@@ -299,8 +294,11 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(parse_name(b"asset_created@1").ok(), Some((13, 1)));
-        assert_eq!(parse_name(b"a@65535").ok(), Some((1, 65535)));
+        assert_eq!(
+            parse_name(b"asset_created@1").ok(),
+            Some(("asset_created", 1))
+        );
+        assert_eq!(parse_name(b"a@65535").ok(), Some(("a", 65535)));
         for bad in [
             &b"asset_created"[..],
             b"@1",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::state::{Group, Pending, Stream};
+use super::state::{Group, Pending, State, Stream};
 use super::{MemoryBroker, MemoryReader, no_group, owned};
 use crate::envelope::EncodedEvent;
 use crate::envelope::now_ms;
@@ -13,6 +13,15 @@ use crate::handler::Start;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
 use crate::transport::{Claimed, Delivery, Source};
+
+/// The group `group` of the stream at `key`; `NOGROUP` when either is missing.
+fn group_mut<'a>(state: &'a mut State, key: &str, group: &str) -> Result<&'a mut Group> {
+    state
+        .streams
+        .get_mut(key)
+        .and_then(|s| s.groups.get_mut(group))
+        .ok_or_else(|| no_group(key, group))
+}
 
 impl MemoryBroker {
     /// Takes up to `count` new entries for `consumer`; `None` when the group does not exist.
@@ -191,11 +200,7 @@ impl MemoryBroker {
     ) -> Result<Vec<MessageId>> {
         let now = now_ms();
         let mut state = self.lock();
-        let g = state
-            .streams
-            .get_mut(key)
-            .and_then(|s| s.groups.get_mut(group))
-            .ok_or_else(|| no_group(key, group))?;
+        let g = group_mut(&mut state, key, group)?;
         let mut ours = Vec::new();
         for id in ids {
             if let Some(p) = g.pending.get_mut(id)
@@ -218,11 +223,7 @@ impl MemoryBroker {
     ) -> Result<()> {
         let now = now_ms();
         let mut state = self.lock();
-        let g = state
-            .streams
-            .get_mut(key)
-            .and_then(|s| s.groups.get_mut(group))
-            .ok_or_else(|| no_group(key, group))?;
+        let g = group_mut(&mut state, key, group)?;
         // Like XCLAIM with min-idle 0: whoever owns them, they are now `consumer`'s.
         for id in ids {
             if let Some(p) = g.pending.get_mut(id) {

@@ -9,6 +9,7 @@ use redis::{AsyncConnectionConfig, RedisWrite, Value};
 
 use super::RedisTransport;
 use super::reply;
+use super::scripts;
 use crate::envelope::EncodedEvent;
 use crate::error::{Error, Result};
 use crate::handler::Start;
@@ -41,21 +42,6 @@ for _, c in ipairs(consumers) do
   end
 end
 return removed
-";
-
-/// Resets the idle time of the given entries that are pending for this consumer, without
-/// counting a delivery. All checks come before the first write.
-/// KEYS: stream. ARGV: group, consumer, ids... Returns the ids refreshed.
-const TOUCH: &str = r"
-local ours = {}
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[2] then table.insert(ours, ARGV[i]) end
-end
-for _, id in ipairs(ours) do
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
-end
-return ours
 ";
 
 fn ms(d: Duration) -> u64 {
@@ -254,9 +240,7 @@ impl Broker for RedisTransport {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        static SCRIPT: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(TOUCH));
-        let mut invocation = SCRIPT.key(key);
+        let mut invocation = scripts::TOUCH.key(key);
         invocation.arg(group).arg(consumer);
         for id in ids {
             invocation.arg(id.to_string());

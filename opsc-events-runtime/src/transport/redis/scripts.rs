@@ -172,6 +172,26 @@ return 1
     ))
 });
 
+/// Resets the idle time of the given entries that are pending for this consumer, without
+/// counting a delivery (entries read ahead and not started yet, see `consumer::ahead`). Every
+/// check comes before the first write.
+/// KEYS: stream. ARGV: group, consumer, ids... Returns the ids refreshed.
+pub(super) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ours = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then table.insert(ours, ARGV[i]) end
+end
+for _, id in ipairs(ours) do
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+end
+return ours
+",
+    )
+});
+
 /// Lossless trimming, then the optional hard caps, in one step.
 /// KEYS: stream, then the retry schedule of every group (in the order of ARGV's group names).
 /// ARGV: number of groups, their names..., max_len (0 = none), max_age cut id ('' = none).
