@@ -88,16 +88,185 @@ impl Keys {
     }
 }
 
+/// The rule one kind of name follows: its length in bytes and the bytes it may contain. Every
+/// rule is listed in `docs/WIRE.md` § Names and limits, which errors point to.
+///
+/// ```
+/// use opsc_events_runtime::keys::{GROUP_NAME, STREAM_NAME};
+///
+/// assert!(STREAM_NAME.check("assets").is_ok());
+/// let err = STREAM_NAME.check("bad name*").unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid stream name `bad name*`: ' ' at byte 3 is not allowed; expected 1 to 64 of \
+///      `a-z 0-9 _ -` (see docs/WIRE.md § Names and limits)"
+/// );
+/// assert!(GROUP_NAME.check("inventory.index_asset").is_ok());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct NameRule {
+    /// What the name is, e.g. `stream name`.
+    pub what: &'static str,
+    /// The most bytes it may have (at least one).
+    pub max_len: usize,
+    /// The allowed bytes as a reader sees them, e.g. `a-z 0-9 _ -`.
+    pub charset: &'static str,
+    allowed: fn(u8) -> bool,
+}
+
+/// A stream name: `[a-z0-9_-]{1,64}` (the rule `#[event(stream = ...)]` checks).
+pub const STREAM_NAME: NameRule = NameRule {
+    what: "stream name",
+    max_len: 64,
+    charset: "a-z 0-9 _ -",
+    allowed: |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-',
+};
+
+/// A key prefix: `[A-Za-z0-9_.-]{1,64}` (service and consumer names follow the same rule).
+pub const KEY_PREFIX: NameRule = NameRule {
+    what: "key prefix",
+    max_len: 64,
+    charset: "A-Z a-z 0-9 _ . -",
+    allowed: |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'),
+};
+
+/// A consumer group: `[A-Za-z0-9_.:-]{1,128}` (the rule `#[handler(group = ...)]` checks; the
+/// default `<service>.<fn name>` follows it too).
+pub const GROUP_NAME: NameRule = NameRule {
+    what: "group name",
+    max_len: 128,
+    charset: "A-Z a-z 0-9 _ . : -",
+    allowed: |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'),
+};
+
+/// Rules are equal when they describe the same names (the byte test is not compared: function
+/// addresses say nothing about equality).
+impl PartialEq for NameRule {
+    fn eq(&self, other: &Self) -> bool {
+        (self.what, self.max_len, self.charset) == (other.what, other.max_len, other.charset)
+    }
+}
+
+impl Eq for NameRule {}
+
+impl NameRule {
+    /// `Ok` when `value` follows the rule; otherwise what is wrong with it.
+    pub fn check(&self, value: &str) -> Result<(), InvalidName> {
+        let problem = if value.is_empty() {
+            NameProblem::Empty
+        } else if value.len() > self.max_len {
+            NameProblem::TooLong(value.len())
+        } else if let Some(at) = value.bytes().position(|b| !(self.allowed)(b)) {
+            // `at` is the first byte that is not ASCII-allowed, so it starts a character.
+            let ch = value[at..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            NameProblem::Char { ch, at }
+        } else {
+            return Ok(());
+        };
+        Err(InvalidName {
+            rule: *self,
+            value: shorten(value),
+            problem,
+        })
+    }
+
+    /// True when `value` follows the rule.
+    pub fn is_valid(&self, value: &str) -> bool {
+        self.check(value).is_ok()
+    }
+}
+
+/// At most 80 characters of `value`, for an error message.
+fn shorten(value: &str) -> String {
+    match value.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
+/// A name that breaks its [`NameRule`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid {} `{value}`: {problem}; expected 1 to {} of `{}` (see docs/WIRE.md § Names and limits)",
+    rule.what, rule.max_len, rule.charset
+)]
+pub struct InvalidName {
+    /// The rule it breaks.
+    pub rule: NameRule,
+    /// The name given (its first 80 characters).
+    pub value: String,
+    /// What is wrong.
+    pub problem: NameProblem,
+}
+
+/// What is wrong with a name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameProblem {
+    /// It is empty.
+    #[error("it is empty")]
+    Empty,
+    /// It has this many bytes, more than the rule allows.
+    #[error("it is {0} bytes long")]
+    TooLong(usize),
+    /// It contains a character the rule does not allow.
+    #[error("{ch:?} at byte {at} is not allowed")]
+    Char {
+        /// The character.
+        ch: char,
+        /// Its byte offset.
+        at: usize,
+    },
+}
+
 /// True for a valid stream name: `[a-z0-9_-]{1,64}` (the same rule `#[event]` checks).
 pub fn is_valid_stream(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    STREAM_NAME.is_valid(s)
 }
 
 /// True for a valid key prefix or service name: `[A-Za-z0-9_.-]{1,64}`.
 pub fn is_valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    KEY_PREFIX.is_valid(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_by_length_and_bytes() {
+        assert!(STREAM_NAME.is_valid("a"));
+        assert!(STREAM_NAME.is_valid(&"a".repeat(64)));
+        assert_eq!(
+            STREAM_NAME.check(&"a".repeat(65)).map_err(|e| e.problem),
+            Err(NameProblem::TooLong(65))
+        );
+        assert_eq!(
+            STREAM_NAME.check("").map_err(|e| e.problem),
+            Err(NameProblem::Empty)
+        );
+        assert_eq!(
+            STREAM_NAME.check("Assets").map_err(|e| e.problem),
+            Err(NameProblem::Char { ch: 'A', at: 0 })
+        );
+        assert_eq!(
+            KEY_PREFIX.check("pré").map_err(|e| e.problem),
+            Err(NameProblem::Char { ch: 'é', at: 2 })
+        );
+        assert!(!KEY_PREFIX.is_valid("a:b"));
+        assert!(GROUP_NAME.is_valid("a:b"));
+        assert!(GROUP_NAME.is_valid(&"g".repeat(128)));
+        assert!(!GROUP_NAME.is_valid(&"g".repeat(129)));
+        assert!(!GROUP_NAME.is_valid("g{x}"));
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let err = KEY_PREFIX.check(&"x".repeat(500)).expect_err("too long");
+        assert_eq!(err.value.len(), 83);
+        assert!(err.to_string().contains("it is 500 bytes long"));
+    }
 }

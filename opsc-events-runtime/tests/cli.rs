@@ -1,99 +1,13 @@
 //! The `opsc` command against a private redis-server: streams, tail, schema and the dead-letter
 //! commands, their JSON output and exit codes.
 
-use std::process::{Command, Output};
+mod cli_support;
 
+use std::process::Command;
+
+use cli_support::{conn, dead_letter, json_lines, opsc, run, seed, snapshot, xadd};
 use opsc_events_runtime::Runtime;
-use opsc_events_runtime::keys::Keys;
 use opsc_events_testkit::RedisServer;
-
-fn opsc(server: &RedisServer, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opsc"))
-        .arg("--redis")
-        .arg(server.url())
-        .args(args)
-        .output()
-        .expect("run opsc")
-}
-
-fn json_lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-fn conn(server: &RedisServer) -> redis::Connection {
-    redis::Client::open(server.url())
-        .expect("client")
-        .get_connection()
-        .expect("connect")
-}
-
-/// An entry as a publisher in any language would write it (see docs/WIRE.md), payload `{n}`.
-fn entry(n: u64) -> Vec<(&'static str, Vec<u8>)> {
-    #[derive(serde::Serialize)]
-    struct Payload {
-        n: u64,
-    }
-    let id = uuid::Uuid::now_v7().to_string();
-    vec![
-        ("event_type", b"ping".to_vec()),
-        ("version", b"1".to_vec()),
-        ("schema", b"0000000000001234".to_vec()),
-        ("event_id", id.clone().into_bytes()),
-        ("service", b"cli-test".to_vec()),
-        ("timestamp", b"1700000000000".to_vec()),
-        ("correlation_id", id.into_bytes()),
-        (
-            "data",
-            rmp_serde::to_vec_named(&Payload { n }).expect("msgpack"),
-        ),
-    ]
-}
-
-fn xadd(c: &mut redis::Connection, key: &str, fields: &[(&str, Vec<u8>)]) -> String {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(key).arg("*");
-    for (k, v) in fields {
-        cmd.arg(*k).arg(v);
-    }
-    cmd.query(c).expect("XADD")
-}
-
-/// Three entries on `pings`, a group that has read none, and one dead letter of the first.
-fn seed(server: &RedisServer) -> (String, String) {
-    let keys = Keys::new("opsconductor");
-    let mut c = conn(server);
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(keys.events("pings"))
-        .arg("svc.handler")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut c)
-        .expect("XGROUP CREATE");
-    let ids: Vec<String> = (0..3)
-        .map(|n| xadd(&mut c, &keys.events("pings"), &entry(n)))
-        .collect();
-    let mut letter = entry(0);
-    for (k, v) in [
-        ("original_id", ids[0].clone()),
-        ("stream", "pings".into()),
-        ("group", "svc.handler".into()),
-        ("handler", "svc::handler".into()),
-        ("reason", "timeout".into()),
-        ("error", "handler timed out".into()),
-        ("attempts", "4".into()),
-        ("first_failed_at", "1".into()),
-        ("failed_at", "2".into()),
-        ("replays", "0".into()),
-    ] {
-        letter.push((k, v.into_bytes()));
-    }
-    let dl = xadd(&mut c, &keys.dead_letter("pings"), &letter);
-    (ids[0].clone(), dl)
-}
 
 #[test]
 fn streams_lists_lag_and_dead_letters() {
@@ -219,8 +133,21 @@ fn exit_codes_tell_usage_from_failure() {
     let server = RedisServer::start();
     let usage = opsc(&server, &["no-such-command"]);
     assert_eq!(usage.status.code(), Some(2));
-    let failed = opsc(&server, &["dlq", "show", "pings", "not-an-id"]);
-    assert_eq!(failed.status.code(), Some(1));
+    let malformed = opsc(&server, &["dlq", "show", "pings", "not-an-id"]);
+    assert_eq!(
+        malformed.status.code(),
+        Some(2),
+        "a malformed id is a usage error"
+    );
+    let missing = opsc(&server, &["dlq", "show", "pings", "1-0"]);
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "a missing letter is a failure"
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no dead letter `1-0` on stream `pings`")
+    );
     let unreachable = Command::new(env!("CARGO_BIN_EXE_opsc"))
         .args(["--redis", "redis://:secret@127.0.0.1:1", "streams"])
         .output()
@@ -259,4 +186,119 @@ fn the_runtime_lists_and_reads_streams() {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].envelope().expect("envelope").event_type, "ping");
     });
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn tail_of_a_malformed_stream_name_is_refused_at_once() {
+    let server = RedisServer::start();
+    // Before names were checked, this waited for entries forever (the deadline fails it).
+    let out = opsc(&server, &["tail", "bad name*"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("<STREAM>") && err.contains("stream name"),
+        "{err}"
+    );
+    assert!(err.contains("docs/WIRE.md § Names and limits"), "{err}");
+}
+
+#[test]
+fn dead_letter_filters_are_checked_even_when_no_stream_matches() {
+    // An empty Redis: the filters used to be parsed per stream, so with no stream they were
+    // never parsed and the command printed "no dead letters" with exit 0.
+    let server = RedisServer::start();
+    for (arg, value) in [("--since", "garbage-value"), ("--reason", "not_a_reason")] {
+        let out = opsc(&server, &["dlq", "list", arg, value]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{arg} {value}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(arg), "{}", stderr(&out));
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn a_malformed_prefix_is_a_usage_error() {
+    let server = RedisServer::start();
+    let out = opsc(&server, &["--prefix", "x y", "streams"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--prefix"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_purge_by_seconds_instead_of_milliseconds_is_refused() {
+    // `--since 1700000000` read as milliseconds would be January 1970: every letter.
+    let server = RedisServer::start();
+    seed(&server);
+    let mut c = conn(&server);
+    let before = snapshot(&mut c);
+    let out = opsc(&server, &["dlq", "purge", "--since", "1700000000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("13 digits"), "{}", stderr(&out));
+    assert_eq!(snapshot(&mut c), before, "nothing purged");
+}
+
+#[test]
+fn since_and_until_select_by_failure_time() {
+    let server = RedisServer::start();
+    let (first, _) = seed(&server);
+    let mut c = conn(&server);
+    let recent = dead_letter(
+        &mut c,
+        "pings",
+        &first,
+        "svc.handler",
+        "panic",
+        1_800_000_000_000,
+    );
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--json", "dlq", "list"];
+        all.extend_from_slice(args);
+        json_lines(&opsc(&server, &all))
+            .iter()
+            .map(|l| l["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&["--since", "1700000000000"]), vec![recent.clone()]);
+    assert_eq!(ids(&["--until", "1700000000000"]).len(), 1);
+    assert_eq!(ids(&["--since", "36500d", "--until", "1h"]).len(), 1);
+    let conflict = opsc(
+        &server,
+        &["dlq", "replay", "--since", "1h", "--until", "2h"],
+    );
+    assert_eq!(conflict.status.code(), Some(2), "{}", stderr(&conflict));
+}
+
+#[test]
+fn help_says_what_the_tool_does() {
+    let out = run(&["--help".to_owned()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Operate opsc-events streams in Redis"),
+        "{help}"
+    );
+    assert!(!help.contains(env!("CARGO_PKG_DESCRIPTION")), "{help}");
+    assert!(help.contains("Exit codes: 0 ok"), "{help}");
+    assert!(help.contains("Example:"), "{help}");
+    let out = run(
+        &["dlq".to_owned(), "purge".to_owned(), "--help".to_owned()],
+        &[],
+    );
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Delete dead letters") && help.contains("Example:\n  opsc dlq purge"),
+        "{help}"
+    );
 }

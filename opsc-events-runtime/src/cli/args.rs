@@ -1,22 +1,50 @@
-//! Command-line arguments of `opsc`.
+//! Command-line arguments of `opsc`. Every value is parsed into its type by a parser of
+//! `super::values`, so nothing the commands receive still needs checking.
 
 use clap::{Args, Parser, Subcommand};
 
-/// Operate opsc-events streams: see streams, lag, pending work and dead letters; follow a
-/// stream; replay or purge dead letters.
+use super::values::{self, RedisUrl, Time};
+use crate::dead_letter::DeadLetterReason;
+use crate::message_id::MessageId;
+
+const ABOUT: &str = "Operate opsc-events streams in Redis: streams, lag, pending work, dead \
+                     letters and schemas; follow a stream; replay or purge dead letters";
+
+const LONG_ABOUT: &str = "Operate opsc-events streams in Redis: see every stream with its \
+length, groups, lag, pending entries and dead letters; follow a stream's events as JSON; list, \
+show, replay and purge dead letters; see which event types and schemas each stream carries.
+
+Every argument is checked before anything is sent to Redis: a stream, group or prefix that \
+breaks the naming rules, an unknown dead-letter reason, a time, id or number that does not \
+parse is a usage error. Names and limits: docs/WIRE.md § Names and limits.
+
+Exit codes: 0 ok, 1 the operation failed (e.g. Redis unreachable), 2 usage error.";
+
+/// The `opsc` command line.
 #[derive(Debug, Parser)]
-#[command(name = "opsc", version, about)]
+#[command(
+    name = "opsc",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = "Example:\n  opsc --redis redis://127.0.0.1:6379 streams",
+    propagate_version = true,
+    subcommand_required = true
+)]
 pub(crate) struct Cli {
-    /// The Redis URL.
+    /// The Redis URL, e.g. `redis://user:password@host:6379/0`.
     #[arg(
         long,
         env = "REDIS_URL",
         default_value = "redis://127.0.0.1:6379",
-        global = true
+        global = true,
+        value_name = "URL",
+        value_parser = RedisUrl,
+        hide_env_values = true
     )]
     pub(crate) redis: String,
-    /// The key prefix.
-    #[arg(long, default_value = "opsconductor", global = true)]
+    /// The key prefix: 1 to 64 of `A-Z a-z 0-9 _ . -`.
+    #[arg(long, default_value = "opsconductor", global = true, value_parser = values::prefix)]
     pub(crate) prefix: String,
     /// Print JSON lines instead of text for people.
     #[arg(long, global = true)]
@@ -28,29 +56,38 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Every stream: length, dead letters, and per group lag, pending, retries, oldest pending.
+    #[command(after_help = "Example:\n  opsc streams --json")]
     Streams,
-    /// Print a stream's entries, decoded, as they arrive.
+    /// Print a stream's entries, decoded, as they arrive (Ctrl-C to stop).
+    #[command(after_help = "Example:\n  opsc tail assets --from-start --count 10")]
     Tail {
-        /// The stream name (e.g. `assets`).
+        /// The stream name, e.g. `assets`: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
         stream: String,
         /// Start from the oldest entry instead of now.
         #[arg(long)]
         from_start: bool,
-        /// Stop after this many entries.
-        #[arg(long)]
+        /// Stop after this many entries (1 to 1000000000).
+        #[arg(long, value_parser = values::count)]
         count: Option<usize>,
     },
-    /// Dead letters.
+    /// Dead letters: list, show, replay, purge.
+    #[command(
+        subcommand_required = true,
+        after_help = "Example:\n  opsc dlq list --stream assets --reason timeout --since 2h"
+    )]
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
     },
     /// The event types, versions and schema fingerprints seen on each stream.
+    #[command(after_help = "Example:\n  opsc schema assets --scan 1000")]
     Schema {
-        /// Only this stream.
+        /// Only this stream: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
         stream: Option<String>,
-        /// How many of the newest entries to look at per stream.
-        #[arg(long, default_value_t = 10_000)]
+        /// How many of the newest entries to look at per stream (1 to 10000000).
+        #[arg(long, default_value = "10000", value_parser = values::scan)]
         scan: usize,
     },
 }
@@ -58,15 +95,24 @@ pub(crate) enum Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {
     /// List dead letters, oldest first.
+    #[command(
+        after_help = "Example:\n  opsc dlq list --stream assets --group inventory.index_asset --limit 20"
+    )]
     List(Filter),
-    /// Show one dead letter in full.
+    /// Show one dead letter in full, with its decoded payload.
+    #[command(after_help = "Example:\n  opsc dlq show assets 1700000000000-0")]
     Show {
-        /// The stream name.
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
         stream: String,
-        /// The dead letter's id.
-        id: String,
+        /// The dead letter's id, `<ms>-<seq>` (as `dlq list` shows it).
+        #[arg(value_parser = values::entry_id)]
+        id: MessageId,
     },
-    /// Put dead letters back to the group that failed them.
+    /// Put dead letters back to the group that failed them, with a fresh attempt count.
+    #[command(
+        after_help = "Example:\n  opsc dlq replay --stream assets --reason timeout --dry-run"
+    )]
     Replay {
         #[command(flatten)]
         filter: Filter,
@@ -75,6 +121,7 @@ pub(crate) enum DlqCommand {
         dry_run: bool,
     },
     /// Delete dead letters.
+    #[command(after_help = "Example:\n  opsc dlq purge --stream assets --until 7d --dry-run")]
     Purge {
         #[command(flatten)]
         filter: Filter,
@@ -87,27 +134,27 @@ pub(crate) enum DlqCommand {
 /// Which dead letters.
 #[derive(Debug, Args)]
 pub(crate) struct Filter {
-    /// Only this stream (default: every stream).
-    #[arg(long)]
+    /// Only this stream (default: every stream): 1 to 64 of `a-z 0-9 _ -`.
+    #[arg(long, value_parser = values::stream)]
     pub(crate) stream: Option<String>,
-    /// Only those failed by this group.
-    #[arg(long)]
+    /// Only those failed by this group: 1 to 128 of `A-Z a-z 0-9 _ . : -`.
+    #[arg(long, value_parser = values::group)]
     pub(crate) group: Option<String>,
-    /// Only this reason (handler_error, permanent, timeout, panic, crashed, decode_error,
-    /// schema_mismatch).
-    #[arg(long)]
-    pub(crate) reason: Option<String>,
-    /// Only those that failed at or after: milliseconds since the epoch, or an age such as
-    /// `30m`, `2h`, `7d`.
-    #[arg(long)]
-    pub(crate) since: Option<String>,
+    /// Only this reason: handler_error, permanent, timeout, panic, crashed, decode_error,
+    /// schema_mismatch.
+    #[arg(long, value_parser = values::reason)]
+    pub(crate) reason: Option<DeadLetterReason>,
+    /// Only those that failed at or after: milliseconds since the epoch (13 digits), or an age
+    /// such as `30s`, `30m`, `2h`, `7d`.
+    #[arg(long, value_parser = values::time)]
+    pub(crate) since: Option<Time>,
     /// Only those that failed before (same forms as `--since`).
-    #[arg(long)]
-    pub(crate) until: Option<String>,
-    /// At most this many (per stream).
-    #[arg(long)]
+    #[arg(long, value_parser = values::time)]
+    pub(crate) until: Option<Time>,
+    /// At most this many per stream (1 to 1000000).
+    #[arg(long, value_parser = values::limit)]
     pub(crate) limit: Option<usize>,
-    /// Only those after this dead-letter id (the last of the previous page).
-    #[arg(long)]
-    pub(crate) after: Option<String>,
+    /// Only those after this dead-letter id, `<ms>-<seq>` (the last of the previous page).
+    #[arg(long, value_parser = values::entry_id)]
+    pub(crate) after: Option<MessageId>,
 }

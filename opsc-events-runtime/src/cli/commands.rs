@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::CliError;
 use super::args::Filter;
-use crate::dead_letter::{DeadLetter, DeadLetterFilter, DeadLetterReason};
+use crate::dead_letter::{DeadLetter, DeadLetterFilter};
 use crate::envelope::now_ms;
-use crate::error::{ConfigError, ConfigProblem, Error, Result};
 use crate::info::Entry;
 use crate::message_id::MessageId;
 use crate::runtime::Runtime;
@@ -28,15 +28,7 @@ impl Out {
     }
 }
 
-/// A user-input error found after parsing (reported like the builder's problems, exit 1).
-fn bad_input(what: &'static str, value: &str) -> Error {
-    Error::Config(ConfigError {
-        problems: vec![ConfigProblem::InvalidName {
-            what,
-            value: value.to_owned(),
-        }],
-    })
-}
+type Result<T, E = CliError> = std::result::Result<T, E>;
 
 fn age(ms: u64) -> String {
     let secs = now_ms().saturating_sub(ms) / 1000;
@@ -211,59 +203,40 @@ pub(super) async fn schema(
     Ok(())
 }
 
-/// `--since` / `--until`: milliseconds since the epoch, or an age like `30m`.
-fn time_arg(what: &'static str, v: &str) -> Result<u64> {
-    if let Ok(ms) = v.parse::<u64>() {
-        return Ok(ms);
-    }
-    let split = v
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| bad_input(what, v))?;
-    let (n, unit) = v.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad_input(what, v))?;
-    let ms = match unit {
-        "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
-        _ => return Err(bad_input(what, v)),
-    };
-    Ok(now_ms().saturating_sub(ms))
-}
-
+/// One filter per selected stream. The arguments were checked while parsing; only the list of
+/// streams comes from Redis.
 async fn filters(rt: &Runtime, f: &Filter) -> Result<Vec<DeadLetterFilter>> {
     let streams = match &f.stream {
         Some(s) => vec![s.clone()],
         None => rt.streams().await?,
     };
-    let mut out = Vec::new();
-    for s in streams {
-        let mut filter = DeadLetterFilter::stream(s);
-        if let Some(g) = &f.group {
-            filter = filter.group(g.clone());
-        }
-        if let Some(r) = &f.reason {
-            let reason: DeadLetterReason = r.parse().unwrap_or(DeadLetterReason::Other(r.clone()));
-            if matches!(reason, DeadLetterReason::Other(_)) {
-                return Err(bad_input("dead-letter reason", r));
+    // Ages count back from one instant, the same for every stream.
+    let now = now_ms();
+    Ok(streams
+        .into_iter()
+        .map(|s| {
+            let mut filter = DeadLetterFilter::stream(s);
+            if let Some(g) = &f.group {
+                filter = filter.group(g.clone());
             }
-            filter = filter.reason(reason);
-        }
-        if let Some(t) = &f.since {
-            filter = filter.since(time_arg("--since", t)?);
-        }
-        if let Some(t) = &f.until {
-            filter = filter.until(time_arg("--until", t)?);
-        }
-        if let Some(a) = &f.after {
-            filter = filter.after(a.parse().map_err(|_| bad_input("--after id", a))?);
-        }
-        if let Some(n) = f.limit {
-            filter = filter.limit(n);
-        }
-        out.push(filter);
-    }
-    Ok(out)
+            if let Some(r) = &f.reason {
+                filter = filter.reason(r.clone());
+            }
+            if let Some(t) = f.since {
+                filter = filter.since(t.resolve(now));
+            }
+            if let Some(t) = f.until {
+                filter = filter.until(t.resolve(now));
+            }
+            if let Some(a) = f.after {
+                filter = filter.after(a);
+            }
+            if let Some(n) = f.limit {
+                filter = filter.limit(n);
+            }
+            filter
+        })
+        .collect())
 }
 
 fn letter_json(l: &DeadLetter, full: bool) -> Value {
@@ -308,8 +281,7 @@ pub(super) async fn dlq_list(rt: &Runtime, out: &Out, f: &Filter) -> Result<()> 
     Ok(())
 }
 
-pub(super) async fn dlq_show(rt: &Runtime, out: &Out, stream: &str, id: &str) -> Result<()> {
-    let id: MessageId = id.parse().map_err(|_| bad_input("dead-letter id", id))?;
+pub(super) async fn dlq_show(rt: &Runtime, out: &Out, stream: &str, id: MessageId) -> Result<()> {
     match rt.dead_letters().get(stream, id).await? {
         Some(l) => {
             let j = letter_json(&l, true);
@@ -318,7 +290,10 @@ pub(super) async fn dlq_show(rt: &Runtime, out: &Out, stream: &str, id: &str) ->
             });
             Ok(())
         }
-        None => Err(bad_input("dead-letter id (not found)", &id.to_string())),
+        None => Err(CliError::NoSuchLetter {
+            stream: stream.to_owned(),
+            id: id.to_string(),
+        }),
     }
 }
 

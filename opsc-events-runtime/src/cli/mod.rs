@@ -1,20 +1,93 @@
 //! The `opsc` command: what operators use to see and repair streams. Exit codes: 0 ok,
 //! 1 operation failed, 2 usage.
+//!
+//! Every argument is parsed and checked (`values`) before the first Redis command, so a
+//! mistake never reaches Redis — above all a `dlq replay` or `dlq purge` filter.
 
 mod args;
 mod commands;
+mod values;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
+use crate::envelope::now_ms;
+use crate::error::Error;
 use crate::runtime::Runtime;
+
+/// Why a command failed after its arguments were accepted (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The runtime could not be built or a Redis command failed.
+    #[error(transparent)]
+    Runtime(#[from] Error),
+    /// `dlq show` found no such letter.
+    #[error("no dead letter `{id}` on stream `{stream}`")]
+    NoSuchLetter {
+        /// The stream.
+        stream: String,
+        /// The dead-letter id.
+        id: String,
+    },
+}
+
+/// The `opsc` command definition, for tools and tests that walk its subcommands and options.
+pub fn command() -> clap::Command {
+    args::Cli::command()
+}
+
+/// Parses and checks a command line (the program name first), including the checks that
+/// relate arguments to each other; the error is a usage error (or `--help` / `--version`).
+fn parse<I, T>(argv: I) -> Result<args::Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut cmd = args::Cli::command();
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    let cli = args::Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    if let args::Command::Dlq { command } = &cli.command {
+        let filter = match command {
+            args::DlqCommand::List(f)
+            | args::DlqCommand::Replay { filter: f, .. }
+            | args::DlqCommand::Purge { filter: f, .. } => Some(f),
+            args::DlqCommand::Show { .. } => None,
+        };
+        if let Some(args::Filter {
+            since: Some(since),
+            until: Some(until),
+            ..
+        }) = filter
+        {
+            let now = now_ms();
+            if since.resolve(now) >= until.resolve(now) {
+                return Err(cmd.error(
+                    ErrorKind::ArgumentConflict,
+                    "`--since` is not before `--until`: the filter would select nothing",
+                ));
+            }
+        }
+    }
+    Ok(cli)
+}
 
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
-    // Usage errors print clap's message and exit with 2.
-    let cli = args::Cli::parse();
+    let cli = match parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` exit 0; usage errors exit 2.
+            let code = u8::try_from(e.exit_code()).unwrap_or(2);
+            // Nothing useful is left to do if stderr is closed.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -34,7 +107,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: args::Cli) -> crate::Result<()> {
+async fn run(cli: args::Cli) -> Result<(), CliError> {
     let rt = Runtime::builder()
         .service("opsc")
         .prefix(&cli.prefix)
@@ -55,7 +128,7 @@ async fn run(cli: args::Cli) -> crate::Result<()> {
         args::Command::Dlq { command } => match command {
             args::DlqCommand::List(f) => commands::dlq_list(&rt, &out, &f).await,
             args::DlqCommand::Show { stream, id } => {
-                commands::dlq_show(&rt, &out, &stream, &id).await
+                commands::dlq_show(&rt, &out, &stream, id).await
             }
             args::DlqCommand::Replay { filter, dry_run } => {
                 commands::dlq_change(&rt, &out, &filter, dry_run, commands::Change::Replay).await
@@ -64,5 +137,49 @@ async fn run(cli: args::Cli) -> crate::Result<()> {
                 commands::dlq_change(&rt, &out, &filter, dry_run, commands::Change::Purge).await
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(argv: &[&str]) -> clap::Error {
+        match parse(std::iter::once("opsc").chain(argv.iter().copied())) {
+            Ok(cli) => panic!("{argv:?} accepted: {cli:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn since_must_come_before_until() {
+        let e = usage(&["dlq", "purge", "--since", "1h", "--until", "2h"]);
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+        assert_eq!(e.exit_code(), 2);
+        assert!(parse(["opsc", "dlq", "purge", "--since", "2h", "--until", "1h"]).is_ok());
+    }
+
+    #[test]
+    fn help_states_the_limits_the_parsers_enforce() {
+        let help = command().render_long_help().to_string();
+        assert!(help.contains("docs/WIRE.md § Names and limits"), "{help}");
+        let sub = |path: &[&str]| {
+            let mut c = command();
+            for p in path {
+                c = c
+                    .find_subcommand(p)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{p}"));
+            }
+            c.render_help().to_string()
+        };
+        assert!(sub(&["dlq", "list"]).contains(&format!("1 to {})", values::MAX_LIMIT)));
+        assert!(sub(&["tail"]).contains(&format!("1 to {})", values::MAX_COUNT)));
+        assert!(sub(&["schema"]).contains(&format!("1 to {})", values::MAX_SCAN)));
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        command().debug_assert();
     }
 }
