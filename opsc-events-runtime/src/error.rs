@@ -56,6 +56,28 @@ pub enum Error {
         /// The group.
         group: String,
     },
+    /// A task of a handler's consumer died (a panic in the runtime, or a task that returned
+    /// while it should run): the runtime stopped every handler, draining like a shutdown.
+    #[error("handler `{handler}` (group `{group}`) failed: its `{task}` task {reason}")]
+    ConsumerFailed {
+        /// The handler's full path.
+        handler: String,
+        /// Its consumer group.
+        group: String,
+        /// The task that died: `read`, `lane`, `counts`, `settle`, `retry`, `reclaim`,
+        /// `cleanup`, `call`, or `consumer` (the consumer's own task).
+        task: &'static str,
+        /// What happened to it.
+        reason: String,
+    },
+    /// The runtime's maintenance task (trimming, backlog gauges) died.
+    #[error("the runtime's `{task}` task failed: {reason}")]
+    TaskFailed {
+        /// The task.
+        task: &'static str,
+        /// What happened to it.
+        reason: String,
+    },
     /// An event could not be serialized.
     #[error(transparent)]
     Encode(#[from] EncodeError),

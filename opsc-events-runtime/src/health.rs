@@ -5,12 +5,17 @@
 //! message); [`Health::check`] combines them with a round trip to the broker and the groups'
 //! backlog.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::info::StreamInfo;
 use crate::keys::Keys;
 use crate::transport::{Broker, Transport, with_broker};
+
+/// A consumer with no progress for this long is stalled, unless its handler's timeout is
+/// longer (then twice that timeout): see [`RuntimeBuilder::stall_after`](crate::RuntimeBuilder::stall_after).
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
 
 /// What one handler's consumer is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +29,12 @@ pub enum ConsumerState {
     Failing,
     /// It stopped (the runtime shut down).
     Stopped,
+    /// It has made no progress for longer than its stall limit: no read returned, no call
+    /// finished, or one settlement has been in progress that long, while it should be reading
+    /// (see [`ConsumerHealth::stall`]).
+    Stalled,
+    /// One of its tasks died; the runtime stopped (see [`ConsumerHealth::last_error`]).
+    Failed,
 }
 
 #[derive(Debug)]
@@ -33,6 +44,8 @@ struct StatusInner {
     failures: u32,
     last_error: Option<String>,
     last_read: Option<Instant>,
+    /// How long without progress makes the consumer stalled.
+    stall_after: Duration,
 }
 
 /// Shared between a consumer's read loop and [`Health`].
@@ -41,6 +54,14 @@ pub(crate) struct ConsumerStatus {
     pub(crate) stream: &'static str,
     pub(crate) group: Arc<str>,
     inner: Mutex<StatusInner>,
+    /// The origin of the millisecond clocks below.
+    epoch: Instant,
+    /// When the consumer last made progress (a read returned, a call finished, a settlement
+    /// batch finished), in ms since `epoch`.
+    progress_ms: AtomicU64,
+    /// When the settlement batch in progress started, in ms since `epoch`, plus one; 0 when
+    /// none is.
+    settling_ms: AtomicU64,
 }
 
 impl ConsumerStatus {
@@ -53,8 +74,67 @@ impl ConsumerStatus {
                 failures: 0,
                 last_error: None,
                 last_read: None,
+                stall_after: DEFAULT_STALL_AFTER,
             }),
+            epoch: Instant::now(),
+            progress_ms: AtomicU64::new(0),
+            settling_ms: AtomicU64::new(0),
         }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The consumer starts: progress counts from now, and it is stalled after `stall_after`
+    /// without progress.
+    pub(crate) fn starting(&self, stall_after: Duration) {
+        self.lock().stall_after = stall_after;
+        self.progress_at(Instant::now());
+    }
+
+    /// Progress was made at `at` (a call finished).
+    pub(crate) fn progress_at(&self, at: Instant) {
+        self.progress_ms.fetch_max(self.ms(at), Ordering::Relaxed);
+    }
+
+    /// A settlement batch starts (`true`) or finishes (`false`, which is progress).
+    pub(crate) fn settling(&self, busy: bool) {
+        let now = Instant::now();
+        if busy {
+            self.settling_ms.store(self.ms(now) + 1, Ordering::Relaxed);
+        } else {
+            self.settling_ms.store(0, Ordering::Relaxed);
+            self.progress_at(now);
+        }
+    }
+
+    /// One of the consumer's tasks died.
+    pub(crate) fn failed(&self, reason: String) {
+        let mut s = self.lock();
+        s.state = ConsumerState::Failed;
+        s.last_error = Some(reason);
+    }
+
+    /// Why the consumer is stalled, if it is.
+    fn stall(&self, state: ConsumerState, stall_after: Duration) -> Option<String> {
+        if state != ConsumerState::Reading {
+            return None;
+        }
+        let now = self.ms(Instant::now());
+        let settling = self.settling_ms.load(Ordering::Relaxed);
+        if settling != 0 {
+            let busy = Duration::from_millis(now.saturating_sub(settling - 1));
+            if busy > stall_after {
+                return Some(format!(
+                    "one settlement (acknowledge, retry or dead-letter) has been in progress for {busy:?}"
+                ));
+            }
+        }
+        let idle =
+            Duration::from_millis(now.saturating_sub(self.progress_ms.load(Ordering::Relaxed)));
+        (idle > stall_after)
+            .then(|| format!("no read returned and no call or settlement finished for {idle:?}"))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
@@ -66,7 +146,10 @@ impl ConsumerStatus {
         let mut s = self.lock();
         s.state = ConsumerState::Reading;
         s.failures = 0;
-        s.last_read = Some(Instant::now());
+        let now = Instant::now();
+        s.last_read = Some(now);
+        drop(s);
+        self.progress_at(now);
     }
 
     /// A read, or opening the reader, failed.
@@ -104,13 +187,15 @@ pub struct ConsumerHealth {
     pub lag: Option<u64>,
     /// Entries delivered to the group and not yet acknowledged (`None` when unknown).
     pub pending: Option<u64>,
+    /// Why the consumer is [`ConsumerState::Stalled`], when it is.
+    pub stall: Option<String>,
 }
 
 /// The result of [`Health::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealthReport {
-    /// The broker answered and every consumer is reading.
+    /// The broker answered and every consumer is reading (none stalled, failed or stopped).
     pub healthy: bool,
     /// `"redis"` or `"memory"`.
     pub transport: &'static str,
@@ -178,10 +263,16 @@ impl Health {
                     .flat_map(|i| &i.groups)
                     .find(|g| *g.name == *c.group);
                 let s = c.lock();
+                let stall = c.stall(s.state, s.stall_after);
                 ConsumerHealth {
                     stream: c.stream,
                     group: c.group.to_string(),
-                    state: s.state,
+                    state: if stall.is_some() {
+                        ConsumerState::Stalled
+                    } else {
+                        s.state
+                    },
+                    stall,
                     failures: s.failures,
                     last_error: s.last_error.clone(),
                     since_last_read: s.last_read.map(|t| t.elapsed()),

@@ -10,6 +10,8 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fault;
 pub mod handler;
 pub mod health;
 pub mod info;

@@ -306,6 +306,7 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
     };
     let max_batch = dispatcher.max_batch;
     loop {
+        crate::fault::hit(&dispatcher.plan.group, "lane").await;
         if runner.aborted() {
             // Past the shutdown timeout: what is queued stays pending for another consumer.
             ahead.lock().lanes -= 1;
@@ -339,7 +340,9 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
 
 /// Spawns a lane on the dispatcher's task tracker (so shutdown waits for it).
 fn spawn_lane<B: Broker>(dispatcher: &Dispatcher, broker: &B) {
-    dispatcher
-        .tracker
-        .spawn(lane(dispatcher.clone(), broker.clone()));
+    dispatcher.tracker.spawn(
+        dispatcher
+            .supervisor
+            .guard("lane", lane(dispatcher.clone(), broker.clone())),
+    );
 }

@@ -27,6 +27,7 @@ pub(super) async fn run_reclaim<B: Broker>(
     let plan = dispatcher.plan.clone();
     let claim_after = plan.reg.config.claim_after;
     loop {
+        crate::fault::hit(&plan.group, "reclaim").await;
         sleep_or_stop(interval(claim_after), &stop).await;
         if stop.is_cancelled() {
             return;
@@ -111,6 +112,7 @@ pub(super) async fn run_cleanup<B: Broker>(
     let every = (settings.consumer_idle_timeout / 2)
         .clamp(Duration::from_millis(200), Duration::from_secs(300));
     loop {
+        crate::fault::hit(&plan.group, "cleanup").await;
         sleep_or_stop(every, &stop).await;
         if stop.is_cancelled() {
             return;

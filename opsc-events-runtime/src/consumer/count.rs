@@ -109,6 +109,7 @@ impl Counts {
     /// Sends what is queued, in order, until the queue is empty.
     pub(crate) async fn flush<B: Broker>(self: Arc<Self>, broker: B, plan: HandlerPlan) {
         loop {
+            crate::fault::hit(&plan.group, "counts").await;
             let ops = {
                 let mut q = self.lock();
                 if q.ops.is_empty() {

@@ -107,6 +107,10 @@ pub(crate) struct Dispatcher {
     pub(crate) max_batch: usize,
     /// Delivery counts of entries read ahead, kept in step with the attempts started.
     pub(crate) counts: Arc<super::count::Counts>,
+    /// Watches every task spawned here.
+    pub(crate) supervisor: super::supervise::Supervisor,
+    /// For health: calls finishing are progress.
+    pub(crate) status: Arc<crate::health::ConsumerStatus>,
 }
 
 /// A pending entry delivered this many times has been pending on a consumer that died at least
@@ -245,18 +249,21 @@ impl Dispatcher {
 
     /// Starts a task sending the queued delivery-count changes (see `count`).
     pub(crate) fn flush_counts<B: Broker>(&self, broker: &B) {
-        self.tracker
-            .spawn(self.counts.clone().flush(broker.clone(), self.plan.clone()));
+        self.tracker.spawn(self.supervisor.guard(
+            "counts",
+            self.counts.clone().flush(broker.clone(), self.plan.clone()),
+        ));
     }
 
     /// Runs one delivery in a task of its own holding `slot`.
     pub(crate) fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
         if let Some(ready) = self.prepare(delivery) {
             let runner = self.runner();
-            self.tracker.spawn(async move {
-                let _slot = slot;
-                runner.run(ready, || {}).await;
-            });
+            self.tracker
+                .spawn(self.supervisor.guard("call", async move {
+                    let _slot = slot;
+                    runner.run(ready, || {}).await;
+                }));
         }
     }
 
@@ -269,6 +276,7 @@ impl Dispatcher {
             abort: self.abort.clone(),
             duration: self.duration.clone(),
             handler_ns: self.handler_ns.clone(),
+            status: self.status.clone(),
         }
     }
 
@@ -379,6 +387,7 @@ pub(crate) struct Runner {
     abort: CancellationToken,
     duration: metrics::Histogram,
     handler_ns: Arc<AtomicU64>,
+    status: Arc<crate::health::ConsumerStatus>,
 }
 
 impl Runner {
@@ -425,6 +434,7 @@ impl Runner {
             () = self.abort.cancelled() => return false,
         };
         let took = started.elapsed();
+        self.status.progress_at(started + took);
         self.duration.record(took.as_secs_f64());
         // An average of recent call times (1/8 weight to the newest), for the read-ahead bound.
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);

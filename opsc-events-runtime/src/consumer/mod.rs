@@ -12,6 +12,7 @@ mod dispatch;
 mod read;
 mod scheduled;
 mod settle;
+mod supervise;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,17 +50,29 @@ pub(crate) struct ConsumerSettings {
     pub(crate) consumer_idle_timeout: Duration,
     /// Told what becomes of every delivery, before it is settled in the broker.
     pub(crate) observer: Option<crate::observe::Observer>,
+    /// No progress for this long (or twice the handler's timeout, if longer) is a stall.
+    pub(crate) stall_after: Duration,
 }
 
-/// Runs one handler's consumer until `stop` is cancelled, then drains.
+/// Runs one handler's consumer until `stop` is cancelled, then drains. Every task it spawns is
+/// supervised: if one dies, the consumer stops (draining the same way) and returns
+/// [`Error::ConsumerFailed`](crate::Error::ConsumerFailed).
 pub(crate) async fn run<B: Broker>(
     broker: B,
     plan: HandlerPlan,
     parts: ContextParts,
     settings: ConsumerSettings,
     status: Arc<ConsumerStatus>,
-    stop: CancellationToken,
-) {
+    stop_all: CancellationToken,
+) -> crate::Result<()> {
+    // Its own stop, so that a failed task stops this consumer (the runtime then stops the rest).
+    let stop = stop_all.child_token();
+    let supervisor = supervise::Supervisor::new(stop.clone(), plan.group.clone());
+    status.starting(
+        settings
+            .stall_after
+            .max(plan.reg.config.timeout.saturating_mul(2)),
+    );
     let concurrency = plan.reg.config.concurrency.max(1) as usize;
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (settled_tx, settled_rx) = watch::channel(0u64);
@@ -89,6 +102,8 @@ pub(crate) async fn run<B: Broker>(
         )),
         max_batch: settings.max_batch,
         counts: Arc::default(),
+        supervisor: supervisor.clone(),
+        status: status.clone(),
     };
     let retry_scheduled = Arc::new(Notify::new());
     let settler = settle::Settler {
@@ -99,26 +114,33 @@ pub(crate) async fn run<B: Broker>(
         observer: settings.observer.clone(),
         settled: settled_tx,
         stop: stop.clone(),
+        status: status.clone(),
     };
-    let acker = tokio::spawn(settler.run(ack_rx));
-    let retrier = tokio::spawn(scheduled::run(
-        broker.clone(),
-        dispatcher.clone(),
-        settings.clone(),
-        retry_scheduled,
-        stop.clone(),
+    // The settler runs until every sender of outcomes is gone (after the drain), so it is only
+    // guarded against panics; the others run until the stop.
+    let acker = tokio::spawn(supervisor.guard("settle", settler.run(ack_rx)));
+    let retrier = tokio::spawn(supervisor.until_stop(
+        "retry",
+        scheduled::run(
+            broker.clone(),
+            dispatcher.clone(),
+            settings.clone(),
+            retry_scheduled,
+            stop.clone(),
+        ),
     ));
-    let claimer = tokio::spawn(claim::run_reclaim(
-        broker.clone(),
-        dispatcher.clone(),
-        settings.clone(),
-        stop.clone(),
+    let claimer = tokio::spawn(supervisor.until_stop(
+        "reclaim",
+        claim::run_reclaim(
+            broker.clone(),
+            dispatcher.clone(),
+            settings.clone(),
+            stop.clone(),
+        ),
     ));
-    let cleaner = tokio::spawn(claim::run_cleanup(
-        broker.clone(),
-        plan.clone(),
-        settings.clone(),
-        stop.clone(),
+    let cleaner = tokio::spawn(supervisor.until_stop(
+        "cleanup",
+        claim::run_cleanup(broker.clone(), plan.clone(), settings.clone(), stop.clone()),
     ));
 
     // The shutdown timeout runs from the stop, whatever the reader is doing then (a blocking
@@ -132,32 +154,64 @@ pub(crate) async fn run<B: Broker>(
         })
     };
 
-    read::run(&broker, &dispatcher, &settings, &status, &stop).await;
+    // A dead task stops the reads at once (a read in progress is dropped: what it would have
+    // returned stays new or pending, and is delivered again).
+    tokio::select! {
+        () = supervisor.until_stop("read", read::run(&broker, &dispatcher, &settings, &status, &stop)) => {}
+        () = supervisor.failed() => {}
+    }
+    stop.cancel();
 
     // Stop reading happened; now let in-flight handlers (and what was read ahead) finish, up to
     // the shutdown timeout.
-    let _ = claimer.await;
-    let _ = cleaner.await;
-    let _ = retrier.await;
+    // A task that does not stop (it hangs) is left behind at the timeout, logged: shutdown never
+    // waits on it forever.
     tracker.close();
+    let drained = async {
+        let _ = claimer.await;
+        let _ = cleaner.await;
+        let _ = retrier.await;
+        tracker.wait().await;
+    };
     tokio::select! {
-        () = tracker.wait() => {}
+        () = drained => {}
         () = abort.cancelled() => {
             tracing::warn!(
                 group = %plan.group,
                 timeout = ?settings.shutdown_timeout,
                 "shutdown timeout: unfinished messages are left pending for another consumer"
             );
-            tracker.wait().await;
+            // Calls and lanes stop at the abort; the moment they need to do so.
+            if tokio::time::timeout(ABORT_GRACE, tracker.wait()).await.is_err() {
+                tracing::error!(group = %plan.group, "a task of the consumer did not stop at the shutdown timeout; it is left behind");
+            }
         }
     }
     deadline.abort();
     drop(dispatcher);
-    // Every sender is gone: the acker flushes what is left and returns.
-    let _ = acker.await;
+    // Every sender is gone: the acker settles what is left and returns — within another
+    // shutdown timeout, or what it did not settle stays pending (delivered again).
+    if tokio::time::timeout(settings.shutdown_timeout, acker)
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            group = %plan.group,
+            "settlement did not finish within the shutdown timeout after the drain; what it did not settle stays pending and is delivered again"
+        );
+    }
+    if let Some(failure) = supervisor.failure() {
+        let error = failure.into_error(plan.reg.path(), &plan.group);
+        status.failed(error.to_string());
+        return Err(error);
+    }
     status.stopped();
     tracing::info!(group = %plan.group, consumer = %plan.consumer, "consumer stopped");
+    Ok(())
 }
+
+/// How long tasks get to stop once the shutdown timeout has passed.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Exponential backoff with jitter for reconnects: 100 ms doubling to 5 s.
 pub(crate) fn reconnect_delay(failures: u32) -> Duration {

@@ -25,6 +25,7 @@ pub(super) async fn run<B: Broker>(
     // A consumer restarted under the same name first takes back what it owned.
     let mut resume_from = Some(MessageId::MIN);
     while !stop.is_cancelled() {
+        crate::fault::hit(&plan.group, "read").await;
         let conn = match reader.as_mut() {
             Some(r) => r,
             None => match broker.reader().await {
@@ -113,7 +114,11 @@ pub(super) async fn run<B: Broker>(
                         // crash is counted does not depend on a race), and reads never
                         // outrun their resets. The lanes still have the rest of the previous
                         // batch meanwhile (the queue is refilled when half empty).
-                        dispatcher.counts.wait_sent(ticket).await;
+                        tokio::select! {
+                            () = dispatcher.counts.wait_sent(ticket) => {}
+                            // Not queued: the entries stay pending, resumed at the next start.
+                            () = stop.cancelled() => break,
+                        }
                         dispatcher.ahead.push(dispatcher, broker, deliveries, since);
                     }
                 }

@@ -28,6 +28,7 @@ pub(super) async fn run<B: Broker>(
     let lease_ms = u64::try_from(plan.reg.config.claim_after.as_millis()).unwrap_or(u64::MAX);
     let mut next_due = Some(0u64);
     loop {
+        crate::fault::hit(&plan.group, "retry").await;
         let wait = next_due.map_or(MAX_SLEEP, |due| {
             Duration::from_millis(due.saturating_sub(now_ms())).min(MAX_SLEEP)
         });

@@ -58,6 +58,8 @@ pub(super) struct Settler<B> {
     pub(super) observer: Option<Observer>,
     /// How many outcomes have been finished with (see `Dispatcher::wait_settled`).
     pub(super) settled: watch::Sender<u64>,
+    /// For health: a settlement batch that takes too long is a stall.
+    pub(super) status: Arc<crate::health::ConsumerStatus>,
     /// The runtime is shutting down: settlements are tried a few times only.
     pub(super) stop: CancellationToken,
 }
@@ -94,6 +96,8 @@ impl<B: Broker> Settler<B> {
         let mut others: Vec<Outcome> = Vec::new();
         let mut done = 0u64;
         while let Some(first) = rx.recv().await {
+            self.status.settling(true);
+            crate::fault::hit(&self.plan.group, "settle").await;
             let mut next = Some(first);
             while let Some(outcome) = next.take() {
                 done += 1;
@@ -120,6 +124,7 @@ impl<B: Broker> Settler<B> {
             let settling = futures_util::future::join_all(others.drain(..).map(|o| self.settle(o)));
             tokio::join!(self.flush(&mut acks), settling);
             self.settled.send_replace(done);
+            self.status.settling(false);
         }
     }
 

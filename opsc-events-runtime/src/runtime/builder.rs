@@ -70,6 +70,7 @@ impl RuntimeBuilder {
                 shutdown_timeout: Duration::from_secs(30),
                 consumer_idle_timeout: Duration::from_secs(3600),
                 observer: None,
+                stall_after: crate::health::DEFAULT_STALL_AFTER,
             },
             trim_interval: Duration::from_secs(30),
             limits: BTreeMap::new(),
@@ -182,6 +183,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long a consumer may go without progress — no read returned, no handler call
+    /// finished, no settlement finished, or one settlement in progress — before
+    /// [`Health`](crate::health::Health) reports it [`Stalled`](crate::health::ConsumerState::Stalled)
+    /// (default [`DEFAULT_STALL_AFTER`](crate::health::DEFAULT_STALL_AFTER), 60 s; a handler
+    /// whose timeout is longer than half of it gets twice its timeout). An idle consumer is not
+    /// stalled: its blocking reads return every second.
+    pub fn stall_after(mut self, after: Duration) -> Self {
+        self.settings.stall_after = after;
+        self
+    }
+
     /// How often streams are trimmed (default 30 s; zero is refused by `build()`).
     pub fn trim_interval(mut self, interval: Duration) -> Self {
         self.trim_interval = interval;
@@ -229,6 +241,7 @@ impl RuntimeBuilder {
         }
         for (setting, value) in [
             ("trim_interval", self.trim_interval),
+            ("stall_after", self.settings.stall_after),
             ("connect_timeout", self.connect_timeout),
             ("response_timeout", self.response_timeout),
         ] {

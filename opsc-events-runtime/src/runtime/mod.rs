@@ -9,11 +9,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{self, ConsumerSettings, HandlerPlan};
 use crate::dead_letter::DeadLetters;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handler::{ContextParts, StateMap};
 use crate::health::{ConsumerStatus, Health};
 use crate::info::{Entry, StreamInfo};
@@ -213,12 +216,19 @@ impl Runtime {
     /// Runs the handlers until `shutdown` completes, then shuts down gracefully: reading stops,
     /// in-flight handlers get up to the shutdown timeout to finish and be acknowledged, and
     /// whatever did not finish stays pending for another consumer.
+    ///
+    /// Every task the runtime spawns is supervised. If one dies (a panic in the runtime, or a
+    /// task that ends while it should run), every handler stops the same graceful way and this
+    /// returns [`Error::ConsumerFailed`](crate::Error::ConsumerFailed) naming the handler and
+    /// the task (or [`Error::TaskFailed`](crate::Error::TaskFailed) for the maintenance task):
+    /// the process can exit and be restarted rather than run with a consumer that silently does
+    /// nothing.
     pub async fn run_until<F>(self, shutdown: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let stop = CancellationToken::new();
-        let mut tasks = Vec::with_capacity(self.selected.len());
+        let mut tasks: FuturesUnordered<BoxFuture<'static, Result<()>>> = FuturesUnordered::new();
         for (s, status) in self.selected.iter().zip(self.statuses.iter()) {
             let plan = HandlerPlan {
                 reg: s.reg,
@@ -240,23 +250,38 @@ impl Runtime {
                 .max_batch
                 .min((READ_AHEAD_BUDGET / self.selected.len().max(1)).max(MIN_READ_AHEAD));
             let stop = stop.clone();
-            tasks.push(with_broker!(&self.transport, r => {
+            let handle = with_broker!(&self.transport, r => {
                 tokio::spawn(consumer::run(r.clone(), plan, parts, settings, status.clone(), stop))
+            });
+            let (handler, group, status) = (s.reg.path(), s.group.to_string(), status.clone());
+            tasks.push(Box::pin(async move {
+                // The consumer's own task panicking (outside the tasks it supervises).
+                handle.await.unwrap_or_else(|e| {
+                    let error = Error::ConsumerFailed {
+                        handler,
+                        group,
+                        task: "consumer",
+                        reason: join_failure(&e),
+                    };
+                    status.failed(error.to_string());
+                    Err(error)
+                })
             }));
         }
         if !self.trim.streams.is_empty() {
-            let (transport, keys, trim, stop) = (
+            let (transport, keys, trim, stopped) = (
                 self.transport.clone(),
                 self.keys.clone(),
                 self.trim.clone(),
                 stop.clone(),
             );
-            tasks.push(tokio::spawn(async move {
+            let handle = tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep(trim.interval) => {}
-                        () = stop.cancelled() => return,
+                        () = stopped.cancelled() => return,
                     }
+                    crate::fault::hit("", "maintenance").await;
                     if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams).await {
                         tracing::warn!(error = %e, "trimming failed; trying again next round");
                     }
@@ -267,19 +292,60 @@ impl Runtime {
                     )
                     .await;
                 }
+            });
+            let stop = stop.clone();
+            tasks.push(Box::pin(async move {
+                match handle.await {
+                    Ok(()) if stop.is_cancelled() => Ok(()),
+                    Ok(()) => Err(Error::TaskFailed {
+                        task: "maintenance",
+                        reason: "ended while the runtime was running".to_owned(),
+                    }),
+                    Err(e) => Err(Error::TaskFailed {
+                        task: "maintenance",
+                        reason: join_failure(&e),
+                    }),
+                }
             }));
         }
         tracing::info!(service = %self.service, consumer = %self.consumer_name, handlers = self.selected.len(), "runtime running");
-        shutdown.await;
-        tracing::info!(service = %self.service, "shutting down");
+        // Until the shutdown, or until a task ends: every task runs until the stop, so one
+        // that ends before has failed.
+        let mut failure = None;
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!(service = %self.service, "shutting down");
+            }
+            Some(ended) = tasks.next() => {
+                let error = ended.err().unwrap_or(Error::TaskFailed {
+                    task: "consumer",
+                    reason: "ended while the runtime was running".to_owned(),
+                });
+                tracing::error!(service = %self.service, error = %error, "a task of the runtime died; stopping every handler");
+                failure = Some(error);
+            }
+        }
         stop.cancel();
-        for t in tasks {
-            if let Err(e) = t.await {
-                tracing::error!(error = %e, "a consumer task failed");
+        while let Some(ended) = tasks.next().await {
+            if let Err(e) = ended {
+                tracing::error!(service = %self.service, error = %e, "a task of the runtime failed while stopping");
+                failure.get_or_insert(e);
             }
         }
         tracing::info!(service = %self.service, "runtime stopped");
-        Ok(())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a task that did not complete did: its panic message, or that it was cancelled.
+fn join_failure(e: &tokio::task::JoinError) -> String {
+    if e.is_panic() {
+        "panicked".to_owned()
+    } else {
+        format!("was cancelled: {e}")
     }
 }
 

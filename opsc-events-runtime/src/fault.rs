@@ -1,0 +1,61 @@
+//! Fault injection for the runtime's own tests: make one task of one consumer group panic or
+//! hang at its next step, to check that the runtime notices (a supervised task that dies ends
+//! `run()` with an error; one that hangs shows in `health()`).
+//!
+//! Compiled only with the `fault-injection` feature, which no service should enable; without it
+//! every injection point is an empty inline function.
+
+#[cfg(feature = "fault-injection")]
+mod armed {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// What an armed fault does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Fault {
+        /// The task panics.
+        Panic,
+        /// The task waits forever (a stuck `await`).
+        Hang,
+    }
+
+    static ANY: AtomicBool = AtomicBool::new(false);
+    static ARMED: Mutex<Vec<(String, &'static str, Fault)>> = Mutex::new(Vec::new());
+
+    /// Arms `fault` for the next step of `task` (`"read"`, `"lane"`, `"counts"`, `"settle"`,
+    /// `"retry"`, `"reclaim"`, `"cleanup"`) of the consumer of `group`; it fires once.
+    pub fn arm(group: &str, task: &'static str, fault: Fault) {
+        ARMED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((group.to_owned(), task, fault));
+        ANY.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) async fn hit(group: &str, task: &'static str) {
+        if !ANY.load(Ordering::Relaxed) {
+            return;
+        }
+        let fault = {
+            let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+            let at = armed.iter().position(|(g, t, _)| g == group && *t == task);
+            at.map(|i| armed.swap_remove(i).2)
+        };
+        match fault {
+            Some(Fault::Panic) => {
+                panic!("fault injected into the `{task}` task of group `{group}`")
+            }
+            Some(Fault::Hang) => std::future::pending::<()>().await,
+            None => {}
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) use armed::hit;
+#[cfg(feature = "fault-injection")]
+pub use armed::{Fault, arm};
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) async fn hit(_group: &str, _task: &'static str) {}
