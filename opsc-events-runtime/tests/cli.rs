@@ -3,9 +3,13 @@
 
 mod cli_support;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use cli_support::{conn, dead_letter, json_lines, opsc, run, seed, snapshot, xadd};
+use cli_support::{
+    DEADLINE, conn, dead_letter, entry, json_lines, opsc, run, seed, snapshot, xadd,
+};
 use opsc_events_runtime::Runtime;
 use opsc_events_testkit::RedisServer;
 
@@ -301,4 +305,44 @@ fn help_says_what_the_tool_does() {
         help.contains("Delete dead letters") && help.contains("Example:\n  opsc dlq purge"),
         "{help}"
     );
+}
+
+#[test]
+fn tail_ends_quietly_when_its_reader_goes_away() {
+    // `opsc tail pings | head -1`: the next line written after `head` exits fails with a
+    // broken pipe, which ends the command with 0 instead of a panic.
+    let server = RedisServer::start();
+    seed(&server);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsc"))
+        .args(["--redis", &server.url(), "tail", "pings", "--from-start"])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run opsc");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("read a line");
+    assert!(first.starts_with(|c: char| c.is_ascii_digit()), "{first}");
+    drop(reader);
+    let mut c = conn(&server);
+    let deadline = Instant::now() + DEADLINE;
+    // New entries until tail writes one into the closed pipe and exits.
+    let status = loop {
+        xadd(&mut c, "opsconductor:{pings}:events", &entry(9));
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tail kept running after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err).expect("read stderr");
+    }
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

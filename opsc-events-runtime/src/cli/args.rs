@@ -20,6 +20,9 @@ parse is a usage error. Names and limits: docs/WIRE.md § Names and limits.
 
 Exit codes: 0 ok, 1 the operation failed (e.g. Redis unreachable), 2 usage error.";
 
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
 /// The `opsc` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -38,16 +41,23 @@ pub(crate) struct Cli {
         env = "REDIS_URL",
         default_value = "redis://127.0.0.1:6379",
         global = true,
+        help_heading = GLOBAL,
         value_name = "URL",
         value_parser = RedisUrl,
         hide_env_values = true
     )]
     pub(crate) redis: String,
     /// The key prefix: 1 to 64 of `A-Z a-z 0-9 _ . -`.
-    #[arg(long, default_value = "opsconductor", global = true, value_parser = values::prefix)]
+    #[arg(
+        long,
+        default_value = "opsconductor",
+        global = true,
+        help_heading = GLOBAL,
+        value_parser = values::prefix
+    )]
     pub(crate) prefix: String,
     /// Print JSON lines instead of text for people.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -1,6 +1,7 @@
 //! The `opsc` commands.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -19,12 +20,21 @@ pub(super) struct Out {
 }
 
 impl Out {
-    fn line(&self, json: Value, text: impl FnOnce() -> String) {
+    /// One result: `json` with `--json`, else `text()`.
+    fn line(&self, json: Value, text: impl FnOnce() -> String) -> Result<()> {
         if self.json {
-            println!("{json}");
+            self.say(&json.to_string())
         } else {
-            println!("{}", text());
+            self.say(&text())
         }
+    }
+
+    /// A line of text. A closed stdout (`opsc tail x | head -1`) is an error, not a panic.
+    fn say(&self, line: &str) -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .map_err(CliError::Output)
     }
 }
 
@@ -54,7 +64,7 @@ fn payload(data: &[u8]) -> Value {
 pub(super) async fn streams(rt: &Runtime, out: &Out) -> Result<()> {
     let names = rt.streams().await?;
     if names.is_empty() && !out.json {
-        println!("no streams under prefix `{}`", rt.keys().prefix());
+        out.say(&format!("no streams under prefix `{}`", rt.keys().prefix()))?;
     }
     for name in names {
         let info = rt.stream_info(&name).await?;
@@ -90,7 +100,7 @@ pub(super) async fn streams(rt: &Runtime, out: &Out) -> Result<()> {
                 }
                 s
             },
-        );
+        )?;
     }
     Ok(())
 }
@@ -143,7 +153,7 @@ pub(super) async fn tail(
             out.line(j.clone(), || {
                 let kind = j["event_type"].as_str().unwrap_or("<undecodable>");
                 format!("{} {kind} {}", e.id, j.get("data").unwrap_or(&j["error"]))
-            });
+            })?;
             shown += 1;
             if count.is_some_and(|c| shown >= c) {
                 return Ok(());
@@ -197,7 +207,7 @@ pub(super) async fn schema(
                 json!({ "stream": name, "event_type": event_type, "version": version,
                         "schema": format!("{fingerprint:016x}"), "count": count, "last_id": last.to_string() }),
                 || format!("{name}: {event_type} v{version} schema {fingerprint:016x} ({count} seen, last {last})"),
-            );
+            )?;
         }
     }
     Ok(())
@@ -272,11 +282,11 @@ pub(super) async fn dlq_list(rt: &Runtime, out: &Out, f: &Filter) -> Result<()> 
     for filter in filters(rt, f).await? {
         for l in dl.list(&filter).await? {
             total += 1;
-            out.line(letter_json(&l, false), || letter_line(&l));
+            out.line(letter_json(&l, false), || letter_line(&l))?;
         }
     }
     if total == 0 && !out.json {
-        println!("no dead letters");
+        out.say("no dead letters")?;
     }
     Ok(())
 }
@@ -287,7 +297,7 @@ pub(super) async fn dlq_show(rt: &Runtime, out: &Out, stream: &str, id: MessageI
             let j = letter_json(&l, true);
             out.line(j.clone(), || {
                 serde_json::to_string_pretty(&j).unwrap_or_default()
-            });
+            })?;
             Ok(())
         }
         None => Err(CliError::NoSuchLetter {
@@ -326,7 +336,7 @@ pub(super) async fn dlq_change(
                 out.line(
                     json!({ "would": verb, "letter": letter_json(l, false) }),
                     || format!("would {verb}: {}", letter_line(l)),
-                );
+                )?;
             }
             listed.len()
         } else {
@@ -339,11 +349,11 @@ pub(super) async fn dlq_change(
         if !dry_run {
             out.line(json!({ "stream": stream, verb: n }), || {
                 format!("{stream}: {verb}ed {n}")
-            });
+            })?;
         }
     }
     if dry_run && !out.json {
-        println!("dry run: {total} dead letters would be {verb}ed");
+        out.say(&format!("dry run: {total} dead letters would be {verb}ed"))?;
     }
     Ok(())
 }

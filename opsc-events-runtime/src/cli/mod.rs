@@ -26,6 +26,9 @@ pub enum CliError {
     /// The runtime could not be built or a Redis command failed.
     #[error(transparent)]
     Runtime(#[from] Error),
+    /// Output could not be written (e.g. the reader of a pipe went away).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
     /// `dlq show` found no such letter.
     #[error("no dead letter `{id}` on stream `{stream}`")]
     NoSuchLetter {
@@ -52,11 +55,11 @@ where
     let matches = cmd.try_get_matches_from_mut(argv)?;
     let cli = args::Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
     if let args::Command::Dlq { command } = &cli.command {
-        let filter = match command {
-            args::DlqCommand::List(f)
-            | args::DlqCommand::Replay { filter: f, .. }
-            | args::DlqCommand::Purge { filter: f, .. } => Some(f),
-            args::DlqCommand::Show { .. } => None,
+        let (name, filter) = match command {
+            args::DlqCommand::List(f) => ("list", Some(f)),
+            args::DlqCommand::Replay { filter: f, .. } => ("replay", Some(f)),
+            args::DlqCommand::Purge { filter: f, .. } => ("purge", Some(f)),
+            args::DlqCommand::Show { .. } => ("show", None),
         };
         if let Some(args::Filter {
             since: Some(since),
@@ -66,6 +69,14 @@ where
         {
             let now = now_ms();
             if since.resolve(now) >= until.resolve(now) {
+                // The error shows the usage of the command it is about.
+                let leaf = cmd
+                    .find_subcommand_mut("dlq")
+                    .and_then(|dlq| dlq.find_subcommand_mut(name));
+                let cmd = match leaf {
+                    Some(leaf) => leaf,
+                    None => &mut cmd,
+                };
                 return Err(cmd.error(
                     ErrorKind::ArgumentConflict,
                     "`--since` is not before `--until`: the filter would select nothing",
@@ -100,6 +111,8 @@ pub fn main() -> ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading (`opsc tail x | head -1`): nothing left to do.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("opsc: {e}");
             ExitCode::from(1)
