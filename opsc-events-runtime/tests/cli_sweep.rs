@@ -299,7 +299,6 @@ fn invalid_values_are_usage_errors_that_touch_nothing() {
             let values = invalid(id).unwrap_or_else(|| panic!("no invalid values for `{id}`"));
             for bad in values {
                 let line = argv(&server.url(), &leaf, arg, &bad);
-                // The line with a valid value instead must parse: the error is about `bad`.
                 let out = run(&line, &[]);
                 runs += 1;
                 let err = String::from_utf8_lossy(&out.stderr);
@@ -322,7 +321,7 @@ fn invalid_values_are_usage_errors_that_touch_nothing() {
                 assert_eq!(connections(&mut c), accepted, "{what} connected to Redis");
                 assert!(snapshot(&mut c) == keys, "{what} changed a key");
             }
-            // A valid value in the same place is accepted by the parser.
+            // The same line with a valid value parses: the errors above were about the values.
             let good = cli::command().try_get_matches_from(
                 std::iter::once("opsc".to_owned()).chain(argv(
                     &server.url(),
