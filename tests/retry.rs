@@ -928,3 +928,82 @@ async fn hard_caps_trim_and_count_undelivered_drops() {
     );
     assert_eq!(common::xlen(&server.url(), KEY).await, 100);
 }
+
+/// `WRONGTYPE` errors replied by the server so far (`INFO errorstats`).
+async fn wrongtype_errors(url: &str) -> u64 {
+    let mut c = common::conn(url).await;
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query_async(&mut c)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("errorstat_WRONGTYPE:count="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A settlement script whose write would fail (here: a key of the wrong type in its way) fails
+/// before its first write, so the entry it was settling stays pending — it is not acknowledged
+/// and then lost half-way. Once the key is fixed, the settlement goes through. For the retry
+/// schedule (first failure) and for the dead-letter stream (a permanent error).
+#[tokio::test]
+async fn a_settlement_script_that_cannot_write_leaves_the_entry_pending() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut c = common::conn(&url).await;
+    for (handlers, group, blocked) in [
+        (
+            "::always",
+            "shop.always_fails",
+            "opsconductor:{orders}:retry:shop.always_fails",
+        ),
+        (
+            "::permanent",
+            "shop.rejects",
+            "opsconductor:{orders}:dead_letter",
+        ),
+    ] {
+        let calls = Calls::default();
+        let rt = build(&server, &calls, module(handlers)).await;
+        let dl = rt.dead_letters();
+        let () = redis::cmd("SET")
+            .arg(blocked)
+            .arg("in the way")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let before = wrongtype_errors(&url).await;
+        let id = rt.publisher().publish(&OrderPlaced { n: 9 }).await.unwrap();
+        let running = spawn(rt);
+        wait_until(
+            "the settlement script failed twice",
+            Duration::from_secs(20),
+            || async { wrongtype_errors(&url).await >= before + 2 },
+        )
+        .await;
+        assert_eq!(
+            pending(&url, KEY, group).await,
+            1,
+            "{group}: the entry stays pending while its settlement cannot be written"
+        );
+        let () = redis::cmd("DEL")
+            .arg(blocked)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        wait_until(
+            "the dead letter, once the key is fixed",
+            Duration::from_secs(30),
+            || async {
+                letters_of(&dl)
+                    .await
+                    .iter()
+                    .any(|l| l.original_id == id && l.group == group)
+            },
+        )
+        .await;
+        running.stop().await;
+        assert_eq!(pending(&url, KEY, group).await, 0, "{group}");
+    }
+}

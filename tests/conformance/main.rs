@@ -854,6 +854,80 @@ async fn poison_entries_are_dead_lettered_by_reason_and_good_ones_flow(env: Env)
     assert_eq!(log.ns("strict"), vec![1, 2]);
 }
 
+/// Entries of 1, 1,000 and 10,000 fields and with 10 MB values go through every script (first
+/// failure → schedule, lease, reschedule, dead letter) and each ends as a dead letter holding its
+/// original fields — never acknowledged and gone. (Lua's `unpack` fails past ~8,000 values: a
+/// dead-letter script that acknowledged first lost the 10,000-field entry.)
+async fn wide_and_huge_entries_are_retried_and_dead_lettered_never_lost(env: Env) {
+    let log = Log::default();
+    let rt = runtime_named(&env, &log, "always").await;
+    let p = rt.publisher();
+    const MB10: usize = 10 << 20;
+    // A v1 event (8 fields; unknown fields are ignored by readers) padded with `extra` fields.
+    let padded = |n: u64, extra: usize, value: &[u8]| {
+        let e = envelope::encode_as(&Ping { n }, &Metadata::new("conf"), WireFormat::V1).unwrap();
+        let mut fields: Vec<(String, Vec<u8>)> = e
+            .fields()
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect();
+        fields.extend((0..extra).map(|i| (format!("x{i}"), value.to_vec())));
+        fields
+    };
+    let cases: Vec<PoisonCase> = vec![
+        (padded(1, 0, b""), "handler_error"),
+        (padded(2, 992, b"v"), "handler_error"),
+        (padded(3, 9_992, b"v"), "handler_error"),
+        (padded(4, 1, &vec![b'z'; MB10]), "handler_error"),
+        // Not decodable: dead-lettered at once, through the same script.
+        (
+            vec![("ping@1".to_owned(), vec![0xc1; MB10])],
+            "decode_error",
+        ),
+        (
+            std::iter::once(("ping@1".to_owned(), b"\x02".to_vec()))
+                .chain((1..10_000).map(|i| (format!("y{i}"), b"w".to_vec())))
+                .collect(),
+            "decode_error",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (fields, _) in &cases {
+        let refs: Vec<(&str, &[u8])> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        ids.push(p.append_raw("conf", &refs).await.unwrap());
+    }
+    let running = spawn(rt);
+    let check = env.publisher().await;
+    wait_until(
+        "every entry dead-lettered",
+        Duration::from_secs(60),
+        || async { letters(&check).await.len() == cases.len() },
+    )
+    .await;
+    running.stop().await;
+    let letters = letters(&check).await;
+    for ((fields, reason), id) in cases.iter().zip(&ids) {
+        let letter = letters
+            .iter()
+            .find(|l| l.original_id == *id)
+            .unwrap_or_else(|| panic!("no letter for {id} ({} fields)", fields.len()));
+        assert_eq!(letter.reason.as_str(), *reason, "{id}");
+        // Every original field is in the letter, byte for byte.
+        for (k, v) in fields {
+            let kept = letter.fields.iter().find(|(name, _)| name == k);
+            assert!(
+                kept.is_some_and(|(_, value)| value == v),
+                "letter of {id} ({} fields) lost field {k}",
+                fields.len()
+            );
+        }
+    }
+    let g = group(&check, "conf.always").await;
+    assert_eq!((g.pending, g.scheduled), (0, 0), "nothing left behind");
+}
+
 async fn replay_goes_back_to_the_failing_group_only(env: Env) {
     let log = Log::default();
     log.broken.store(true, Ordering::SeqCst);
@@ -1234,6 +1308,7 @@ conformance! {
     with_dead_letters_off_the_message_is_dropped,
     a_backoff_does_not_block_other_messages,
     poison_entries_are_dead_lettered_by_reason_and_good_ones_flow,
+    wide_and_huge_entries_are_retried_and_dead_lettered_never_lost,
     replay_goes_back_to_the_failing_group_only,
     the_replay_loop_guard_stops_a_letter_replayed_too_often,
     dead_letters_list_filter_page_and_purge,

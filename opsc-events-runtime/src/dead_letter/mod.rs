@@ -103,7 +103,9 @@ pub struct DeadLetter {
     /// The original payload (MessagePack), empty if the entry had none or its envelope could
     /// not be parsed (the raw original fields are in `fields`).
     pub data: Vec<u8>,
-    /// Every field of the dead-letter entry, raw.
+    /// Every field of the dead-letter entry, raw; the original fields of an entry with more
+    /// than 1,000 of them, which a letter on Redis keeps packed in `original_fields`, appear
+    /// unpacked, in their place.
     pub fields: Vec<(String, Vec<u8>)>,
 }
 
@@ -111,7 +113,7 @@ impl DeadLetter {
     /// Parses a dead-letter entry; missing or malformed fields become empty/zero values, so a
     /// letter written by hand or by another version can still be listed and purged.
     pub(crate) fn from_fields(id: MessageId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> DeadLetter {
-        let fields: Vec<(String, Vec<u8>)> = fields
+        let fields: Vec<(String, Vec<u8>)> = expand_packed(fields)
             .into_iter()
             .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
             .collect();
@@ -244,5 +246,91 @@ impl DeadLetterFilter {
             && self.reason.as_ref().is_none_or(|r| *r == letter.reason)
             && self.since.is_none_or(|t| letter.failed_at >= t)
             && self.until.is_none_or(|t| letter.failed_at < t)
+    }
+}
+
+/// `fields` with a packed `original_fields` (a MessagePack array of names and values, written
+/// when an entry had too many fields to pass to `XADD` from a script) replaced by its content. A
+/// packed value that cannot be read stays as it is.
+fn expand_packed(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    if !fields.iter().any(|(k, _)| k == b"original_fields") {
+        return fields;
+    }
+    let mut out = Vec::with_capacity(fields.len());
+    for (k, v) in fields {
+        match (k == b"original_fields")
+            .then(|| unpack_pairs(&v))
+            .flatten()
+        {
+            Some(pairs) => out.extend(pairs),
+            None => out.push((k, v)),
+        }
+    }
+    out
+}
+
+/// A MessagePack array of strings (or binaries) `[name, value, ...]` as pairs.
+fn unpack_pairs(mut bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn item(bytes: &mut &[u8]) -> Option<Vec<u8>> {
+        let len = match bytes.first()? {
+            0xc4..=0xc6 => rmp::decode::read_bin_len(bytes).ok()?,
+            _ => rmp::decode::read_str_len(bytes).ok()?,
+        };
+        let len = usize::try_from(len).ok()?;
+        if bytes.len() < len {
+            return None;
+        }
+        let (head, rest) = bytes.split_at(len);
+        *bytes = rest;
+        Some(head.to_vec())
+    }
+    let n = rmp::decode::read_array_len(&mut bytes).ok()?;
+    if n % 2 != 0 || usize::try_from(n).ok()? > bytes.len() {
+        return None;
+    }
+    let mut pairs = Vec::with_capacity(n as usize / 2);
+    for _ in 0..n / 2 {
+        let k = item(&mut bytes)?;
+        let v = item(&mut bytes)?;
+        pairs.push((k, v));
+    }
+    bytes.is_empty().then_some(pairs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_original_fields_are_unpacked_in_place() {
+        let mut packed = Vec::new();
+        rmp::encode::write_array_len(&mut packed, 4).unwrap();
+        for s in ["a", "1", "b", "2"] {
+            rmp::encode::write_str(&mut packed, s).unwrap();
+        }
+        let fields = vec![
+            (b"original_fields".to_vec(), packed.clone()),
+            (b"reason".to_vec(), b"decode_error".to_vec()),
+        ];
+        let out = expand_packed(fields);
+        assert_eq!(
+            out,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+                (b"reason".to_vec(), b"decode_error".to_vec()),
+            ]
+        );
+        // Damaged or odd: kept as it is, never a panic.
+        for bad in [
+            &packed[..packed.len() - 1],
+            &[0x93, 0xa1, b'a'][..],
+            &[0xff][..],
+            &[][..],
+        ] {
+            let out = expand_packed(vec![(b"original_fields".to_vec(), bad.to_vec())]);
+            assert_eq!(out, vec![(b"original_fields".to_vec(), bad.to_vec())]);
+        }
     }
 }

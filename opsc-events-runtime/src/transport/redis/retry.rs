@@ -262,6 +262,13 @@ impl RedisTransport {
         Ok(match r {
             1 => ReplayOutcome::Replayed,
             -2 => ReplayOutcome::LoopGuard,
+            -3 => {
+                return Err(Self::bad_reply(
+                    "EVALSHA replay",
+                    &keys.dead_letter,
+                    format!("dead letter {letter_id}: its packed `original_fields` cannot be read"),
+                ));
+            }
             _ => ReplayOutcome::Gone,
         })
     }
