@@ -5,10 +5,15 @@ use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::message_id::MessageId;
-use crate::transport::{Broker, RawEntry, ReplayOutcome, Transport, with_broker};
+use crate::transport::{Broker, ReplayOutcome, Transport, with_broker};
 
-/// How many entries one read of the dead-letter stream takes.
+/// The most entries one read of the dead-letter stream takes.
 const PAGE: usize = 200;
+/// The entries the first read of a pass takes.
+const FIRST_PAGE: usize = 1;
+/// About how many bytes one read of the dead-letter stream takes (the next read's count is
+/// chosen from the size of the letters just read).
+const PAGE_BYTES: usize = 4 << 20;
 
 /// A replay refuses letters replayed this often already (the loop guard), unless the runtime
 /// was built with another limit.
@@ -31,57 +36,76 @@ impl DeadLetters {
         }
     }
 
-    async fn read(
+    /// The next page of letters matching `filter` after `cursor.after` (up to `cursor.until`),
+    /// moving the cursor past what was read; `None` when there is nothing more to read. Pages
+    /// are bounded in entries ([`PAGE`]) and, by adapting their count to the letters' size, in
+    /// bytes (about [`PAGE_BYTES`]): letters of 10 MB are read a few at a time.
+    async fn next_page(
         &self,
         filter: &DeadLetterFilter,
-        after: Option<MessageId>,
-    ) -> Result<Vec<RawEntry>> {
+        cursor: &mut Cursor,
+    ) -> Result<Option<Vec<DeadLetter>>> {
+        if cursor.done {
+            return Ok(None);
+        }
         let keys = self.keys.stream(&filter.stream);
-        with_broker!(&self.transport, r => r.read_dead_letters(&keys, after, PAGE).await)
+        let page = with_broker!(&self.transport, r => {
+            r.read_dead_letters(&keys, cursor.after, cursor.until, cursor.count).await
+        })?;
+        let Some(last) = page.last().map(|e| e.id) else {
+            cursor.done = true;
+            return Ok(None);
+        };
+        cursor.after = Some(last);
+        let bytes: usize = page
+            .iter()
+            .flat_map(|e| e.fields.iter().flatten())
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        let per_letter = (bytes / page.len()).max(1);
+        cursor.count = (PAGE_BYTES / per_letter).clamp(1, PAGE);
+        Ok(Some(
+            page.into_iter()
+                .map(|e| DeadLetter::from_fields(e.id, e.fields.unwrap_or_default()))
+                .filter(|l| filter.matches(l))
+                .collect(),
+        ))
     }
 
-    /// Calls `each` with every letter matching `filter`, oldest first, until it returns false
-    /// or `limit` letters were seen.
-    async fn scan(
-        &self,
-        filter: &DeadLetterFilter,
-        limit: Option<usize>,
-        mut each: impl FnMut(DeadLetter) -> bool,
-    ) -> Result<()> {
-        let mut after = filter.after;
-        let mut seen = 0usize;
-        loop {
-            let page = self.read(filter, after).await?;
-            let last = page.last().map(|e| e.id);
-            for entry in page {
-                let letter = DeadLetter::from_fields(entry.id, entry.fields.unwrap_or_default());
-                if filter.matches(&letter) {
-                    seen += 1;
-                    if !each(letter) || limit.is_some_and(|l| seen >= l) {
-                        return Ok(());
-                    }
+    /// A cursor over the letters of `filter`; for changes (`snapshot`), only up to the newest
+    /// letter that exists now, so that letters written meanwhile (a replayed message failing
+    /// again) are not taken in the same pass.
+    async fn cursor(&self, filter: &DeadLetterFilter, snapshot: bool) -> Result<Cursor> {
+        let until = if snapshot {
+            let keys = self.keys.stream(&filter.stream);
+            let last = with_broker!(&self.transport, r => r.last_dead_letter(&keys).await)?;
+            match last {
+                Some(id) => Some(id),
+                None => {
+                    return Ok(Cursor {
+                        done: true,
+                        ..Cursor::new(filter, None)
+                    });
                 }
             }
-            match last {
-                Some(id) => after = Some(id),
-                None => return Ok(()),
-            }
-        }
+        } else {
+            None
+        };
+        Ok(Cursor::new(filter, until))
     }
 
     /// Letters matching `filter`, oldest first, at most its `limit` (default 100). The next
     /// page starts `.after(last.id)`.
     pub async fn list(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>> {
-        let mut out = Vec::new();
         let limit = filter.limit.unwrap_or(100);
-        if limit == 0 {
-            return Ok(out);
+        let mut out = Vec::new();
+        let mut cursor = self.cursor(filter, false).await?;
+        while out.len() < limit {
+            let Some(page) = self.next_page(filter, &mut cursor).await? else {
+                break;
+            };
+            out.extend(page.into_iter().take(limit - out.len()));
         }
-        self.scan(filter, Some(limit), |l| {
-            out.push(l);
-            true
-        })
-        .await?;
         Ok(out)
     }
 
@@ -94,7 +118,7 @@ impl DeadLetters {
             (ms, seq) => Some(MessageId::new(ms, seq - 1)),
         };
         let keys = self.keys.stream(stream);
-        let page = with_broker!(&self.transport, r => r.read_dead_letters(&keys, before, 1).await?);
+        let page = with_broker!(&self.transport, r => r.read_dead_letters(&keys, before, Some(id), 1).await?);
         Ok(page
             .into_iter()
             .find(|e| e.id == id)
@@ -104,50 +128,77 @@ impl DeadLetters {
     /// Puts every letter matching `filter` (at most its `limit`, if set) back into the retry
     /// schedule of the one group that failed it, due now, with a fresh attempt count; returns
     /// how many were replayed. Letters replayed too often already stay (the loop guard).
+    /// Works page by page (memory stays bounded however many letters match), and only on the
+    /// letters that existed when it started.
     pub async fn replay(&self, filter: &DeadLetterFilter) -> Result<usize> {
-        let mut letters = Vec::new();
-        self.scan(filter, filter.limit, |l| {
-            letters.push(l);
-            true
-        })
-        .await?;
         let keys = self.keys.stream(&filter.stream);
+        let mut left = filter.limit.unwrap_or(usize::MAX);
         let mut replayed = 0;
-        for l in letters {
-            if l.group.is_empty() {
-                tracing::warn!(dead_letter_id = %l.id, "dead letter names no group; not replayed");
-                continue;
-            }
-            let outcome = with_broker!(&self.transport, r => {
-                r.replay_dead_letter(&keys, l.id, &l.group, l.original_id, self.max_replays, now_ms())
-                    .await?
-            });
-            match outcome {
-                ReplayOutcome::Replayed => replayed += 1,
-                ReplayOutcome::LoopGuard => tracing::warn!(
-                    dead_letter_id = %l.id, replays = l.replays, max = self.max_replays,
-                    "dead letter was replayed too often; left in place"
-                ),
-                ReplayOutcome::Gone => {}
+        let mut cursor = self.cursor(filter, true).await?;
+        while left > 0 {
+            let Some(page) = self.next_page(filter, &mut cursor).await? else {
+                break;
+            };
+            for l in page.into_iter().take(left) {
+                left -= 1;
+                if l.group.is_empty() {
+                    tracing::warn!(dead_letter_id = %l.id, "dead letter names no group; not replayed");
+                    continue;
+                }
+                let outcome = with_broker!(&self.transport, r => {
+                    r.replay_dead_letter(&keys, l.id, &l.group, l.original_id, self.max_replays, now_ms())
+                        .await?
+                });
+                match outcome {
+                    ReplayOutcome::Replayed => replayed += 1,
+                    ReplayOutcome::LoopGuard => tracing::warn!(
+                        dead_letter_id = %l.id, replays = l.replays, max = self.max_replays,
+                        "dead letter was replayed too often; left in place"
+                    ),
+                    ReplayOutcome::Gone => {}
+                }
             }
         }
         Ok(replayed)
     }
 
     /// Deletes every letter matching `filter` (at most its `limit`, if set); returns how many.
+    /// Works page by page, on the letters that existed when it started.
     pub async fn purge(&self, filter: &DeadLetterFilter) -> Result<usize> {
-        let mut ids = Vec::new();
-        self.scan(filter, filter.limit, |l| {
-            ids.push(l.id);
-            true
-        })
-        .await?;
         let keys = self.keys.stream(&filter.stream);
+        let mut left = filter.limit.unwrap_or(usize::MAX);
         let mut purged = 0u64;
-        for chunk in ids.chunks(PAGE) {
-            purged +=
-                with_broker!(&self.transport, r => r.delete_dead_letters(&keys, chunk).await?);
+        let mut cursor = self.cursor(filter, true).await?;
+        while left > 0 {
+            let Some(page) = self.next_page(filter, &mut cursor).await? else {
+                break;
+            };
+            let ids: Vec<MessageId> = page.iter().take(left).map(|l| l.id).collect();
+            left -= ids.len();
+            purged += with_broker!(&self.transport, r => r.delete_dead_letters(&keys, &ids).await?);
         }
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+}
+
+/// Where a pass over the dead letters is.
+#[derive(Debug)]
+struct Cursor {
+    after: Option<MessageId>,
+    until: Option<MessageId>,
+    /// Entries the next read asks for.
+    count: usize,
+    done: bool,
+}
+
+impl Cursor {
+    fn new(filter: &DeadLetterFilter, until: Option<MessageId>) -> Self {
+        Cursor {
+            after: filter.after,
+            until,
+            // Small until the letters' size is known.
+            count: FIRST_PAGE,
+            done: false,
+        }
     }
 }

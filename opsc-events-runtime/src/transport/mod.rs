@@ -242,13 +242,21 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         count: usize,
     ) -> impl Future<Output = Result<(Vec<Delivery>, Option<u64>)>> + Send;
 
-    /// Up to `count` dead letters after `after` (from the start when `None`), oldest first.
+    /// Up to `count` dead letters after `after` (from the start when `None`) and up to
+    /// `until` (inclusive; to the end when `None`), oldest first.
     fn read_dead_letters(
         &self,
         keys: &StreamKeys,
         after: Option<MessageId>,
+        until: Option<MessageId>,
         count: usize,
     ) -> impl Future<Output = Result<Vec<RawEntry>>> + Send;
+
+    /// The id of the newest dead letter, if there is one.
+    fn last_dead_letter(
+        &self,
+        keys: &StreamKeys,
+    ) -> impl Future<Output = Result<Option<MessageId>>> + Send;
 
     /// Deletes dead letters; returns how many existed.
     fn delete_dead_letters(

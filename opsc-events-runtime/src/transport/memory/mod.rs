@@ -254,9 +254,14 @@ impl Broker for MemoryBroker {
         &self,
         keys: &StreamKeys,
         after: Option<MessageId>,
+        until: Option<MessageId>,
         count: usize,
     ) -> Result<Vec<RawEntry>> {
-        self.read_dead_letters_now(keys, after, count)
+        self.read_dead_letters_now(keys, after, until, count)
+    }
+
+    async fn last_dead_letter(&self, keys: &StreamKeys) -> Result<Option<MessageId>> {
+        Ok(self.last_dead_letter_now(keys))
     }
 
     async fn delete_dead_letters(&self, keys: &StreamKeys, ids: &[MessageId]) -> Result<u64> {

@@ -212,6 +212,7 @@ impl MemoryBroker {
         &self,
         keys: &StreamKeys,
         after: Option<MessageId>,
+        until: Option<MessageId>,
         count: usize,
     ) -> Result<Vec<RawEntry>> {
         let state = self.lock();
@@ -219,14 +220,28 @@ impl MemoryBroker {
             return Ok(Vec::new());
         };
         let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let to = until.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
+        if let (Some(a), Some(u)) = (after, until)
+            && a >= u
+        {
+            return Ok(Vec::new());
+        }
         Ok(s.entries
-            .range((from, std::ops::Bound::Unbounded))
+            .range((from, to))
             .take(count.max(1))
             .map(|(id, f)| RawEntry {
                 id: *id,
                 fields: Some(f.clone()),
             })
             .collect())
+    }
+
+    pub(super) fn last_dead_letter_now(&self, keys: &StreamKeys) -> Option<MessageId> {
+        let state = self.lock();
+        state
+            .streams
+            .get(&keys.dead_letter)
+            .and_then(|s| s.entries.keys().next_back().copied())
     }
 
     pub(super) fn delete_dead_letters_now(

@@ -364,9 +364,14 @@ impl Broker for RedisTransport {
         &self,
         keys: &StreamKeys,
         after: Option<MessageId>,
+        until: Option<MessageId>,
         count: usize,
     ) -> Result<Vec<RawEntry>> {
-        self.letters(keys, after, count).await
+        self.letters(keys, after, until, count).await
+    }
+
+    async fn last_dead_letter(&self, keys: &StreamKeys) -> Result<Option<MessageId>> {
+        self.last_letter(keys).await
     }
 
     async fn delete_dead_letters(&self, keys: &StreamKeys, ids: &[MessageId]) -> Result<u64> {

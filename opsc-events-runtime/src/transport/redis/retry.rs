@@ -203,20 +203,38 @@ impl RedisTransport {
         &self,
         keys: &StreamKeys,
         after: Option<MessageId>,
+        until: Option<MessageId>,
         count: usize,
     ) -> Result<Vec<RawEntry>> {
         let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let end = until.map_or_else(|| "+".to_owned(), |id| id.to_string());
         let mut conn = self.conn.clone();
         let v: Value = redis::cmd("XRANGE")
             .arg(&keys.dead_letter)
             .arg(start)
-            .arg("+")
+            .arg(end)
             .arg("COUNT")
             .arg(count.max(1))
             .query_async(&mut conn)
             .await
             .map_err(|e| self.error("XRANGE", &keys.dead_letter, e))?;
         reply::entries(v).map_err(|r| Self::bad_reply("XRANGE", &keys.dead_letter, r))
+    }
+
+    pub(super) async fn last_letter(&self, keys: &StreamKeys) -> Result<Option<MessageId>> {
+        let mut conn = self.conn.clone();
+        let v: Value = redis::cmd("XREVRANGE")
+            .arg(&keys.dead_letter)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XREVRANGE", &keys.dead_letter, e))?;
+        let entries =
+            reply::entries(v).map_err(|r| Self::bad_reply("XREVRANGE", &keys.dead_letter, r))?;
+        Ok(entries.first().map(|e| e.id))
     }
 
     pub(super) async fn delete_letters(&self, keys: &StreamKeys, ids: &[MessageId]) -> Result<u64> {
