@@ -52,6 +52,97 @@ pub mod supervised {
     }
 }
 
+/// Calls of `unsettled::quick`.
+static QUICK_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub mod unsettled {
+    use super::*;
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+    #[event(name = "supervised.quick", version = 1, stream = "sup_quick")]
+    pub struct Quick {
+        pub n: u32,
+    }
+
+    #[handler(
+        stream = "sup_quick",
+        group = "sup.quick",
+        concurrency = 8,
+        timeout = "1s",
+        claim_after = "60s"
+    )]
+    pub async fn quick(_event: Quick) -> Result<(), HandlerError> {
+        QUICK_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// While acknowledgements fail (with an error worth retrying) and reads succeed, the consumer
+/// stops taking work once [`MAX_UNSETTLED`] outcomes wait: handled-but-unsettled work is bounded
+/// (it grew with every read before), health reports the stalled settlement, and once the
+/// acknowledgements go through again everything is settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handled_but_unsettled_work_is_bounded_while_acknowledgements_fail() {
+    use std::sync::atomic::Ordering;
+    use unsettled::Quick;
+    /// `consumer::dispatch::MAX_UNSETTLED`, plus what can be in hand when the bound is reached:
+    /// what is read ahead (at most 256 queued, and a read of up to 256 sent while the bound was
+    /// not reached yet) and the calls running.
+    const BOUND: u64 = 2048 + 2 * 256 + 8;
+    const EVENTS: u32 = 12_000;
+    common::init_tracing();
+    let server = RedisServer::start();
+    for redis in [true, false] {
+        let broker = MemoryBroker::new();
+        QUICK_CALLS.store(0, Ordering::SeqCst);
+        let builder = || {
+            let b = Runtime::builder()
+                .service("sup")
+                .consumer_name("sup-2")
+                .shutdown_timeout(Duration::from_secs(5))
+                .stall_after(Duration::from_secs(2))
+                .only(|h| h.module_path().ends_with("::unsettled"));
+            if redis {
+                b.redis(server.url())
+            } else {
+                b.memory_with(broker.clone())
+            }
+        };
+        let rt = builder().build().await.unwrap();
+        let health = rt.health();
+        let check = builder().no_handlers().build().await.unwrap();
+        let publisher = rt.publisher();
+        fault::arm("sup.quick", "ack", Fault::Fail);
+        let events: Vec<Quick> = (0..EVENTS).map(|n| Quick { n }).collect();
+        for chunk in events.chunks(1000) {
+            publisher.publish_all(chunk).await.unwrap();
+        }
+        let running = common::spawn(rt);
+        wait_until(
+            "the failing settlement shows in health",
+            Duration::from_secs(30),
+            || async { health.check().await.consumers[0].state == ConsumerState::Stalled },
+        )
+        .await;
+        let calls = QUICK_CALLS.load(Ordering::SeqCst);
+        eprintln!("redis: {redis}: {calls} calls while acknowledgements failed");
+        assert!(
+            (2048..=BOUND).contains(&calls),
+            "work taken while nothing could be settled: {calls} calls (bound {BOUND})"
+        );
+        fault::disarm("sup.quick", "ack");
+        wait_until("everything settled", Duration::from_secs(60), || async {
+            let info = check.stream_info("sup_quick").await.unwrap();
+            info.groups
+                .iter()
+                .any(|g| g.name == "sup.quick" && g.pending == 0 && g.lag == Some(0))
+        })
+        .await;
+        assert!(QUICK_CALLS.load(Ordering::SeqCst) >= u64::from(EVENTS));
+        common::stop(running).await;
+    }
+}
+
 fn builder(redis: Option<&RedisServer>, broker: &MemoryBroker) -> opsc_events::RuntimeBuilder {
     let b = Runtime::builder()
         .service("sup")

@@ -17,6 +17,9 @@ mod armed {
         Panic,
         /// The task waits forever (a stuck `await`).
         Hang,
+        /// The task's Redis operation fails with a timeout, every time, until
+        /// [`disarm`]ed (only where [`failing`] is checked: `"ack"`).
+        Fail,
     }
 
     static ANY: AtomicBool = AtomicBool::new(false);
@@ -32,13 +35,33 @@ mod armed {
         ANY.store(true, Ordering::SeqCst);
     }
 
+    /// Removes the faults armed for `task` of `group`.
+    pub fn disarm(group: &str, task: &'static str) {
+        ARMED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(g, t, _)| !(g == group && *t == task));
+    }
+
+    /// Whether a [`Fault::Fail`] is armed for `task` of `group` (it stays armed).
+    pub(crate) fn failing(group: &str, task: &'static str) -> bool {
+        ANY.load(Ordering::Relaxed)
+            && ARMED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|(g, t, f)| g == group && *t == task && *f == Fault::Fail)
+    }
+
     pub(crate) async fn hit(group: &str, task: &'static str) {
         if !ANY.load(Ordering::Relaxed) {
             return;
         }
         let fault = {
             let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
-            let at = armed.iter().position(|(g, t, _)| g == group && *t == task);
+            let at = armed
+                .iter()
+                .position(|(g, t, f)| g == group && *t == task && *f != Fault::Fail);
             at.map(|i| armed.swap_remove(i).2)
         };
         match fault {
@@ -46,16 +69,22 @@ mod armed {
                 panic!("fault injected into the `{task}` task of group `{group}`")
             }
             Some(Fault::Hang) => std::future::pending::<()>().await,
-            None => {}
+            Some(Fault::Fail) | None => {}
         }
     }
 }
 
 #[cfg(feature = "fault-injection")]
-pub(crate) use armed::hit;
+pub use armed::{Fault, arm, disarm};
 #[cfg(feature = "fault-injection")]
-pub use armed::{Fault, arm};
+pub(crate) use armed::{failing, hit};
 
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub(crate) async fn hit(_group: &str, _task: &'static str) {}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn failing(_group: &str, _task: &'static str) -> bool {
+    false
+}

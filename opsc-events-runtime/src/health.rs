@@ -109,6 +109,15 @@ impl ConsumerStatus {
         }
     }
 
+    /// A settlement finished (progress); `busy` when others are still in progress (their
+    /// clock restarts: the settler is moving).
+    pub(crate) fn settled(&self, busy: bool) {
+        let now = Instant::now();
+        self.settling_ms
+            .store(if busy { self.ms(now) + 1 } else { 0 }, Ordering::Relaxed);
+        self.progress_at(now);
+    }
+
     /// One of the consumer's tasks died.
     pub(crate) fn failed(&self, reason: String) {
         let mut s = self.lock();

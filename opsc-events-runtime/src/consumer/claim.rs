@@ -44,6 +44,9 @@ pub(super) async fn run_reclaim<B: Broker>(
             let slot = match spare.as_mut().and_then(|p| p.split(1)) {
                 Some(slot) => slot,
                 None => {
+                    if !dispatcher.wait_unsettled(&stop).await {
+                        return;
+                    }
                     let Some(mut batch) = dispatcher.take_slots(max_batch, &stop).await else {
                         return;
                     };

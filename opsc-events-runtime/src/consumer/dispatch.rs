@@ -113,6 +113,10 @@ pub(crate) struct Dispatcher {
     pub(crate) status: Arc<crate::health::ConsumerStatus>,
 }
 
+/// The most outcomes waiting for their settlement before the reader, the retry loop and the
+/// reclaimer stop taking work (see [`Dispatcher::wait_unsettled`]).
+pub(crate) const MAX_UNSETTLED: u64 = 2048;
+
 /// A pending entry delivered this many times has been pending on a consumer that died at least
 /// twice: it may be what killed them, so it runs alone.
 pub(crate) const SUSPECT_DELIVERIES: u32 = 3;
@@ -163,13 +167,30 @@ impl Dispatcher {
         }
     }
 
-    /// Waits until the settler has finished with every outcome sent so far (so the entries
-    /// handled before are acknowledged, not pending, if the process dies next).
+    /// Waits until the settler has finished with every outcome sent (so the entries handled
+    /// before are acknowledged, not pending, if the process dies next). Settlements finish in
+    /// any order, so this waits for none to be left; the caller holds every slot, so no new
+    /// outcome comes meanwhile.
     pub(crate) async fn wait_settled(&self) {
-        let target = self.sent.load(Ordering::SeqCst);
         let mut settled = self.settled.clone();
         // An error means the settler is gone (shutdown): nothing more to wait for.
-        let _ = settled.wait_for(|n| *n >= target).await;
+        let _ = settled
+            .wait_for(|n| *n >= self.sent.load(Ordering::SeqCst))
+            .await;
+    }
+
+    /// Waits until fewer than [`MAX_UNSETTLED`] outcomes wait for their settlement: while
+    /// settlements fail or lag (acknowledgements failing while reads succeed), no more work is
+    /// taken, so handled-but-unsettled work stays bounded. False when stopping.
+    pub(crate) async fn wait_unsettled(&self, stop: &CancellationToken) -> bool {
+        let mut settled = self.settled.clone();
+        let room = settled
+            .wait_for(|n| self.sent.load(Ordering::SeqCst).saturating_sub(*n) < MAX_UNSETTLED);
+        tokio::select! {
+            // An error means the settler is gone: nothing to wait for.
+            _ = room => true,
+            () = stop.cancelled() => false,
+        }
     }
 
     /// Dispatches one entry from the pending list (a reclaim or a resume) with `slot`. An entry

@@ -26,6 +26,9 @@ pub(super) async fn run<B: Broker>(
     let mut resume_from = Some(MessageId::MIN);
     while !stop.is_cancelled() {
         crate::fault::hit(&plan.group, "read").await;
+        if !dispatcher.wait_unsettled(stop).await {
+            break;
+        }
         let conn = match reader.as_mut() {
             Some(r) => r,
             None => match broker.reader().await {

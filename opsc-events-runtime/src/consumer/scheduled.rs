@@ -42,6 +42,9 @@ pub(super) async fn run<B: Broker>(
         if stop.is_cancelled() {
             return;
         }
+        if !dispatcher.wait_unsettled(&stop).await {
+            return;
+        }
         let Some(mut permits) = dispatcher.take_slots(settings.max_batch, &stop).await else {
             return;
         };

@@ -7,6 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +51,43 @@ const ATTEMPTS_WHEN_STOPPING: u32 = 5;
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The longest pause between tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Tries of a settlement that failed with an error trying again does not fix (a script error,
+/// a key of the wrong type, a permission): a few, in case the cause is fixed meanwhile, not
+/// [`PATIENCE`]'s worth.
+const ATTEMPTS_IF_DETERMINISTIC: u32 = 3;
+/// Settlements (acknowledgement batches and scripts) in progress at once.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// Whether trying `e` again may succeed: the connection (dropped, refused, timed out) or a
+/// server state that passes (loading, busy, out of memory, a failover or a cluster change).
+fn transient(e: &crate::error::Error) -> bool {
+    use crate::error::Error;
+    match e {
+        Error::Timeout { .. } => true,
+        Error::Redis { source, .. } => {
+            source.is_io_error()
+                || source.is_timeout()
+                || source.is_connection_dropped()
+                || source.is_connection_refusal()
+                || matches!(
+                    source.code(),
+                    Some(
+                        "OOM"
+                            | "BUSY"
+                            | "LOADING"
+                            | "TRYAGAIN"
+                            | "CLUSTERDOWN"
+                            | "MASTERDOWN"
+                            | "READONLY"
+                            | "NOREPLICAS"
+                            | "MOVED"
+                            | "ASK"
+                    )
+                )
+        }
+        _ => false,
+    }
+}
 
 pub(super) struct Settler<B> {
     pub(super) broker: B,
@@ -91,58 +131,94 @@ impl<B: Broker> Settler<B> {
         }
     }
 
+    /// Settles outcomes until every sender is gone. Each acknowledgement batch and each other
+    /// settlement (one script about one message) runs as its own future, up to
+    /// [`MAX_IN_FLIGHT`] at a time: a settlement that keeps failing (and is retried) never holds
+    /// up the acknowledgements or settlements of other messages behind it.
     pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<Outcome>) {
+        let this = &self;
         let mut acks: Vec<MessageId> = Vec::with_capacity(MAX_BATCH);
-        let mut others: Vec<Outcome> = Vec::new();
+        let mut running: FuturesUnordered<BoxFuture<'_, u64>> = FuturesUnordered::new();
         let mut done = 0u64;
-        while let Some(first) = rx.recv().await {
-            self.status.settling(true);
-            crate::fault::hit(&self.plan.group, "settle").await;
-            let mut next = Some(first);
-            while let Some(outcome) = next.take() {
-                done += 1;
-                match (&outcome.result, &outcome.source) {
-                    (Ok(()), Source::Pending) => {
-                        self.observe(outcome.id, outcome.attempt, || {
-                            if outcome.skipped {
-                                Observed::Skipped
-                            } else {
-                                Observed::Handled
-                            }
-                        });
-                        acks.push(outcome.id);
-                    }
-                    _ => others.push(outcome),
+        let mut open = true;
+        while open || !running.is_empty() {
+            tokio::select! {
+                // Finished settlements first: they free room and count as progress.
+                biased;
+                Some(n) = running.next(), if !running.is_empty() => {
+                    done += n;
+                    self.settled.send_replace(done);
+                    self.status.settled(!running.is_empty());
                 }
-                if acks.len() + others.len() < MAX_BATCH {
-                    next = rx.try_recv().ok();
+                first = rx.recv(), if open && running.len() < MAX_IN_FLIGHT => {
+                    let Some(first) = first else {
+                        open = false;
+                        continue;
+                    };
+                    if running.is_empty() {
+                        self.status.settling(true);
+                    }
+                    crate::fault::hit(&self.plan.group, "settle").await;
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    while let Some(outcome) = next.take() {
+                        taken += 1;
+                        match (&outcome.result, &outcome.source) {
+                            (Ok(()), Source::Pending) => {
+                                self.observe(outcome.id, outcome.attempt, || {
+                                    if outcome.skipped {
+                                        Observed::Skipped
+                                    } else {
+                                        Observed::Handled
+                                    }
+                                });
+                                acks.push(outcome.id);
+                            }
+                            _ => running.push(Box::pin(async move {
+                                this.settle(outcome).await;
+                                1
+                            })),
+                        }
+                        if taken < MAX_BATCH && running.len() < MAX_IN_FLIGHT {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if !acks.is_empty() {
+                        let batch = std::mem::replace(&mut acks, Vec::with_capacity(MAX_BATCH));
+                        running.push(Box::pin(async move {
+                            let n = batch.len() as u64;
+                            this.flush(batch).await;
+                            n
+                        }));
+                    }
                 }
             }
-            // The batch's acknowledgement and its other settlements (each one atomic script about
-            // one message) are independent: they go out together, pipelined on the connection,
-            // rather than one round trip after another.
-            let settling = futures_util::future::join_all(others.drain(..).map(|o| self.settle(o)));
-            tokio::join!(self.flush(&mut acks), settling);
-            self.settled.send_replace(done);
-            self.status.settling(false);
         }
     }
 
-    async fn flush(&self, acks: &mut Vec<MessageId>) {
+    async fn flush(&self, acks: Vec<MessageId>) {
         if acks.is_empty() {
             return;
         }
         let plan = &self.plan;
         let n = acks.len() as u64;
         if self
-            .with_retries("XACK", || self.broker.ack(&plan.key, &plan.group, acks))
+            .with_retries("XACK", || async {
+                if crate::fault::failing(&plan.group, "ack") {
+                    return Err(crate::error::Error::Timeout {
+                        command: "XACK",
+                        key: plan.key.to_string(),
+                        timeout: Duration::ZERO,
+                    });
+                }
+                self.broker.ack(&plan.key, &plan.group, &acks).await
+            })
             .await
             .is_some()
         {
             metrics::counter!("opsc_events_handled_total", "stream" => plan.reg.stream, "group" => plan.group.to_string())
                 .increment(n);
         }
-        acks.clear();
     }
 
     /// Runs `op` until it succeeds, with backoff (100 ms doubling to 2 s), for up to
@@ -163,8 +239,17 @@ impl<B: Broker> Settler<B> {
                 Err(e) => e,
             };
             let stopping = self.stop.is_cancelled();
+            let transient = transient(&e);
+            if !transient && attempt >= ATTEMPTS_IF_DETERMINISTIC {
+                tracing::error!(group = %self.plan.group, error = %e, attempt, "{what} failed with an error that trying again does not fix; the message stays where it was (pending or scheduled) and is delivered again");
+                metrics::counter!("opsc_events_settlement_failures_total", "group" => self.plan.group.to_string(), "kind" => "deterministic")
+                    .increment(1);
+                return None;
+            }
             if (stopping && attempt >= ATTEMPTS_WHEN_STOPPING) || started.elapsed() >= PATIENCE {
                 tracing::error!(group = %self.plan.group, error = %e, attempt, "{what} kept failing; the message will be delivered again");
+                metrics::counter!("opsc_events_settlement_failures_total", "group" => self.plan.group.to_string(), "kind" => "transient")
+                    .increment(1);
                 return None;
             }
             tracing::warn!(group = %self.plan.group, error = %e, attempt, "{what} failed; retrying");
