@@ -111,6 +111,45 @@ pub(crate) struct Dispatcher {
     pub(crate) supervisor: super::supervise::Supervisor,
     /// For health: calls finishing are progress.
     pub(crate) status: Arc<crate::health::ConsumerStatus>,
+    /// Entries from the pending list (resumed or claimed) this consumer runs or settles.
+    pub(crate) held: Arc<Held>,
+}
+
+/// The ids of pending-list entries (resumed or claimed) a consumer holds from dispatch until
+/// settled: a recovery after a lost read reply must not take them again. Claims are rare, so
+/// a locked set is enough; the settler only locks it while it is not empty.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    ids: std::sync::Mutex<std::collections::HashSet<MessageId>>,
+    len: AtomicU64,
+}
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<MessageId>> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, id: MessageId) {
+        let mut ids = self.lock();
+        ids.insert(id);
+        self.len.store(ids.len() as u64, Ordering::SeqCst);
+    }
+
+    pub(crate) fn contains(&self, id: MessageId) -> bool {
+        self.len.load(Ordering::SeqCst) > 0 && self.lock().contains(&id)
+    }
+
+    /// The entries are settled (or given up on).
+    pub(crate) fn release(&self, settled: &[MessageId]) {
+        if self.len.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut ids = self.lock();
+        for id in settled {
+            ids.remove(id);
+        }
+        self.len.store(ids.len() as u64, Ordering::SeqCst);
+    }
 }
 
 /// The most outcomes waiting for their settlement before the reader, the retry loop and the
@@ -206,6 +245,7 @@ impl Dispatcher {
         slot: OwnedSemaphorePermit,
         stop: &CancellationToken,
     ) -> bool {
+        self.held.insert(delivery.id);
         let count = delivery.delivery_count;
         // Past the attempt limit the handler does not run at all (dead letter `crashed`).
         if delivery.source != Source::Pending

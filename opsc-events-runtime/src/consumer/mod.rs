@@ -104,6 +104,7 @@ pub(crate) async fn run<B: Broker>(
         counts: Arc::default(),
         supervisor: supervisor.clone(),
         status: status.clone(),
+        held: Arc::default(),
     };
     let retry_scheduled = Arc::new(Notify::new());
     let settler = settle::Settler {
@@ -115,6 +116,7 @@ pub(crate) async fn run<B: Broker>(
         settled: settled_tx,
         stop: stop.clone(),
         status: status.clone(),
+        held: dispatcher.held.clone(),
     };
     // The settler runs until every sender of outcomes is gone (after the drain), so it is only
     // guarded against panics; the others run until the stop.

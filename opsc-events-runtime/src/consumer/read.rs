@@ -24,6 +24,11 @@ pub(super) async fn run<B: Broker>(
     let mut reader = None;
     // A consumer restarted under the same name first takes back what it owned.
     let mut resume_from = Some(MessageId::MIN);
+    // The highest id any read delivered to this consumer (resumes and new reads): entries of
+    // this consumer's pending list above it can only come from a read whose reply was lost.
+    let mut last_seen = MessageId::MIN;
+    // After a failed read: take back, from above `last_seen`, what a lost reply delivered.
+    let mut recover_after: Option<MessageId> = None;
     while !stop.is_cancelled() {
         crate::fault::hit(&plan.group, "read").await;
         if !dispatcher.wait_unsettled(stop).await {
@@ -45,7 +50,7 @@ pub(super) async fn run<B: Broker>(
         // Own pending entries are read back one at a time, like reclaims (see
         // `Dispatcher::dispatch_pending`), each with a slot; new entries are read ahead into
         // the queue, as many as it has room for (see `ahead`).
-        let (permit, count) = if resume_from.is_some() {
+        let (permit, count) = if resume_from.is_some() && recover_after.is_none() {
             let Some(permit) = dispatcher.take_slots(1, stop).await else {
                 break;
             };
@@ -62,7 +67,7 @@ pub(super) async fn run<B: Broker>(
         let since = Instant::now();
         // The read itself is bounded by `read_block` and is not cancelled half-way: what it
         // returns is dispatched even during shutdown.
-        let result = match resume_from {
+        let result = match recover_after.or(resume_from) {
             Some(after) => {
                 broker
                     .read_own_pending(conn, &plan.key, &plan.group, &plan.consumer, after, count)
@@ -82,14 +87,33 @@ pub(super) async fn run<B: Broker>(
             }
         };
         match result {
-            Ok(deliveries) => {
+            Ok(mut deliveries) => {
                 failures = 0;
                 status.read_ok();
-                if let Some(after) = resume_from.as_mut() {
+                if recover_after.is_some() {
+                    // Delivered by the lost reply: never reached a handler, so not an attempt.
+                    // Like new entries, they are read ahead (their count is set to 0, then 1
+                    // when started), minus those this consumer holds (claimed or resumed ones
+                    // running or being settled: their ids can be above `last_seen` too).
+                    recover_after = deliveries
+                        .last()
+                        .map(|l| l.id)
+                        .filter(|_| deliveries.len() >= count);
+                    deliveries.retain(|d| !dispatcher.held.contains(d.id));
+                    for d in &mut deliveries {
+                        d.delivery_count = 1;
+                    }
+                    if !deliveries.is_empty() {
+                        tracing::info!(group = %plan.group, entries = deliveries.len(), "took back entries delivered by a read whose reply was lost");
+                    }
+                } else if let Some(after) = resume_from.as_mut() {
                     match deliveries.last() {
                         Some(last) => *after = last.id,
                         None => resume_from = None,
                     }
+                }
+                if let Some(last) = deliveries.last() {
+                    last_seen = last_seen.max(last.id);
                 }
                 if deliveries.is_empty() {
                     continue;
@@ -144,6 +168,12 @@ pub(super) async fn run<B: Broker>(
                 drop(permit);
                 failures += 1;
                 status.read_failed(&e);
+                // The reply may have been lost after Redis delivered its entries to this
+                // consumer: take them back first, rather than leave them for a reclaim that
+                // would count the lost read as an attempt.
+                if resume_from.is_none() && recover_after.is_none() {
+                    recover_after = Some(last_seen);
+                }
                 tracing::warn!(group = %plan.group, error = %e, failures, "read failed; reconnecting");
                 reader = None;
                 sleep_or_stop(reconnect_delay(failures), stop).await;

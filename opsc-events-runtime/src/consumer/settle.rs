@@ -100,6 +100,8 @@ pub(super) struct Settler<B> {
     pub(super) settled: watch::Sender<u64>,
     /// For health: a settlement batch that takes too long is a stall.
     pub(super) status: Arc<crate::health::ConsumerStatus>,
+    /// Pending-list entries held until settled (see `dispatch::Held`).
+    pub(super) held: Arc<super::dispatch::Held>,
     /// The runtime is shutting down: settlements are tried a few times only.
     pub(super) stop: CancellationToken,
 }
@@ -175,7 +177,12 @@ impl<B: Broker> Settler<B> {
                                 acks.push(outcome.id);
                             }
                             _ => running.push(Box::pin(async move {
+                                let (id, pending) =
+                                    (outcome.id, matches!(outcome.source, Source::Pending));
                                 this.settle(outcome).await;
+                                if pending {
+                                    this.held.release(&[id]);
+                                }
                                 1
                             })),
                         }
@@ -187,7 +194,8 @@ impl<B: Broker> Settler<B> {
                         let batch = std::mem::replace(&mut acks, Vec::with_capacity(MAX_BATCH));
                         running.push(Box::pin(async move {
                             let n = batch.len() as u64;
-                            this.flush(batch).await;
+                            this.flush(&batch).await;
+                            this.held.release(&batch);
                             n
                         }));
                     }
@@ -196,7 +204,7 @@ impl<B: Broker> Settler<B> {
         }
     }
 
-    async fn flush(&self, acks: Vec<MessageId>) {
+    async fn flush(&self, acks: &[MessageId]) {
         if acks.is_empty() {
             return;
         }
@@ -211,7 +219,7 @@ impl<B: Broker> Settler<B> {
                         timeout: Duration::ZERO,
                     });
                 }
-                self.broker.ack(&plan.key, &plan.group, &acks).await
+                self.broker.ack(&plan.key, &plan.group, acks).await
             })
             .await
             .is_some()
