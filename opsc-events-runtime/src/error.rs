@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::envelope::{DecodeError, EncodeError};
+use crate::keys::{GROUP_NAME, InvalidName, NameProblem};
 
 /// A `Result` with the runtime's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -16,6 +17,10 @@ pub enum Error {
     /// `RuntimeBuilder::build` found problems; all of them are listed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `publish_with` was given options that break a rule; nothing was sent. All problems are
+    /// listed.
+    #[error(transparent)]
+    PublishOptions(#[from] PublishOptionsError),
     /// A Redis command failed.
     #[error("redis {command} on `{key}` failed: {source}")]
     Redis {
@@ -124,13 +129,62 @@ pub enum ConfigProblem {
     /// No `.service(name)` was given.
     #[error("no service name: call `.service(\"name\")`; it names consumer groups and consumers")]
     MissingService,
-    /// A name that does not match `[A-Za-z0-9_.-]{{1,64}}`.
-    #[error("invalid {what} `{value}`: expected 1 to 64 of `A-Z a-z 0-9 _ . -`")]
+    /// A name that breaks its rule (`docs/WIRE.md` § Names and limits; `keys::NameRule`).
+    #[error(
+        "invalid {what} `{value}`: {problem}; expected 1 to {max_len} of `{charset}` (see docs/WIRE.md § Names and limits)"
+    )]
     InvalidName {
         /// Which setting.
         what: &'static str,
-        /// The value given.
+        /// The value given (its first 80 characters).
         value: String,
+        /// What is wrong with it.
+        problem: NameProblem,
+        /// The most bytes the name may have.
+        max_len: usize,
+        /// The characters it may contain.
+        charset: &'static str,
+    },
+    /// A selected handler's consumer group breaks the group rule (`[A-Za-z0-9_.:-]{1,128}`):
+    /// most often the default `<service>.<fn name>`, with a long or non-ASCII fn name.
+    #[error(
+        "handler `{handler}`: invalid group name `{group}`: {problem}; expected 1 to {} of `{}` (see docs/WIRE.md § Names and limits){}",
+        GROUP_NAME.max_len, GROUP_NAME.charset, group_hint(*default_group)
+    )]
+    InvalidGroup {
+        /// The handler's full path.
+        handler: String,
+        /// The group (its first 80 characters).
+        group: String,
+        /// What is wrong with it.
+        problem: NameProblem,
+        /// True when the group is the default `<service>.<fn name>`.
+        default_group: bool,
+    },
+    /// A number setting outside its range.
+    #[error(
+        "`{setting}` is {value}; expected {min} to {max} (see docs/WIRE.md § Names and limits)"
+    )]
+    OutOfRange {
+        /// The builder method that set it.
+        setting: &'static str,
+        /// The value given.
+        value: u64,
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// A hard cap of `stream_limits` that is zero: it would drop every entry of the stream,
+    /// delivered or not.
+    #[error(
+        "`stream_limits` of stream `{stream}`: `{setting}` must be above zero (zero would drop every entry before delivery)"
+    )]
+    ZeroStreamLimit {
+        /// The stream.
+        stream: String,
+        /// `max_len` or `max_age`.
+        setting: &'static str,
     },
     /// Neither `.redis(url)` nor `.memory()` was chosen.
     #[error("no transport: call `.redis(url)` or `.memory()`")]
@@ -225,6 +279,108 @@ pub enum ConfigProblem {
         "no handlers found: link the crates that define them (`use my_handlers as _;`), or call `.no_handlers()` for a publish-only runtime"
     )]
     NoHandlers,
+}
+
+impl ConfigProblem {
+    /// `name`, which breaks its rule, as the problem of the setting `what`.
+    pub(crate) fn invalid_name(what: &'static str, name: InvalidName) -> Self {
+        ConfigProblem::InvalidName {
+            what,
+            value: name.value,
+            problem: name.problem,
+            max_len: name.rule.max_len,
+            charset: name.rule.charset,
+        }
+    }
+}
+
+fn group_hint(default_group: bool) -> &'static str {
+    if default_group {
+        "; the default group is `<service>.<fn name>`: give the handler a `group = \"...\"` or use a shorter service name"
+    } else {
+        ""
+    }
+}
+
+/// Every problem of the [`PublishOptions`](crate::PublishOptions) given to `publish_with`,
+/// reported together; nothing was published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOptionsError {
+    /// The problems, ids first, then headers by name.
+    pub problems: Vec<PublishOptionProblem>,
+}
+
+impl std::error::Error for PublishOptionsError {}
+
+impl fmt::Display for PublishOptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid publish options, nothing was published:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One problem of a [`PublishOptions`](crate::PublishOptions). The rules are in
+/// `docs/WIRE.md` § Names and limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishOptionProblem {
+    /// An id set to the nil UUID (all zeros): handlers deduplicate on the event id and group
+    /// conversations by the correlation id, so every event given the nil id would collide.
+    #[error(
+        "`{option}` is the nil UUID: every event given it would share one id; leave it unset for a fresh UUIDv7"
+    )]
+    NilId {
+        /// `event_id`, `correlation_id` or `causation_id`.
+        option: &'static str,
+    },
+    /// A header name that breaks the header name rule.
+    #[error(transparent)]
+    HeaderName(InvalidName),
+    /// A header value longer than the limit.
+    #[error(
+        "header `{name}`: the value is {len} bytes long; at most {max} (see docs/WIRE.md § Names and limits)"
+    )]
+    HeaderValueTooLong {
+        /// The header's name (its first 80 characters).
+        name: String,
+        /// The value's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A header value holding a control character (a line break, an escape, ...).
+    #[error(
+        "header `{name}`: the value holds the control character {ch:?} at byte {at}; control characters are not allowed (see docs/WIRE.md § Names and limits)"
+    )]
+    HeaderValueChar {
+        /// The header's name (its first 80 characters).
+        name: String,
+        /// The character.
+        ch: char,
+        /// Its byte offset in the value.
+        at: usize,
+    },
+    /// More headers than the limit.
+    #[error("{count} headers; at most {max} (see docs/WIRE.md § Names and limits)")]
+    TooManyHeaders {
+        /// The number of headers.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The names and values of all headers together are longer than the limit.
+    #[error(
+        "the headers' names and values take {len} bytes; at most {max} (see docs/WIRE.md § Names and limits)"
+    )]
+    HeadersTooLong {
+        /// Their total length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// `url` with any password replaced by `***`.

@@ -130,6 +130,28 @@ pub const KEY_PREFIX: NameRule = NameRule {
     allowed: |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'),
 };
 
+/// A service name: `[A-Za-z0-9_.-]{1,64}` (the key prefix's rule; it starts every default group
+/// and consumer name and is written to every event).
+pub const SERVICE_NAME: NameRule = NameRule {
+    what: "service name",
+    ..KEY_PREFIX
+};
+
+/// A consumer name set with `RuntimeBuilder::consumer_name`: `[A-Za-z0-9_.-]{1,64}`.
+pub const CONSUMER_NAME: NameRule = NameRule {
+    what: "consumer name",
+    ..KEY_PREFIX
+};
+
+/// A header name of `PublishOptions::header`: `[A-Za-z0-9_.-]{1,128}` (`traceparent`,
+/// `tenant-id`, ...): no spaces, no control characters, nothing a reader in another language
+/// or a log line would have to escape.
+pub const HEADER_NAME: NameRule = NameRule {
+    what: "header name",
+    max_len: 128,
+    ..KEY_PREFIX
+};
+
 /// A consumer group: `[A-Za-z0-9_.:-]{1,128}` (the rule `#[handler(group = ...)]` checks; the
 /// default `<service>.<fn name>` follows it too).
 pub const GROUP_NAME: NameRule = NameRule {
@@ -180,7 +202,7 @@ impl NameRule {
 }
 
 /// At most 80 characters of `value`, for an error message.
-fn shorten(value: &str) -> String {
+pub(crate) fn shorten(value: &str) -> String {
     match value.char_indices().nth(80) {
         Some((end, _)) => format!("{}...", &value[..end]),
         None => value.to_owned(),
@@ -261,6 +283,13 @@ mod tests {
         assert!(GROUP_NAME.is_valid(&"g".repeat(128)));
         assert!(!GROUP_NAME.is_valid(&"g".repeat(129)));
         assert!(!GROUP_NAME.is_valid("g{x}"));
+        assert!(SERVICE_NAME.is_valid("inventory") && !SERVICE_NAME.is_valid("a:b"));
+        assert!(HEADER_NAME.is_valid("traceparent") && HEADER_NAME.is_valid(&"h".repeat(128)));
+        assert!(!HEADER_NAME.is_valid(&"h".repeat(129)));
+        assert_eq!(
+            HEADER_NAME.check("x\ny").map_err(|e| e.problem),
+            Err(NameProblem::Char { ch: '\n', at: 1 })
+        );
     }
 
     #[test]

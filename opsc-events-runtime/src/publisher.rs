@@ -7,9 +7,9 @@ use uuid::Uuid;
 use crate::envelope::{
     EncodedEvent, Headers, MetaParts, WireFormat, encode_parts, new_event_id, now_ms,
 };
-use crate::error::Result;
+use crate::error::{PublishOptionProblem, PublishOptionsError, Result};
 use crate::event::Event;
-use crate::keys::Keys;
+use crate::keys::{HEADER_NAME, Keys, shorten};
 use crate::message_id::MessageId;
 use crate::transport::Transport;
 
@@ -28,7 +28,20 @@ struct Inner {
     format: WireFormat,
 }
 
+/// The most headers one event may carry.
+pub const MAX_HEADERS: usize = 64;
+/// The longest header value, in bytes (W3C `baggage` allows 8192).
+pub const MAX_HEADER_VALUE_LEN: usize = 8192;
+/// The most bytes the names and values of one event's headers may take together.
+pub const MAX_HEADERS_LEN: usize = 65_536;
+
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
+///
+/// The setters accept anything; [`validate`](Self::validate) checks the rules of
+/// `docs/WIRE.md` § Names and limits, and `publish_with` refuses options that break one
+/// (every problem listed, nothing sent): header names `[A-Za-z0-9_.-]{1,128}`, values of at most
+/// [`MAX_HEADER_VALUE_LEN`] bytes without control characters, at most [`MAX_HEADERS`] headers of
+/// [`MAX_HEADERS_LEN`] bytes in all, and no id set to the nil UUID.
 ///
 /// ```
 /// use opsc_events_runtime::PublishOptions;
@@ -37,6 +50,10 @@ struct Inner {
 ///     .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 ///     .header("tenant", "acme");
 /// assert_eq!(opts.headers().len(), 2);
+/// assert!(opts.validate().is_ok());
+///
+/// let bad = PublishOptions::new().event_id(uuid::Uuid::nil()).header("tenant id", "a\nb");
+/// assert_eq!(bad.validate().unwrap_err().problems.len(), 3);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishOptions {
@@ -71,7 +88,7 @@ impl PublishOptions {
         self
     }
 
-    /// Adds a header.
+    /// Adds a header; setting a name again replaces its value.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
@@ -80,6 +97,60 @@ impl PublishOptions {
     /// The headers set so far.
     pub fn headers(&self) -> &Headers {
         &self.headers
+    }
+
+    /// Checks every rule of `docs/WIRE.md` § Names and limits and lists every problem: ids
+    /// first (`event_id`, `correlation_id`, `causation_id`), then the headers in name order,
+    /// then their count and total size. `publish_with` calls it before anything is sent.
+    pub fn validate(&self) -> Result<(), PublishOptionsError> {
+        let mut problems = Vec::new();
+        for (option, id) in [
+            ("event_id", self.event_id),
+            ("correlation_id", self.correlation_id),
+            ("causation_id", self.causation_id),
+        ] {
+            if id.is_some_and(|id| id.is_nil()) {
+                problems.push(PublishOptionProblem::NilId { option });
+            }
+        }
+        let mut total = 0usize;
+        for (name, value) in &self.headers {
+            total = total.saturating_add(name.len()).saturating_add(value.len());
+            if let Err(e) = HEADER_NAME.check(name) {
+                problems.push(PublishOptionProblem::HeaderName(e));
+            }
+            if value.len() > MAX_HEADER_VALUE_LEN {
+                problems.push(PublishOptionProblem::HeaderValueTooLong {
+                    name: shorten(name),
+                    len: value.len(),
+                    max: MAX_HEADER_VALUE_LEN,
+                });
+            }
+            if let Some((at, ch)) = value.char_indices().find(|(_, c)| c.is_control()) {
+                problems.push(PublishOptionProblem::HeaderValueChar {
+                    name: shorten(name),
+                    ch,
+                    at,
+                });
+            }
+        }
+        if self.headers.len() > MAX_HEADERS {
+            problems.push(PublishOptionProblem::TooManyHeaders {
+                count: self.headers.len(),
+                max: MAX_HEADERS,
+            });
+        }
+        if total > MAX_HEADERS_LEN {
+            problems.push(PublishOptionProblem::HeadersTooLong {
+                len: total,
+                max: MAX_HEADERS_LEN,
+            });
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishOptionsError { problems })
+        }
     }
 
     /// The metadata of one event published with these options: a fresh event id unless one was
@@ -129,12 +200,15 @@ impl Publisher {
         self.publish_with(event, &PublishOptions::new()).await
     }
 
-    /// Publishes `event` with explicit metadata.
+    /// Publishes `event` with explicit metadata. Options that break a rule of
+    /// [`PublishOptions::validate`] are refused with [`Error::PublishOptions`](crate::Error::PublishOptions)
+    /// listing every problem, before anything is sent.
     pub async fn publish_with<E: Event>(
         &self,
         event: &E,
         opts: &PublishOptions,
     ) -> Result<MessageId> {
+        opts.validate()?;
         let entry = encode_parts(
             event,
             &opts.parts(&self.inner.service, now_ms()),

@@ -50,6 +50,24 @@ fn age(ms: u64) -> String {
     }
 }
 
+/// `line` with its control characters (line breaks, terminal escape sequences: anything a
+/// terminal would act on) written as escapes (`\u{1b}`), for text output of what came from
+/// Redis.
+fn printable(line: String) -> String {
+    if !line.chars().any(char::is_control) {
+        return line;
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// MessagePack as JSON; bytes that are not MessagePack as hex.
 fn payload(data: &[u8]) -> Value {
     match rmp_serde::from_slice::<Value>(data) {
@@ -105,7 +123,9 @@ pub(super) async fn streams(rt: &Runtime, out: &Out) -> Result<()> {
     Ok(())
 }
 
-fn entry_json(e: &Entry) -> Value {
+/// An entry as `opsc tail` prints it (public for tests that feed it arbitrary entries).
+#[doc(hidden)]
+pub fn entry_json(e: &Entry) -> Value {
     match e.envelope() {
         Ok(env) => json!({
             "id": e.id.to_string(),
@@ -152,7 +172,11 @@ pub(super) async fn tail(
             let j = entry_json(e);
             out.line(j.clone(), || {
                 let kind = j["event_type"].as_str().unwrap_or("<undecodable>");
-                format!("{} {kind} {}", e.id, j.get("data").unwrap_or(&j["error"]))
+                printable(format!(
+                    "{} {kind} {}",
+                    e.id,
+                    j.get("data").unwrap_or(&j["error"])
+                ))
             })?;
             shown += 1;
             if count.is_some_and(|c| shown >= c) {
@@ -249,7 +273,9 @@ async fn filters(rt: &Runtime, f: &Filter) -> Result<Vec<DeadLetterFilter>> {
         .collect())
 }
 
-fn letter_json(l: &DeadLetter, full: bool) -> Value {
+/// A dead letter as `opsc dlq list` (`full`: `dlq show`) prints it with `--json`.
+#[doc(hidden)]
+pub fn letter_json(l: &DeadLetter, full: bool) -> Value {
     let mut j = json!({
         "id": l.id.to_string(), "stream": l.stream, "original_id": l.original_id.to_string(),
         "group": l.group, "handler": l.handler, "event_type": l.event_type, "version": l.version,
@@ -262,8 +288,10 @@ fn letter_json(l: &DeadLetter, full: bool) -> Value {
     j
 }
 
-fn letter_line(l: &DeadLetter) -> String {
-    format!(
+/// A dead letter as `opsc dlq list` prints it for people.
+#[doc(hidden)]
+pub fn letter_line(l: &DeadLetter) -> String {
+    printable(format!(
         "{} {} {} [{}] {} attempts, {} ago, group {}: {}",
         l.stream,
         l.id,
@@ -273,7 +301,7 @@ fn letter_line(l: &DeadLetter) -> String {
         age(l.failed_at),
         l.group,
         l.error
-    )
+    ))
 }
 
 pub(super) async fn dlq_list(rt: &Runtime, out: &Out, f: &Filter) -> Result<()> {

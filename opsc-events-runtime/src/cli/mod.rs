@@ -8,6 +8,9 @@ mod args;
 mod commands;
 mod values;
 
+#[doc(hidden)]
+pub use commands::{entry_json, letter_json, letter_line};
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -12,7 +12,10 @@ use crate::envelope::WireFormat;
 use crate::error::{ConfigError, ConfigProblem, Result};
 use crate::handler::{HandlerInfo, StateMap};
 use crate::health::ConsumerStatus;
-use crate::keys::{DEFAULT_PREFIX, Keys, is_valid_name};
+use crate::keys::{
+    CONSUMER_NAME, DEFAULT_PREFIX, GROUP_NAME, KEY_PREFIX, Keys, NameRule, SERVICE_NAME,
+    STREAM_NAME,
+};
 use crate::publisher::Publisher;
 use crate::registry::{self, Filter};
 use crate::transport::memory::MemoryBroker;
@@ -51,6 +54,9 @@ impl std::fmt::Debug for RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
+    /// The highest [`max_replays`](Self::max_replays) allowed.
+    pub const MAX_REPLAYS: u32 = 1000;
+
     /// The defaults (see [`Runtime::builder`]).
     pub(super) fn new() -> Self {
         RuntimeBuilder {
@@ -207,54 +213,97 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How often one dead letter may be replayed before replays refuse it (default 5).
+    /// How often one dead letter may be replayed before replays refuse it (default 5;
+    /// `1..=`[`MAX_REPLAYS`](Self::MAX_REPLAYS): zero would refuse every replay, and a guard above the limit
+    /// guards against no loop).
     pub fn max_replays(mut self, n: u32) -> Self {
         self.max_replays = n;
         self
     }
 
-    /// Connects, selects and checks the handlers, and creates their consumer groups, reporting
-    /// every problem at once.
-    pub async fn build(self) -> Result<Runtime> {
-        let mut problems = Vec::new();
-        match &self.service {
-            None => problems.push(ConfigProblem::MissingService),
-            Some(s) if !is_valid_name(s) => problems.push(ConfigProblem::InvalidName {
-                what: "service name",
-                value: s.clone(),
-            }),
-            Some(_) => {}
+    /// Checks every setting that needs no handler and no connection (`docs/WIRE.md` § Names
+    /// and limits), appending each problem to `problems`.
+    fn check_settings(&self, problems: &mut Vec<ConfigProblem>) {
+        if self.service.is_none() {
+            problems.push(ConfigProblem::MissingService);
         }
-        if !is_valid_name(&self.prefix) {
-            problems.push(ConfigProblem::InvalidName {
-                what: "key prefix",
-                value: self.prefix.clone(),
-            });
+        let mut name = |rule: &NameRule, what: &'static str, value: &str| {
+            if let Err(e) = rule.check(value) {
+                problems.push(ConfigProblem::invalid_name(what, e));
+            }
+        };
+        if let Some(service) = &self.service {
+            name(&SERVICE_NAME, "service name", service);
         }
-        if let Some(name) = &self.consumer_name
-            && !is_valid_name(name)
-        {
-            problems.push(ConfigProblem::InvalidName {
-                what: "consumer name",
-                value: name.clone(),
-            });
+        name(&KEY_PREFIX, "key prefix", &self.prefix);
+        if let Some(consumer) = &self.consumer_name {
+            name(&CONSUMER_NAME, "consumer name", consumer);
+        }
+        for stream in self.limits.keys() {
+            name(&STREAM_NAME, "stream name of `stream_limits`", stream);
         }
         for (setting, value) in [
             ("trim_interval", self.trim_interval),
             ("stall_after", self.settings.stall_after),
             ("connect_timeout", self.connect_timeout),
             ("response_timeout", self.response_timeout),
+            ("shutdown_timeout", self.settings.shutdown_timeout),
+            ("consumer_idle_timeout", self.settings.consumer_idle_timeout),
         ] {
             if value.is_zero() {
                 problems.push(ConfigProblem::ZeroDuration { setting });
             }
         }
+        if !(1..=Self::MAX_REPLAYS).contains(&self.max_replays) {
+            problems.push(ConfigProblem::OutOfRange {
+                setting: "max_replays",
+                value: u64::from(self.max_replays),
+                min: 1,
+                max: u64::from(Self::MAX_REPLAYS),
+            });
+        }
+        for (stream, limits) in &self.limits {
+            let zero_len = limits.max_len == Some(0);
+            let zero_age = limits.max_age.is_some_and(|a| a.is_zero());
+            for (setting, zero) in [("max_len", zero_len), ("max_age", zero_age)] {
+                if zero {
+                    problems.push(ConfigProblem::ZeroStreamLimit {
+                        stream: crate::keys::shorten(stream),
+                        setting,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Connects, selects and checks the handlers, and creates their consumer groups, reporting
+    /// every problem at once.
+    pub async fn build(self) -> Result<Runtime> {
+        let mut problems = Vec::new();
+        self.check_settings(&mut problems);
         let service = self.service.clone().unwrap_or_default();
         let selected = if self.no_handlers {
             Vec::new()
         } else {
             registry::select(&service, self.only.as_ref(), &self.state, &mut problems)
         };
+        // A default group `<service>.<fn name>` of an invalid service was reported with the
+        // service; every other group must follow the group rule.
+        let service_ok = SERVICE_NAME.is_valid(&service);
+        for s in &selected {
+            let default_group = s.reg.group.is_none();
+            if default_group && !service_ok {
+                continue;
+            }
+            if let Err(e) = GROUP_NAME.check(&s.group) {
+                problems.push(ConfigProblem::InvalidGroup {
+                    handler: s.reg.path(),
+                    group: e.value,
+                    problem: e.problem,
+                    default_group,
+                });
+            }
+        }
         let transport = match (&self.redis_url, &self.memory) {
             (None, None) => {
                 problems.push(ConfigProblem::MissingTransport);
