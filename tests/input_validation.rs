@@ -8,10 +8,13 @@ use std::time::Duration;
 use opsc_events::prelude::*;
 use opsc_events::{ConfigError, Error, RuntimeBuilder, error::ConfigProblem, keys::NameProblem};
 use opsc_events_runtime::error::{PublishOptionProblem, PublishOptionsError};
-use opsc_events_runtime::publisher::{MAX_HEADER_VALUE_LEN, MAX_HEADERS, MAX_HEADERS_LEN};
 use opsc_events_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+const MAX_HEADERS: usize = PublishOptions::MAX_HEADERS;
+const MAX_HEADER_VALUE_LEN: usize = PublishOptions::MAX_HEADER_VALUE_LEN;
+const MAX_HEADERS_LEN: usize = PublishOptions::MAX_HEADERS_LEN;
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(stream = "validated", name = "note_taken", version = 1)]

@@ -28,20 +28,14 @@ struct Inner {
     format: WireFormat,
 }
 
-/// The most headers one event may carry.
-pub const MAX_HEADERS: usize = 64;
-/// The longest header value, in bytes (W3C `baggage` allows 8192).
-pub const MAX_HEADER_VALUE_LEN: usize = 8192;
-/// The most bytes the names and values of one event's headers may take together.
-pub const MAX_HEADERS_LEN: usize = 65_536;
-
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
 ///
 /// The setters accept anything; [`validate`](Self::validate) checks the rules of
 /// `docs/WIRE.md` § Names and limits, and `publish_with` refuses options that break one
-/// (every problem listed, nothing sent): header names `[A-Za-z0-9_.-]{1,128}`, values of at most
-/// [`MAX_HEADER_VALUE_LEN`] bytes without control characters, at most [`MAX_HEADERS`] headers of
-/// [`MAX_HEADERS_LEN`] bytes in all, and no id set to the nil UUID.
+/// (every problem listed, nothing sent): header names `[A-Za-z0-9_.-]{1,128}`; values of at
+/// most [`MAX_HEADER_VALUE_LEN`](Self::MAX_HEADER_VALUE_LEN) bytes without control characters;
+/// at most [`MAX_HEADERS`](Self::MAX_HEADERS) headers of
+/// [`MAX_HEADERS_LEN`](Self::MAX_HEADERS_LEN) bytes in all; no id set to the nil UUID.
 ///
 /// ```
 /// use opsc_events_runtime::PublishOptions;
@@ -64,6 +58,13 @@ pub struct PublishOptions {
 }
 
 impl PublishOptions {
+    /// The most headers one event may carry.
+    pub const MAX_HEADERS: usize = 64;
+    /// The longest header value, in bytes (W3C `baggage` allows 8192).
+    pub const MAX_HEADER_VALUE_LEN: usize = 8192;
+    /// The most bytes the names and values of one event's headers may take together.
+    pub const MAX_HEADERS_LEN: usize = 65_536;
+
     /// No options: a fresh UUIDv7 event id that is also the correlation id, no headers.
     pub fn new() -> Self {
         Self::default()
@@ -119,11 +120,11 @@ impl PublishOptions {
             if let Err(e) = HEADER_NAME.check(name) {
                 problems.push(PublishOptionProblem::HeaderName(e));
             }
-            if value.len() > MAX_HEADER_VALUE_LEN {
+            if value.len() > Self::MAX_HEADER_VALUE_LEN {
                 problems.push(PublishOptionProblem::HeaderValueTooLong {
                     name: shorten(name),
                     len: value.len(),
-                    max: MAX_HEADER_VALUE_LEN,
+                    max: Self::MAX_HEADER_VALUE_LEN,
                 });
             }
             if let Some((at, ch)) = value.char_indices().find(|(_, c)| c.is_control()) {
@@ -134,16 +135,16 @@ impl PublishOptions {
                 });
             }
         }
-        if self.headers.len() > MAX_HEADERS {
+        if self.headers.len() > Self::MAX_HEADERS {
             problems.push(PublishOptionProblem::TooManyHeaders {
                 count: self.headers.len(),
-                max: MAX_HEADERS,
+                max: Self::MAX_HEADERS,
             });
         }
-        if total > MAX_HEADERS_LEN {
+        if total > Self::MAX_HEADERS_LEN {
             problems.push(PublishOptionProblem::HeadersTooLong {
                 len: total,
-                max: MAX_HEADERS_LEN,
+                max: Self::MAX_HEADERS_LEN,
             });
         }
         if problems.is_empty() {

@@ -213,9 +213,9 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How often one dead letter may be replayed before replays refuse it (default 5;
-    /// `1..=`[`MAX_REPLAYS`](Self::MAX_REPLAYS): zero would refuse every replay, and a guard above the limit
-    /// guards against no loop).
+    /// How often one dead letter may be replayed before replays refuse it (default 5; from 1
+    /// to [`MAX_REPLAYS`](Self::MAX_REPLAYS), checked by `build()`: zero would refuse every
+    /// replay, and a guard above the limit guards against no loop).
     pub fn max_replays(mut self, n: u32) -> Self {
         self.max_replays = n;
         self
