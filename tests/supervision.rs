@@ -143,12 +143,41 @@ async fn handled_but_unsettled_work_is_bounded_while_acknowledgements_fail() {
     }
 }
 
+/// The same handler in a group of its own, for the hang test (faults are armed per group and
+/// the tests of this binary run at the same time).
+pub mod hung {
+    use super::*;
+
+    #[handler(
+        stream = "sup_ticks",
+        group = "sup.hung",
+        concurrency = 4,
+        timeout = "2s",
+        claim_after = "5s"
+    )]
+    pub async fn hung(event: Tick) -> Result<(), HandlerError> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        SEEN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(event.n);
+        Ok(())
+    }
+}
+
 fn builder(redis: Option<&RedisServer>, broker: &MemoryBroker) -> opsc_events::RuntimeBuilder {
+    builder_of(redis, broker, "::supervised")
+}
+
+fn builder_of(
+    redis: Option<&RedisServer>,
+    broker: &MemoryBroker,
+    module: &'static str,
+) -> opsc_events::RuntimeBuilder {
     let b = Runtime::builder()
         .service("sup")
         .consumer_name("sup-1")
         .shutdown_timeout(Duration::from_secs(5))
-        .only(|h| h.module_path().ends_with("::supervised"));
+        .only(move |h| h.module_path().ends_with(module));
     match redis {
         Some(server) => b.redis(server.url()),
         None => b.memory_with(broker.clone()),
@@ -244,7 +273,7 @@ async fn a_hung_task_shows_as_a_stalled_consumer() {
         let broker = MemoryBroker::new();
         let target = if redis { Some(&server) } else { None };
         for (task, says) in [("settle", "settlement"), ("counts", "no read returned")] {
-            let rt = builder(target, &broker)
+            let rt = builder_of(target, &broker, "::hung")
                 // The handler's timeout is 2 s: its stall limit is 4 s.
                 .stall_after(Duration::from_millis(500))
                 .build()
@@ -257,7 +286,7 @@ async fn a_hung_task_shows_as_a_stalled_consumer() {
                 health.check().await.healthy
             })
             .await;
-            fault::arm("sup.ticks", task, Fault::Hang);
+            fault::arm("sup.hung", task, Fault::Hang);
             let batch: Vec<Tick> = (0..50).map(|n| Tick { n: 1_000_000 + n }).collect();
             publisher.publish_all(&batch).await.unwrap();
             let hung = Instant::now();

@@ -79,6 +79,25 @@ pub use armed::{Fault, arm, disarm};
 #[cfg(feature = "fault-injection")]
 pub(crate) use armed::{failing, hit};
 
+/// The offset of this process's wall clock, in milliseconds, from the environment variable
+/// `OPSC_FAULT_CLOCK_OFFSET_MS` (read once): a host whose clock is skewed.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("OPSC_FAULT_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn clock_offset_ms() -> i64 {
+    0
+}
+
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub(crate) async fn hit(_group: &str, _task: &'static str) {}

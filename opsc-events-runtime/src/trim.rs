@@ -1,14 +1,14 @@
-//! Trimming: lossless by default (below the oldest entry any group still needs: pending, not
-//! yet delivered, or scheduled for retry), with optional hard caps per stream whose drops of
-//! needed entries are logged and counted.
+//! Trimming: lossless by default (below the oldest entry any group still needs: pending or not
+//! yet delivered; a message scheduled for retry keeps a copy of its fields), with optional hard
+//! caps per stream whose drops of needed entries are logged and counted. Work is bounded: each
+//! step is one script removing at most about 100,000 entries per kind of trim, and one instance
+//! at a time trims a stream.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::keys::Keys;
-use crate::message_id::MessageId;
 use crate::transport::{Broker, Transport, with_broker};
 
 /// Hard caps for one stream. Without any, a stream is only trimmed losslessly.
@@ -58,17 +58,34 @@ pub struct TrimReport {
     pub capped_undelivered: u64,
 }
 
-/// Trims `streams` once.
+/// Trim steps one stream gets per pass (each removes at most about 100,000 entries per kind of
+/// trim, in one script; Redis serves other clients between steps).
+const MAX_STEPS: usize = 100;
+
+/// Trims `streams` once, each in bounded steps. A stream that fails does not stop the others:
+/// they are trimmed, and the first error is returned after. `token` names this instance for the
+/// lock that lets one instance at a time trim a stream.
 pub(crate) async fn trim_all(
     transport: &Transport,
     keys: &Keys,
     streams: &BTreeMap<String, StreamLimits>,
+    token: &str,
 ) -> Result<Vec<TrimReport>> {
     let mut reports = Vec::with_capacity(streams.len());
+    let mut first_error = None;
     for (stream, limits) in streams {
-        reports.push(trim_one(transport, keys, stream, limits).await?);
+        match trim_one(transport, keys, stream, limits, token).await {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "trimming this stream failed; the others are trimmed");
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(reports)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
 }
 
 async fn trim_one(
@@ -76,58 +93,56 @@ async fn trim_one(
     keys: &Keys,
     stream: &str,
     limits: &StreamLimits,
+    token: &str,
 ) -> Result<TrimReport> {
     let k = keys.stream(stream);
-    let min_id = limits.max_age.map(|age| {
-        MessageId::new(
-            now_ms().saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
-            0,
-        )
-    });
-    // The group list is read first and checked again inside the atomic step; if a group was
-    // created or removed in between, read it again.
-    for _ in 0..5 {
-        let counts = with_broker!(transport, r => {
-            let groups = r.groups(&k).await?;
-            r.trim(&k, &groups, limits.max_len, min_id).await?
-        });
-        if let Some(c) = counts {
-            let report = TrimReport {
-                stream: stream.to_owned(),
-                trimmed: c.trimmed,
-                capped: c.capped,
-                capped_undelivered: c.capped_needed,
-            };
-            if c.trimmed > 0 {
-                tracing::debug!(
-                    stream,
-                    trimmed = c.trimmed,
-                    "trimmed entries no group needs"
-                );
-                metrics::counter!("opsc_events_trimmed_total", "stream" => stream.to_owned())
-                    .increment(c.trimmed);
-            }
-            if c.capped_needed > 0 {
-                tracing::warn!(
-                    stream,
-                    capped = c.capped,
-                    undelivered = c.capped_needed,
-                    "hard cap dropped entries that a group had not handled yet"
-                );
-                metrics::counter!("opsc_events_capped_undelivered_total", "stream" => stream.to_owned())
-                    .increment(c.capped_needed);
-            }
-            return Ok(report);
-        }
-    }
-    tracing::warn!(
-        stream,
-        "groups kept changing during trimming; skipped this round"
-    );
-    Ok(TrimReport {
+    let mut report = TrimReport {
         stream: stream.to_owned(),
         trimmed: 0,
         capped: 0,
         capped_undelivered: 0,
-    })
+    };
+    for step in 0..MAX_STEPS {
+        crate::fault::hit(stream, "trim").await;
+        let counts = with_broker!(transport, r => {
+            r.trim(&k, limits.max_len, limits.max_age, token).await?
+        });
+        let Some(c) = counts else {
+            tracing::debug!(stream, "another instance is trimming this stream");
+            break;
+        };
+        report.trimmed += c.trimmed;
+        report.capped += c.capped;
+        report.capped_undelivered += c.capped_needed;
+        if !c.more {
+            break;
+        }
+        if step + 1 == MAX_STEPS {
+            tracing::info!(
+                stream,
+                "more to trim than one pass does; the next pass goes on"
+            );
+        }
+        tokio::task::yield_now().await;
+    }
+    if report.trimmed > 0 {
+        tracing::debug!(
+            stream,
+            trimmed = report.trimmed,
+            "trimmed entries no group needs"
+        );
+        metrics::counter!("opsc_events_trimmed_total", "stream" => stream.to_owned())
+            .increment(report.trimmed);
+    }
+    if report.capped_undelivered > 0 {
+        tracing::warn!(
+            stream,
+            capped = report.capped,
+            undelivered = report.capped_undelivered,
+            "hard cap dropped entries that a group had not handled yet"
+        );
+        metrics::counter!("opsc_events_capped_undelivered_total", "stream" => stream.to_owned())
+            .increment(report.capped_undelivered);
+    }
+    Ok(report)
 }

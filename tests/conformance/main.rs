@@ -1172,6 +1172,41 @@ async fn lossless_trimming_keeps_what_a_stopped_group_needs(env: Env) {
     assert_eq!(check.stream_info("conf").await.unwrap().length, 0);
 }
 
+/// A message waiting for its retry keeps a copy of its fields, so lossless trimming does not
+/// have to keep its stream entry (nor read the schedules): the stream is trimmed to nothing while
+/// the retry waits, and the retry still runs with the event.
+async fn a_scheduled_retry_survives_trimming_of_its_entry(env: Env) {
+    let log = Log::default();
+    let rt = runtime_named(&env, &log, "slow_retry").await;
+    let trimmer = env
+        .builder()
+        .no_handlers()
+        .stream_limits("conf", StreamLimits::new())
+        .build()
+        .await
+        .unwrap();
+    rt.publisher().publish_all(&pings(0..11)).await.unwrap();
+    let running = spawn(rt);
+    wait_until("0 failed once and the others were handled", T, || async {
+        let calls = log.of("slow_retry");
+        calls.len() >= 11 && group(&trimmer, "conf.slow_retry").await.scheduled == 1
+    })
+    .await;
+    let r = trimmer.trim_now().await.unwrap();
+    assert_eq!(r[0].trimmed, 11, "nothing holds the entries back: {r:?}");
+    assert_eq!(trimmer.stream_info("conf").await.unwrap().length, 0);
+    wait_until("the retry ran with the event", T, || async {
+        log.of("slow_retry")
+            .iter()
+            .any(|c| c.n == 0 && c.attempt == 2)
+    })
+    .await;
+    running.stop().await;
+    let g = group(&trimmer, "conf.slow_retry").await;
+    assert_eq!((g.pending, g.scheduled), (0, 0));
+    assert!(letters(&trimmer).await.is_empty());
+}
+
 async fn hard_caps_trim_and_count_what_was_still_needed(env: Env) {
     let log = Log::default();
     let rt = env
@@ -1317,6 +1352,7 @@ conformance! {
     shutdown_lets_in_flight_handlers_finish_and_acks_them,
     lossless_trimming_keeps_what_a_stopped_group_needs,
     hard_caps_trim_and_count_what_was_still_needed,
+    a_scheduled_retry_survives_trimming_of_its_entry,
     stream_info_reports_length_lag_pending_and_schedule,
     context_links_follow_up_events_to_their_cause,
     older_versions_are_upcast_for_handlers,

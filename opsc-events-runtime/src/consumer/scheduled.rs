@@ -3,14 +3,13 @@
 //! retry holds no slot and no task: it is only a member of a sorted set in Redis.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::ConsumerSettings;
 use super::dispatch::Dispatcher;
-use crate::envelope::now_ms;
 use crate::transport::Broker;
 
 /// The longest sleep between looks at the schedule (retries scheduled by other processes of
@@ -26,11 +25,13 @@ pub(super) async fn run<B: Broker>(
 ) {
     let plan = dispatcher.plan.clone();
     let lease_ms = u64::try_from(plan.reg.config.claim_after.as_millis()).unwrap_or(u64::MAX);
-    let mut next_due = Some(0u64);
+    // When the next retry is due, on this process's monotonic clock (the broker tells how long
+    // until then by its own clock: wall clocks of hosts may disagree, durations do not).
+    let mut next_due = Some(Instant::now());
     loop {
         crate::fault::hit(&plan.group, "retry").await;
         let wait = next_due.map_or(MAX_SLEEP, |due| {
-            Duration::from_millis(due.saturating_sub(now_ms())).min(MAX_SLEEP)
+            due.saturating_duration_since(Instant::now()).min(MAX_SLEEP)
         });
         if !wait.is_zero() {
             tokio::select! {
@@ -48,19 +49,13 @@ pub(super) async fn run<B: Broker>(
         let Some(mut permits) = dispatcher.take_slots(settings.max_batch, &stop).await else {
             return;
         };
-        let now = now_ms();
+        let asked = Instant::now();
         match broker
-            .lease_retries(
-                &plan.keys,
-                &plan.group,
-                now,
-                now.saturating_add(lease_ms),
-                permits.num_permits(),
-            )
+            .lease_retries(&plan.keys, &plan.group, lease_ms, permits.num_permits())
             .await
         {
             Ok((due, next)) => {
-                next_due = next;
+                next_due = next.map(|ms| asked + Duration::from_millis(ms));
                 if due.is_empty() {
                     continue;
                 }

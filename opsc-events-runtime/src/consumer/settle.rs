@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::HandlerPlan;
 use super::dispatch::{Failure, Outcome};
-use crate::envelope::now_ms;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
 use crate::observe::{Observation, Observer, Outcome as Observed};
@@ -308,14 +307,13 @@ impl<B: Broker> Settler<B> {
         metrics::counter!("opsc_events_failed_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
             .increment(1);
         let error = cap_error(failure.to_string());
-        let now = now_ms();
         match after_failure(&plan.reg.config, attempt, failure.retryable()) {
             Next::RetryAfter(delay) => {
                 self.observe(id, attempt, || Observed::Retrying {
                     reason: failure.reason(),
                     error: error.clone(),
                 });
-                let due = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
                 tracing::warn!(
                     stream = plan.reg.stream, group, message_id = %id, attempt,
                     reason = failure.reason(), error = %error, retry_in = ?delay,
@@ -324,7 +322,7 @@ impl<B: Broker> Settler<B> {
                 let scheduled = self
                     .with_retries("scheduling a retry", || {
                         self.broker.schedule_retry(
-                            &self.keys, group, id, &source, attempt, due, &error, now,
+                            &self.keys, group, id, &source, attempt, delay_ms, &error,
                         )
                     })
                     .await;
@@ -334,10 +332,7 @@ impl<B: Broker> Settler<B> {
                     self.retry_scheduled.notify_one();
                 }
             }
-            Next::GiveUp => {
-                self.give_up(id, attempt, &source, &failure, &error, now)
-                    .await
-            }
+            Next::GiveUp => self.give_up(id, attempt, &source, &failure, &error).await,
         }
     }
 
@@ -348,7 +343,6 @@ impl<B: Broker> Settler<B> {
         source: &Source,
         failure: &Failure,
         error: &str,
-        now: u64,
     ) {
         let plan = &self.plan;
         let group = &*plan.group;
@@ -364,7 +358,6 @@ impl<B: Broker> Settler<B> {
             reason: failure.reason(),
             error,
             attempts: attempt,
-            failed_at: now,
             keep,
         };
         let outcome = self

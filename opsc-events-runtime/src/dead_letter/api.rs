@@ -1,7 +1,6 @@
 //! `rt.dead_letters()`: list, get, replay and purge dead letters, on any transport.
 
 use super::{DeadLetter, DeadLetterFilter};
-use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::message_id::MessageId;
@@ -146,7 +145,7 @@ impl DeadLetters {
                     continue;
                 }
                 let outcome = with_broker!(&self.transport, r => {
-                    r.replay_dead_letter(&keys, l.id, &l.group, l.original_id, self.max_replays, now_ms())
+                    r.replay_dead_letter(&keys, l.id, &l.group, l.original_id, self.max_replays)
                         .await?
                 });
                 match outcome {

@@ -85,9 +85,10 @@ impl Metadata {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
+    let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    ms.saturating_add_signed(crate::fault::clock_offset_ms())
 }
 
 /// A decoded envelope: the metadata fields checked and parsed, the payload still MessagePack.

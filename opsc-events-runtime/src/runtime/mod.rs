@@ -177,7 +177,13 @@ impl Runtime {
     /// Trims the runtime's streams now (its handlers' streams and those given limits), as the
     /// background task does every `trim_interval`.
     pub async fn trim_now(&self) -> Result<Vec<TrimReport>> {
-        trim::trim_all(&self.transport, &self.keys, &self.trim.streams).await
+        trim::trim_all(
+            &self.transport,
+            &self.keys,
+            &self.trim.streams,
+            &self.consumer_name,
+        )
+        .await
     }
 
     /// A publisher sharing the runtime's connection.
@@ -269,11 +275,12 @@ impl Runtime {
             }));
         }
         if !self.trim.streams.is_empty() {
-            let (transport, keys, trim, stopped) = (
+            let (transport, keys, trim, stopped, token) = (
                 self.transport.clone(),
                 self.keys.clone(),
                 self.trim.clone(),
                 stop.clone(),
+                self.consumer_name.clone(),
             );
             let handle = tokio::spawn(async move {
                 loop {
@@ -282,7 +289,7 @@ impl Runtime {
                         () = stopped.cancelled() => return,
                     }
                     crate::fault::hit("", "maintenance").await;
-                    if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams).await {
+                    if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams, &token).await {
                         tracing::warn!(error = %e, "trimming failed; trying again next round");
                     }
                     crate::health::record_backlog(

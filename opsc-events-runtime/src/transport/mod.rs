@@ -54,7 +54,6 @@ pub(crate) struct Letter<'a> {
     pub(crate) reason: &'a str,
     pub(crate) error: &'a str,
     pub(crate) attempts: u32,
-    pub(crate) failed_at: u64,
     pub(crate) keep: bool,
 }
 
@@ -88,6 +87,8 @@ pub(crate) struct TrimCounts {
     pub(crate) capped: u64,
     /// Of those, entries some group still needed.
     pub(crate) capped_needed: u64,
+    /// The step stopped at its bound: there is more to trim.
+    pub(crate) more: bool,
 }
 
 /// The result of one reclaim step.
@@ -208,9 +209,8 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         id: MessageId,
         source: &Source,
         attempts: u32,
-        due_ms: u64,
+        delay_ms: u64,
         error: &str,
-        now_ms: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Removes a retry that succeeded from the schedule. False when the lease was not ours.
@@ -232,13 +232,13 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         letter: &Letter<'_>,
     ) -> impl Future<Output = Result<LetterOutcome>> + Send;
 
-    /// Leases up to `count` due retries until `lease_until_ms`; also returns the next due time.
+    /// Leases up to `count` due retries for `lease_ms`; also returns how many milliseconds until
+    /// the next one is due. Due times and lease ends are the broker's clock, not the caller's.
     fn lease_retries(
         &self,
         keys: &StreamKeys,
         group: &str,
-        now_ms: u64,
-        lease_until_ms: u64,
+        lease_ms: u64,
         count: usize,
     ) -> impl Future<Output = Result<(Vec<Delivery>, Option<u64>)>> + Send;
 
@@ -273,19 +273,17 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         group: &str,
         original_id: MessageId,
         max_replays: u32,
-        now_ms: u64,
     ) -> impl Future<Output = Result<ReplayOutcome>> + Send;
 
-    /// The names of the stream's consumer groups (empty when the stream does not exist).
-    fn groups(&self, keys: &StreamKeys) -> impl Future<Output = Result<Vec<String>>> + Send;
-
-    /// Trims below the oldest entry any of `groups` still needs, then applies the hard caps.
+    /// One bounded step of trimming (see the TRIM script): below the oldest entry a group still
+    /// needs, then the hard caps (`max_age` by the broker's clock). `token` names the caller
+    /// for the one-trimmer-at-a-time lock; `None` when another instance is trimming the stream.
     fn trim(
         &self,
         keys: &StreamKeys,
-        groups: &[String],
         max_len: Option<u64>,
-        min_id: Option<MessageId>,
+        max_age: Option<Duration>,
+        token: &str,
     ) -> impl Future<Output = Result<Option<TrimCounts>>> + Send;
 
     /// The names of the streams under `prefix` (the part between the braces of their keys).

@@ -211,11 +211,20 @@ impl Broker for MemoryBroker {
         id: MessageId,
         source: &Source,
         attempts: u32,
-        due_ms: u64,
+        delay_ms: u64,
         error: &str,
-        now_ms: u64,
     ) -> Result<bool> {
-        self.schedule_retry_now(keys, group, id, source, attempts, due_ms, error, now_ms)
+        let now = crate::envelope::now_ms();
+        self.schedule_retry_now(
+            keys,
+            group,
+            id,
+            source,
+            attempts,
+            now.saturating_add(delay_ms),
+            error,
+            now,
+        )
     }
 
     async fn complete_retry(
@@ -243,11 +252,13 @@ impl Broker for MemoryBroker {
         &self,
         keys: &StreamKeys,
         group: &str,
-        now_ms: u64,
-        lease_until_ms: u64,
+        lease_ms: u64,
         count: usize,
     ) -> Result<(Vec<Delivery>, Option<u64>)> {
-        self.lease_retries_now(keys, group, now_ms, lease_until_ms, count)
+        let now = crate::envelope::now_ms();
+        let (leased, next) =
+            self.lease_retries_now(keys, group, now, now.saturating_add(lease_ms), count)?;
+        Ok((leased, next.map(|due| due.saturating_sub(now))))
     }
 
     async fn read_dead_letters(
@@ -275,23 +286,27 @@ impl Broker for MemoryBroker {
         group: &str,
         original_id: MessageId,
         max_replays: u32,
-        now_ms: u64,
     ) -> Result<ReplayOutcome> {
-        self.replay_dead_letter_now(keys, letter_id, group, original_id, max_replays, now_ms)
-    }
-
-    async fn groups(&self, keys: &StreamKeys) -> Result<Vec<String>> {
-        self.groups_now(keys)
+        let now = crate::envelope::now_ms();
+        self.replay_dead_letter_now(keys, letter_id, group, original_id, max_replays, now)
     }
 
     async fn trim(
         &self,
         keys: &StreamKeys,
-        groups: &[String],
         max_len: Option<u64>,
-        min_id: Option<MessageId>,
+        max_age: Option<Duration>,
+        _token: &str,
     ) -> Result<Option<TrimCounts>> {
-        self.trim_now(keys, groups, max_len, min_id)
+        // One lock over the whole embedded broker: trimming is atomic, no other lock needed.
+        let min_id = max_age.map(|age| {
+            MessageId::new(
+                crate::envelope::now_ms()
+                    .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+                0,
+            )
+        });
+        self.trim_now(keys, max_len, min_id).map(Some)
     }
 
     async fn streams(&self, prefix: &str) -> Result<Vec<String>> {

@@ -39,7 +39,16 @@ impl MemoryBroker {
                 if !acked {
                     return Ok(false);
                 }
+                // A copy of the fields: a scheduled message does not need its stream entry, so
+                // trimming never looks at the schedules (as on Redis).
+                let copy = state
+                    .streams
+                    .get(&keys.events)
+                    .and_then(|s| s.entries.get(&id).cloned());
                 let r = state.records.entry(record_key).or_default();
+                if r.copy.is_none() {
+                    r.copy = copy;
+                }
                 r.first_failed_at.get_or_insert(now_ms);
                 r.attempts = attempts;
                 r.error = error.to_owned();
@@ -137,7 +146,8 @@ impl MemoryBroker {
             .into_iter()
             .filter(|(k, _)| !OURS.iter().any(|o| o.as_bytes() == k.as_slice()))
             .collect();
-        let first = record.first_failed_at.unwrap_or(letter.failed_at);
+        let failed_at = crate::envelope::now_ms();
+        let first = record.first_failed_at.unwrap_or(failed_at);
         for (k, v) in [
             ("original_id", id.to_string()),
             ("stream", keys.stream.clone()),
@@ -147,7 +157,7 @@ impl MemoryBroker {
             ("error", letter.error.to_owned()),
             ("attempts", letter.attempts.to_string()),
             ("first_failed_at", first.to_string()),
-            ("failed_at", letter.failed_at.to_string()),
+            ("failed_at", failed_at.to_string()),
             ("replays", record.replays.to_string()),
         ] {
             fields.push((k.as_bytes().to_vec(), v.into_bytes()));
@@ -315,36 +325,24 @@ impl MemoryBroker {
         Ok(ReplayOutcome::Replayed)
     }
 
-    pub(super) fn groups_now(&self, keys: &StreamKeys) -> Result<Vec<String>> {
-        let state = self.lock();
-        Ok(state
-            .streams
-            .get(&keys.events)
-            .map(|s| s.groups.keys().cloned().collect())
-            .unwrap_or_default())
-    }
-
+    /// Trims like the Redis TRIM script, in one step: retry schedules are not read (a scheduled
+    /// message keeps a copy of its fields in its record).
     pub(super) fn trim_now(
         &self,
         keys: &StreamKeys,
-        groups: &[String],
         max_len: Option<u64>,
         min_id: Option<MessageId>,
-    ) -> Result<Option<TrimCounts>> {
+    ) -> Result<TrimCounts> {
         let mut state = self.lock();
-        let State {
-            streams, schedules, ..
-        } = &mut *state;
+        let State { streams, .. } = &mut *state;
         let Some(stream) = streams.get_mut(&keys.events) else {
-            return Ok(Some(TrimCounts::default()));
+            return Ok(TrimCounts::default());
         };
-        if !stream.groups.keys().eq(groups.iter()) {
-            return Ok(None);
-        }
+        let groups: Vec<String> = stream.groups.keys().cloned().collect();
         // The oldest entry any group still needs.
         let mut needed: Option<MessageId> = None;
         let mut consider = |id: MessageId| needed = Some(needed.map_or(id, |n| n.min(id)));
-        for (name, g) in &stream.groups {
+        for g in stream.groups.values() {
             if let Some((first, _)) = g.pending.first_key_value() {
                 consider(*first);
             }
@@ -352,12 +350,6 @@ impl MemoryBroker {
                 g.last_delivered.ms(),
                 g.last_delivered.seq().saturating_add(1),
             ));
-            if let Some(min) = schedules
-                .get(&keys.retry(name))
-                .and_then(|s| s.due_of.keys().min())
-            {
-                consider(*min);
-            }
         }
         let mut counts = TrimCounts::default();
         if let (false, Some(min)) = (groups.is_empty(), needed) {
@@ -386,6 +378,6 @@ impl MemoryBroker {
             }
             stream.entries = keep;
         }
-        Ok(Some(counts))
+        Ok(counts)
     }
 }

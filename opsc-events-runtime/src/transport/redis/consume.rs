@@ -320,11 +320,10 @@ impl Broker for RedisTransport {
         id: MessageId,
         source: &Source,
         attempts: u32,
-        due_ms: u64,
+        delay_ms: u64,
         error: &str,
-        now_ms: u64,
     ) -> Result<bool> {
-        self.retry_later(keys, group, id, source, attempts, due_ms, error, now_ms)
+        self.retry_later(keys, group, id, source, attempts, delay_ms, error)
             .await
     }
 
@@ -353,11 +352,10 @@ impl Broker for RedisTransport {
         &self,
         keys: &StreamKeys,
         group: &str,
-        now_ms: u64,
-        lease_until_ms: u64,
+        lease_ms: u64,
         count: usize,
     ) -> Result<(Vec<Delivery>, Option<u64>)> {
-        self.lease(keys, group, now_ms, lease_until_ms, count).await
+        self.lease(keys, group, lease_ms, count).await
     }
 
     async fn read_dead_letters(
@@ -385,24 +383,19 @@ impl Broker for RedisTransport {
         group: &str,
         original_id: MessageId,
         max_replays: u32,
-        now_ms: u64,
     ) -> Result<ReplayOutcome> {
-        self.replay(keys, letter_id, group, original_id, max_replays, now_ms)
+        self.replay(keys, letter_id, group, original_id, max_replays)
             .await
-    }
-
-    async fn groups(&self, keys: &StreamKeys) -> Result<Vec<String>> {
-        self.group_names(keys).await
     }
 
     async fn trim(
         &self,
         keys: &StreamKeys,
-        groups: &[String],
         max_len: Option<u64>,
-        min_id: Option<MessageId>,
+        max_age: Option<Duration>,
+        token: &str,
     ) -> Result<Option<TrimCounts>> {
-        self.trim_stream(keys, groups, max_len, min_id).await
+        self.trim_stream(keys, max_len, max_age, token).await
     }
 
     async fn streams(&self, prefix: &str) -> Result<Vec<String>> {

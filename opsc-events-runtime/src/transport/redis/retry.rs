@@ -32,9 +32,8 @@ impl RedisTransport {
         id: MessageId,
         source: &Source,
         attempts: u32,
-        due_ms: u64,
+        delay_ms: u64,
         error: &str,
-        now_ms: u64,
     ) -> Result<bool> {
         let id_s = id.to_string();
         let record = keys.record(group, &id_s);
@@ -47,9 +46,8 @@ impl RedisTransport {
                 .arg(group)
                 .arg(&id_s)
                 .arg(attempts)
-                .arg(due_ms)
+                .arg(delay_ms)
                 .arg(error)
-                .arg(now_ms)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| self.error("EVALSHA retry-from-pending", &keys.events, e))?,
@@ -58,7 +56,7 @@ impl RedisTransport {
                 .key(&record)
                 .arg(&id_s)
                 .arg(&**lease)
-                .arg(due_ms)
+                .arg(delay_ms)
                 .arg(error)
                 .invoke_async(&mut conn)
                 .await
@@ -116,7 +114,6 @@ impl RedisTransport {
             .arg(letter.reason)
             .arg(letter.error)
             .arg(letter.attempts)
-            .arg(letter.failed_at)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("EVALSHA dead-letter", &keys.dead_letter, e))?;
@@ -135,8 +132,7 @@ impl RedisTransport {
         &self,
         keys: &StreamKeys,
         group: &str,
-        now_ms: u64,
-        lease_until_ms: u64,
+        lease_ms: u64,
         count: usize,
     ) -> Result<(Vec<Delivery>, Option<u64>)> {
         let token: Arc<str> = format!("{:016x}", crate::util::random_u64()).into();
@@ -145,8 +141,7 @@ impl RedisTransport {
             .key(&keys.events)
             .key(keys.retry(group))
             .arg(keys.record_prefix(group))
-            .arg(now_ms)
-            .arg(lease_until_ms)
+            .arg(lease_ms)
             .arg(count.max(1))
             .arg(&*token)
             .invoke_async(&mut conn)
@@ -155,16 +150,10 @@ impl RedisTransport {
         let bad = |r: String| Self::bad_reply("EVALSHA lease-retries", &keys.events, r);
         let mut parts = reply::array(v).map_err(bad)?.into_iter();
         let leased = reply::array(parts.next().unwrap_or(Value::Nil)).map_err(bad)?;
+        // Milliseconds until the next due retry (a Lua number: an integer reply).
         let next_due = match parts.next() {
             None | Some(Value::Nil) | Some(Value::Boolean(false)) => None,
-            Some(v) => {
-                let raw = reply::bytes(v).map_err(bad)?;
-                // Scores come back as strings such as "1700000000000" or "1.7e+12".
-                String::from_utf8_lossy(&raw)
-                    .parse::<f64>()
-                    .ok()
-                    .map(|f| f.max(0.0) as u64)
-            }
+            Some(v) => Some(u64::try_from(reply::int(v).map_err(bad)?.max(0)).unwrap_or(0)),
         };
         let mut out = Vec::with_capacity(leased.len());
         for item in leased {
@@ -261,7 +250,6 @@ impl RedisTransport {
         group: &str,
         original_id: MessageId,
         max_replays: u32,
-        now_ms: u64,
     ) -> Result<ReplayOutcome> {
         let original = original_id.to_string();
         let mut conn = self.conn.clone();
@@ -273,7 +261,6 @@ impl RedisTransport {
             .arg(group)
             .arg(&original)
             .arg(max_replays)
-            .arg(now_ms)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("EVALSHA replay", &keys.dead_letter, e))?;
@@ -291,78 +278,41 @@ impl RedisTransport {
         })
     }
 
-    pub(super) async fn group_names(&self, keys: &StreamKeys) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
-        let res: redis::RedisResult<Value> = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&keys.events)
-            .query_async(&mut conn)
-            .await;
-        let v = match res {
-            Ok(v) => v,
-            // No such key: no groups.
-            Err(e) if e.code() == Some("ERR") && e.to_string().contains("no such key") => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(self.error("XINFO GROUPS", &keys.events, e)),
-        };
-        let bad = |r: String| Self::bad_reply("XINFO GROUPS", &keys.events, r);
-        let mut names = Vec::new();
-        for g in reply::array(v).map_err(bad)? {
-            let pairs: Vec<(Vec<u8>, Value)> = match g {
-                Value::Map(m) => m
-                    .into_iter()
-                    .map(|(k, v)| Ok((reply::bytes(k)?, v)))
-                    .collect::<reply::ReplyResult<_>>()
-                    .map_err(bad)?,
-                other => {
-                    let flat = reply::array(other).map_err(bad)?;
-                    let mut out = Vec::new();
-                    let mut it = flat.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        out.push((reply::bytes(k).map_err(bad)?, v));
-                    }
-                    out
-                }
-            };
-            if let Some((_, v)) = pairs.into_iter().find(|(k, _)| k == b"name") {
-                names.push(String::from_utf8_lossy(&reply::bytes(v).map_err(bad)?).into_owned());
-            }
-        }
-        Ok(names)
-    }
-
     pub(super) async fn trim_stream(
         &self,
         keys: &StreamKeys,
-        groups: &[String],
         max_len: Option<u64>,
-        min_id: Option<MessageId>,
+        max_age: Option<std::time::Duration>,
+        token: &str,
     ) -> Result<Option<TrimCounts>> {
-        let mut invocation = scripts::TRIM.prepare_invoke();
-        invocation.key(&keys.events);
-        for g in groups {
-            invocation.key(keys.retry(g));
-        }
-        invocation.arg(groups.len());
-        for g in groups {
-            invocation.arg(g);
-        }
-        invocation.arg(max_len.unwrap_or(0));
-        invocation.arg(min_id.map(|id| id.to_string()).unwrap_or_default());
+        // `<prefix>:{<stream>}:trim_lock`, under the stream's hash tag like its other keys.
+        let lock = format!(
+            "{}trim_lock",
+            keys.dead_letter
+                .strip_suffix("dead_letter")
+                .unwrap_or(&keys.dead_letter)
+        );
         let mut conn = self.conn.clone();
-        let counts: Vec<i64> = invocation
+        let counts: Vec<i64> = scripts::TRIM
+            .key(&keys.events)
+            .key(&lock)
+            .arg(max_len.unwrap_or(0))
+            .arg(max_age.map_or(0, |a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)))
+            .arg(scripts::TRIM_STEP)
+            .arg(token)
+            .arg(scripts::TRIM_LOCK_MS)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("EVALSHA trim", &keys.events, e))?;
-        let n = |i: usize| counts.get(i).copied().unwrap_or(0).max(0) as u64;
-        if counts.first() == Some(&-1) {
+        if counts.first() == Some(&-2) {
             return Ok(None);
         }
+        let n = |i: usize| counts.get(i).copied().unwrap_or(0).max(0) as u64;
         Ok(Some(TrimCounts {
             trimmed: n(0),
             capped: n(1),
             capped_needed: n(2),
+            more: n(3) == 1,
         }))
     }
 

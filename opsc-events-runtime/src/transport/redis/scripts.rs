@@ -56,37 +56,57 @@ local function kind(key, want)
 end
 ";
 
-/// A failed first delivery (or reclaim) moves from the pending list to the retry schedule.
-/// KEYS: stream, schedule, record. ARGV: group, id, attempts, due_ms, error, now_ms.
+/// The server's clock in milliseconds: due times, lease ends and failure times come from it,
+/// never from the clients' clocks (two hosts with skewed clocks would take each other's leases).
+const NOW: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+";
+
+/// A failed first delivery (or reclaim) moves from the pending list to the retry schedule, with
+/// a copy of its fields in the attempt record: a scheduled message does not need its stream
+/// entry, so trimming never has to look at the schedules.
+/// KEYS: stream, schedule, record. ARGV: group, id, attempts, delay_ms, error.
 /// Returns 0 when the entry was no longer pending for the group (someone else finished it).
 pub(super) static RETRY_FROM_PENDING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{KIND}{}",
+        "{KIND}{NOW}{}",
         r"
 local bad = kind(KEYS[2], 'zset') or kind(KEYS[3], 'hash')
 if bad then return bad end
 if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
-local first = redis.call('HGET', KEYS[3], 'first_failed_at') or ARGV[6]
+local now = now_ms()
+local first = redis.call('HGET', KEYS[3], 'first_failed_at') or now
+local copied = redis.call('HEXISTS', KEYS[3], 'copied') == 1
+local e = {}
+if not copied then e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], 'first_failed_at', first, 'attempts', ARGV[3], 'error', ARGV[5],
   'lease', '')
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+if #e > 0 then
+  local f = e[1][2]
+  for i = 1, #f, 2 do redis.call('HSET', KEYS[3], 'f:' .. f[i], f[i + 1]) end
+  redis.call('HSET', KEYS[3], 'copied', '1')
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 return 1
 "
     ))
 });
 
-/// A failed retry is rescheduled. KEYS: schedule, record. ARGV: id, lease, due_ms, error.
+/// A failed retry is rescheduled. KEYS: schedule, record. ARGV: id, lease, delay_ms, error.
 /// Returns 0 when the lease is no longer ours.
 pub(super) static RETRY_AGAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{KIND}{}",
+        "{KIND}{NOW}{}",
         r"
 local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash')
 if bad then return bad end
 if redis.call('HGET', KEYS[2], 'lease') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[2], 'error', ARGV[4], 'lease', '')
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[3]), ARGV[1])
 return 1
 "
     ))
@@ -110,14 +130,14 @@ return 1
 /// Moves a message to the dead-letter stream (or drops it) and forgets it, in one step.
 /// KEYS: stream, dead letters, schedule, record.
 /// ARGV: source (`pending` | `scheduled`), keep (`1` | `0`), group, id, lease, stream name,
-/// handler, reason, error, attempts, failed_at.
+/// handler, reason, error, attempts (the failure time is the server's).
 /// Returns the dead-letter id, `1` when dropped, or false when the message is no longer ours.
 ///
 /// Reads and checks first (is it still ours, the keys' types, the letter's fields), then the
 /// writes: the acknowledgement never happens without the letter.
 pub(super) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{OURS}{ORIGINAL}{KIND}local MAX_FIELDS = {MAX_LETTER_FIELDS}\n{}",
+        "{OURS}{ORIGINAL}{KIND}{NOW}local MAX_FIELDS = {MAX_LETTER_FIELDS}\n{}",
         r"
 local source, keep, group, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local bad = kind(KEYS[2], 'stream') or kind(KEYS[3], 'zset') or kind(KEYS[4], 'hash')
@@ -127,7 +147,8 @@ if source == 'pending' then
 elseif redis.call('HGET', KEYS[4], 'lease') ~= ARGV[5] then
   return false
 end
-local first = redis.call('HGET', KEYS[4], 'first_failed_at') or ARGV[11]
+local failed_at = now_ms()
+local first = redis.call('HGET', KEYS[4], 'first_failed_at') or failed_at
 local replays = redis.call('HGET', KEYS[4], 'replays') or '0'
 local fields = nil
 if keep == '1' then
@@ -144,7 +165,7 @@ if keep == '1' then
   end
   for _, kv in ipairs({{'original_id', id}, {'stream', ARGV[6]}, {'group', group},
       {'handler', ARGV[7]}, {'reason', ARGV[8]}, {'error', ARGV[9]}, {'attempts', ARGV[10]},
-      {'first_failed_at', first}, {'failed_at', ARGV[11]}, {'replays', replays}}) do
+      {'first_failed_at', first}, {'failed_at', failed_at}, {'replays', replays}}) do
     table.insert(fields, kv[1])
     table.insert(fields, kv[2])
   end
@@ -161,14 +182,16 @@ return result
 
 /// Takes up to `count` due retries under a lease: their score moves to the lease's end (so a
 /// consumer that dies while running one gives it back when the lease ends) and their attempt
-/// count goes up by one (so an attempt cut short by a crash still counts).
-/// KEYS: stream, schedule. ARGV: record prefix, now_ms, lease_until_ms, count, lease token.
-/// Returns `{{id, attempt, first_failed_at, fields}, ...}, next_due_score_or_false`.
+/// count goes up by one (so an attempt cut short by a crash still counts). Due times and the
+/// lease's end are the server's clock.
+/// KEYS: stream, schedule. ARGV: record prefix, lease_ms, count, lease token.
+/// Returns `{{id, attempt, first_failed_at, fields}, ...}, ms_until_next_due_or_false`.
 pub(super) static LEASE_RETRIES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{ORIGINAL}{KIND}{}",
+        "{ORIGINAL}{KIND}{NOW}{}",
         r"
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(due) do
   local record = ARGV[1] .. id
@@ -178,25 +201,28 @@ for _, id in ipairs(due) do
   local first = redis.call('HGET', record, 'first_failed_at') or ''
   table.insert(out, {id, attempt, first, original(KEYS[1], record, id)})
 end
+local until_ms = now + tonumber(ARGV[2])
 for _, o in ipairs(out) do
-  redis.call('ZADD', KEYS[2], ARGV[3], o[1])
-  redis.call('HSET', ARGV[1] .. o[1], 'attempts', o[2], 'lease', ARGV[5])
+  redis.call('ZADD', KEYS[2], until_ms, o[1])
+  redis.call('HSET', ARGV[1] .. o[1], 'attempts', o[2], 'lease', ARGV[4])
 end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {out, nxt[2] or false}
+local wait = false
+if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
+return {out, wait}
 "
     ))
 });
 
 /// Puts a dead letter back into its group's retry schedule, due now, with a fresh attempt count
 /// and its replay counter raised; removes it from the dead-letter stream.
-/// KEYS: dead letters, schedule, record. ARGV: dead-letter id, group, original id, max replays,
-/// now_ms.
+/// KEYS: dead letters, schedule, record. ARGV: dead-letter id, group, original id, max replays
+/// (due now by the server's clock).
 /// Returns 1, -1 when the letter is gone or not what was listed, -2 when the loop guard stops
 /// it, -3 when its packed `original_fields` cannot be read.
 pub(super) static REPLAY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{OURS}{KIND}{}",
+        "{OURS}{KIND}{NOW}{}",
         r"
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return -1 end
@@ -225,7 +251,8 @@ end
 redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[3], 'attempts', 0, 'replays', replays + 1, 'lease', '')
 for i = 1, #orig, 2 do redis.call('HSET', KEYS[3], 'f:' .. orig[i], orig[i + 1]) end
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+redis.call('HSET', KEYS[3], 'copied', '1')
+redis.call('ZADD', KEYS[2], now_ms(), ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[1])
 return 1
 "
@@ -252,12 +279,25 @@ return ours
     )
 });
 
-/// Lossless trimming, then the optional hard caps, in one step.
-/// KEYS: stream, then the retry schedule of every group (in the order of ARGV's group names).
-/// ARGV: number of groups, their names..., max_len (0 = none), max_age cut id ('' = none).
-/// Returns `{trimmed_lossless, capped, capped_needed}` or `{-1}` when the groups changed.
+/// The most entries one trim step removes per kind of trim (lossless, length cap, age cap).
+pub(super) const TRIM_STEP: u64 = 100_000;
+/// How long the one-trimmer lock lasts if its holder dies mid-pass.
+pub(super) const TRIM_LOCK_MS: u64 = 60_000;
+
+/// One bounded step of trimming: lossless (below the oldest entry a group still needs: its
+/// oldest pending entry or the one after its last delivered), then the optional hard caps.
+/// Every `XTRIM` is approximate with `LIMIT step` (whole radix-tree nodes, at most `step`
+/// entries), followed by an exact one only when the approximate one finished (then it removes
+/// less than one node): one step never removes more than about `step` entries per trim kind,
+/// whatever the stream's length. Retry schedules are not read: a scheduled message keeps a copy
+/// of its fields in its attempt record. One instance trims a stream at a time (a lock key with
+/// the trimming instance's token, released when a pass is complete).
+/// KEYS: stream, lock. ARGV: max_len (0 = none), max_age_ms (0 = none), step, token, lock_ms.
+/// Returns `{trimmed, capped, capped_needed, more}` (`more` = 1: call again) or `{-2}` when
+/// another instance holds the lock.
 pub(super) static TRIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{NOW}{}",
         r"
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -267,52 +307,84 @@ local function less(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
 local function fmt(p) return string.format('%.0f-%.0f', p[1], p[2]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end
-local n = tonumber(ARGV[1])
-local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
-if #groups ~= n then return {-1} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+  return {0, 0, 0, 0}
+end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[4] then return {-2} end
+local step = tonumber(ARGV[3])
 local min = nil
 local function consider(p) if min == nil or less(p, min) then min = p end end
-for i, g in ipairs(groups) do
+local groups = {}
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local info = {}
   for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-  if info['name'] ~= ARGV[1 + i] then return {-1} end
   if tonumber(info['pending']) > 0 then
     local s = redis.call('XPENDING', KEYS[1], info['name'])
     consider(parse(s[2]))
   end
   local last = parse(info['last-delivered-id'])
   consider({last[1], last[2] + 1})
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[1 + i], 0, -1)) do
-    consider(parse(id))
+  table.insert(groups, info)
+end
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+local more = 0
+-- An approximate trim with a LIMIT, then (only if it finished) an exact one for the rest of
+-- the last node.
+local function bounded(kind, arg)
+  local n = redis.call('XTRIM', KEYS[1], kind, '~', arg, 'LIMIT', step)
+  if n < step then
+    n = n + redis.call('XTRIM', KEYS[1], kind, arg)
+  else
+    more = 1
   end
+  return n
 end
 local trimmed = 0
-if n > 0 and min ~= nil then
-  trimmed = redis.call('XTRIM', KEYS[1], 'MINID', fmt(min))
-end
+if #groups > 0 and min ~= nil then trimmed = bounded('MINID', fmt(min)) end
 local capped, needed = 0, 0
-local function count_needed(upto)
-  if n == 0 or min == nil then return 0 end
-  local r = redis.call('XRANGE', KEYS[1], fmt(min), upto)
-  return #r
-end
-local max_len = tonumber(ARGV[n + 2])
-if max_len > 0 then
-  local len = redis.call('XLEN', KEYS[1])
-  if len > max_len then
-    local dropped = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - max_len)
-    needed = needed + count_needed(dropped[#dropped][1])
-    capped = capped + redis.call('XTRIM', KEYS[1], 'MAXLEN', max_len)
+local max_len, max_age = tonumber(ARGV[1]), tonumber(ARGV[2])
+if max_len > 0 or max_age > 0 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  local added = nil
+  for j = 1, #info, 2 do
+    if info[j] == 'entries-added' then added = tonumber(info[j + 1]) end
+  end
+  local len_before = redis.call('XLEN', KEYS[1])
+  if max_len > 0 and len_before > max_len then
+    capped = capped + bounded('MAXLEN', max_len)
+  end
+  if max_age > 0 then
+    capped = capped + bounded('MINID', string.format('%.0f-0', now_ms() - max_age))
+  end
+  if capped > 0 then
+    -- Entries a group had not read, from the groups' and the stream's counters (no entry is
+    -- loaded; unknown, so not counted, when Redis has no valid counter for the group), plus its
+    -- pending entries among those dropped (counted up to 1,000).
+    local len_after = redis.call('XLEN', KEYS[1])
+    local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+    for _, g in ipairs(groups) do
+      -- The group's undelivered entries are the newest `lag` ones; the caps dropped the
+      -- oldest `capped`.
+      local lost = 0
+      local lag, read = tonumber(g['lag']), tonumber(g['entries-read'])
+      if lag then
+        lost = math.max(0, capped - (len_before - lag))
+      elseif added and read then
+        lost = math.max(0, (added - len_after) - math.max(read, added - len_before))
+      end
+      if tonumber(g['pending']) > 0 then
+        local upto = '+'
+        if #first > 0 then upto = '(' .. first[1][1] end
+        lost = lost + #redis.call('XPENDING', KEYS[1], g['name'], '-', upto, 1000)
+      end
+      needed = math.max(needed, lost)
+    end
   end
 end
-local cut = ARGV[n + 3]
-if cut ~= '' then
-  local c = parse(cut)
-  if min ~= nil and less(min, c) then needed = needed + count_needed('(' .. cut) end
-  capped = capped + redis.call('XTRIM', KEYS[1], 'MINID', cut)
-end
-return {trimmed, capped, needed}
-",
-    )
+if more == 0 then redis.call('DEL', KEYS[2]) end
+return {trimmed, capped, needed, more}
+"
+    ))
 });
