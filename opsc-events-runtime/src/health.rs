@@ -4,6 +4,13 @@
 //! Each consumer keeps a [`ConsumerStatus`] that its read loop updates once per read (not per
 //! message); [`Health::check`] combines them with a round trip to the broker and the groups'
 //! backlog.
+//!
+//! It also lists the *stale groups* of the runtime's streams ([`HealthReport::stale_groups`]):
+//! groups of other handlers (a renamed or removed handler leaves its group behind) with entries
+//! waiting for them, in which no consumer has been active for longer than
+//! [`RuntimeBuilder::stale_group_after`](crate::RuntimeBuilder::stale_group_after). Such a group
+//! keeps every entry it has not read, so lossless trimming never passes it. They are a warning
+//! for operators, not a failure of this process: they do not make the report unhealthy.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +23,10 @@ use crate::transport::{Broker, Transport, with_broker};
 /// A consumer with no progress for this long is stalled, unless its handler's timeout is
 /// longer (then twice that timeout): see [`RuntimeBuilder::stall_after`](crate::RuntimeBuilder::stall_after).
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
+
+/// A group of another handler with no consumer active for this long is reported stale: see
+/// [`RuntimeBuilder::stale_group_after`](crate::RuntimeBuilder::stale_group_after).
+pub const DEFAULT_STALE_GROUP_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What one handler's consumer is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,11 +211,33 @@ pub struct ConsumerHealth {
     pub stall: Option<String>,
 }
 
+/// A consumer group on one of the runtime's streams, with entries waiting for it, that no
+/// consumer has used for longer than
+/// [`RuntimeBuilder::stale_group_after`](crate::RuntimeBuilder::stale_group_after): most likely
+/// left behind by a renamed or removed handler. Lossless trimming keeps every entry it still
+/// needs (`lag` undelivered, `pending` unacknowledged); `opsc groups remove STREAM GROUP`
+/// deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StaleGroup {
+    /// The stream.
+    pub stream: String,
+    /// The group.
+    pub group: String,
+    /// Time since one of its consumers was last active; `None` when it has no consumer.
+    pub idle: Option<Duration>,
+    /// Entries not yet delivered to it (`None` when the broker cannot tell).
+    pub lag: Option<u64>,
+    /// Entries delivered to it and not acknowledged.
+    pub pending: u64,
+}
+
 /// The result of [`Health::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealthReport {
     /// The broker answered and every consumer is reading (none stalled, failed or stopped).
+    /// Stale groups do not count: they are about other handlers, not this process.
     pub healthy: bool,
     /// `"redis"` or `"memory"`.
     pub transport: &'static str,
@@ -212,6 +245,13 @@ pub struct HealthReport {
     pub broker: Result<Duration, String>,
     /// One per handler the runtime runs.
     pub consumers: Vec<ConsumerHealth>,
+    /// Groups on the runtime's streams (its handlers' streams and those given
+    /// [`stream_limits`](crate::RuntimeBuilder::stream_limits)) with entries waiting for them
+    /// (undelivered or pending) in which no consumer has been active for longer than
+    /// [`stale_group_after`](crate::RuntimeBuilder::stale_group_after), or which have no
+    /// consumer at all (see [`GroupInfo::is_stale`](crate::GroupInfo::is_stale)). The groups of this runtime's own handlers are never
+    /// listed (their state is in `consumers`). Empty when the broker did not answer.
+    pub stale_groups: Vec<StaleGroup>,
 }
 
 /// A cheap, cloneable handle that checks a runtime's health, before, while and after it runs
@@ -232,6 +272,10 @@ pub struct Health {
     pub(crate) transport: Transport,
     pub(crate) keys: Keys,
     pub(crate) consumers: Arc<[Arc<ConsumerStatus>]>,
+    /// Every stream the runtime trims (its handlers' streams among them), for stale groups.
+    pub(crate) streams: Arc<[String]>,
+    /// How long without consumer activity makes another group stale.
+    pub(crate) stale_after: Duration,
     /// The bound of the whole check.
     pub(crate) timeout: Duration,
 }
@@ -248,7 +292,8 @@ impl Health {
         };
         let mut infos: Vec<StreamInfo> = Vec::new();
         if broker.is_ok() {
-            let mut streams: Vec<&'static str> = self.consumers.iter().map(|c| c.stream).collect();
+            let mut streams: Vec<&str> = self.consumers.iter().map(|c| c.stream).collect();
+            streams.extend(self.streams.iter().map(String::as_str));
             streams.sort_unstable();
             streams.dedup();
             for stream in streams {
@@ -290,13 +335,41 @@ impl Health {
                 }
             })
             .collect();
+        let stale_groups = infos
+            .iter()
+            .flat_map(|i| stale_groups(i, &self.consumers, self.stale_after))
+            .collect();
         HealthReport {
             healthy: broker.is_ok() && consumers.iter().all(|c| c.state == ConsumerState::Reading),
             transport: self.transport.name(),
             broker,
             consumers,
+            stale_groups,
         }
     }
+}
+
+/// The groups of `info` stale after `after`, except those of `own` consumers.
+fn stale_groups(
+    info: &StreamInfo,
+    own: &[Arc<ConsumerStatus>],
+    after: Duration,
+) -> Vec<StaleGroup> {
+    info.groups
+        .iter()
+        .filter(|g| {
+            !own.iter()
+                .any(|c| c.stream == info.stream && *c.group == *g.name)
+        })
+        .filter(|g| g.is_stale(after))
+        .map(|g| StaleGroup {
+            stream: info.stream.clone(),
+            group: g.name.clone(),
+            idle: g.idle(),
+            lag: g.lag,
+            pending: g.pending,
+        })
+        .collect()
 }
 
 /// Sets the backlog gauges of `streams` (`opsc_events_lag`, `opsc_events_pending`,

@@ -12,7 +12,7 @@ use opsc_events_runtime::cli;
 use opsc_events_testkit::RedisServer;
 
 /// Options that take no value (nothing to get wrong but their spelling).
-const FLAGS: &[&str] = &["json", "from_start", "dry_run"];
+const FLAGS: &[&str] = &["json", "from_start", "dry_run", "verbose"];
 
 /// Where every error message sends the reader.
 const RULES: &str = "docs/WIRE.md § Names and limits";
@@ -62,6 +62,21 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             "36501d",
             "99999999999999999999d",
         ]),
+        // A whole number and a unit `ms`, `s`, `m`, `h`, `d`; 1ms to 36500d.
+        "stale_after" => v(&[
+            "",
+            "0s",
+            "0ms",
+            "1",
+            "h",
+            "-1h",
+            "1.5h",
+            "1 h",
+            "1H",
+            "1us",
+            "36501d",
+            "99999999999999999999d",
+        ]),
         "limit" | "count" | "scan" => v(&[
             "",
             "0",
@@ -102,13 +117,15 @@ fn invalid(id: &str) -> Option<Vec<String>> {
 fn valid(id: &str) -> &'static str {
     match id {
         "stream" => "pings",
+        "group" => "svc.handler",
         "id" => "1-0",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
 
-/// A leaf subcommand: its path from the root and its arguments, including the root's global
-/// options.
+/// A subcommand that runs something — a leaf, or one with options of its own besides its
+/// subcommands (`groups [STREAM...]` next to `groups remove`): its path from the root and its
+/// arguments, including the root's global options.
 struct Leaf {
     path: Vec<String>,
     args: Vec<clap::Arg>,
@@ -117,17 +134,15 @@ struct Leaf {
 fn leaves() -> Vec<Leaf> {
     fn walk(cmd: &clap::Command, path: Vec<String>, globals: &[clap::Arg], out: &mut Vec<Leaf>) {
         let subs: Vec<&clap::Command> = cmd.get_subcommands().collect();
-        if subs.is_empty() {
+        let own = cmd.get_arguments().any(|a| !a.is_global_set());
+        if subs.is_empty() || (own && !path.is_empty()) {
             let mut args = globals.to_vec();
             args.extend(cmd.get_arguments().cloned());
-            out.push(Leaf { path, args });
-            return;
+            out.push(Leaf {
+                path: path.clone(),
+                args,
+            });
         }
-        assert!(
-            cmd.get_arguments().all(|a| a.is_global_set()) || path.is_empty(),
-            "`{}` has its own options and subcommands: extend the sweep",
-            path.join(" ")
-        );
         for sub in subs {
             let mut p = path.clone();
             p.push(sub.get_name().to_owned());
@@ -373,6 +388,7 @@ fn good_value(id: &str) -> &'static str {
         "reason" => "timeout",
         "since" | "until" => "1700000000000",
         "limit" | "count" | "scan" => "10",
+        "stale_after" => "1h",
         "after" | "id" => "1-0",
         other => panic!("no valid value for `{other}`"),
     }

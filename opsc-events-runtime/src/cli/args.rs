@@ -3,6 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use std::time::Duration;
+
 use super::values::{self, RedisUrl, Time};
 use crate::dead_letter::DeadLetterReason;
 use crate::message_id::MessageId;
@@ -12,7 +14,8 @@ const ABOUT: &str = "Operate opsc-events streams in Redis: streams, lag, pending
 
 const LONG_ABOUT: &str = "Operate opsc-events streams in Redis: see every stream with its \
 length, groups, lag, pending entries and dead letters; follow a stream's events as JSON; list, \
-show, replay and purge dead letters; see which event types and schemas each stream carries.
+show, replay and purge dead letters; see which event types and schemas each stream carries; \
+find and remove stale consumer groups.
 
 Every argument is checked before anything is sent to Redis: a stream, group or prefix that \
 breaks the naming rules, an unknown dead-letter reason, a time, id or number that does not \
@@ -99,6 +102,79 @@ pub(crate) enum Command {
         /// How many of the newest entries to look at per stream (1 to 10000000).
         #[arg(long, default_value = "10000", value_parser = values::scan)]
         scan: usize,
+    },
+    #[command(
+        about = GROUPS_ABOUT,
+        long_about = GROUPS_LONG_ABOUT,
+        args_conflicts_with_subcommands = true,
+        after_help = "Example:\n  opsc groups assets --stale-after 30m --verbose\n  \
+                      opsc groups remove assets inventory.old_handler --dry-run"
+    )]
+    Groups {
+        #[command(subcommand)]
+        command: Option<GroupsCommand>,
+        #[command(flatten)]
+        list: GroupsList,
+    },
+}
+
+const GROUPS_ABOUT: &str = "Consumer groups per stream: lag, pending, consumers and last \
+activity; flags stale groups and the group that holds back trimming";
+
+const GROUPS_LONG_ABOUT: &str = "Consumer groups per stream: lag (entries not yet delivered), \
+pending (delivered, not acknowledged), retrying (in the retry schedule), consumers, and last \
+activity (the most recent activity of any of its consumers as Redis reports it in XINFO \
+CONSUMERS, or `never` when it has none).
+
+A group is flagged `stale` when entries wait for it (lag not zero, or pending) and none of its \
+consumers has been active for longer than `--stale-after`, or it has no consumer. opsc cannot \
+know which handlers run elsewhere, so ownership is judged by activity: a running handler reads \
+new entries within a second, so its group does not stay idle while entries wait. A group with \
+nothing waiting is not flagged: it holds nothing back, and before Redis 7.2 a read that returns \
+nothing does not count as activity, so it cannot be told from a running one. A stale group is \
+most likely left behind by a renamed or removed handler; lossless trimming keeps every entry it \
+has not acknowledged, so it holds the stream back forever. The group that holds back trimming \
+(whose oldest needed entry is the trimming floor) is marked `holds back trimming`; \
+`opsc groups remove STREAM GROUP` deletes a group.";
+
+const REMOVE_LONG_ABOUT: &str = "Delete one consumer group (XGROUP DESTROY) with its retry \
+schedule and attempt records, so that trimming passes it. Its pending and undelivered entries \
+are no longer owed to anyone. Only remove a group no handler uses: a running handler would \
+re-create its group and read the stream from its oldest entry again. With `--dry-run`, print \
+what would be removed and change nothing. A group that does not exist is a failure (exit 1).";
+
+/// `opsc groups [STREAM...]`.
+#[derive(Debug, Args)]
+pub(crate) struct GroupsList {
+    /// Only these streams (default: every stream): 1 to 64 of `a-z 0-9 _ -` each.
+    #[arg(value_name = "STREAM", value_parser = values::stream)]
+    pub(crate) stream: Vec<String>,
+    /// A group with no consumer activity for longer than this is stale: a whole number and a
+    /// unit `ms`, `s`, `m`, `h` or `d`, e.g. `30m` (1ms to 36500d).
+    #[arg(long, default_value = "1h", value_parser = values::duration)]
+    pub(crate) stale_after: Duration,
+    /// Also list each consumer with its pending entries and idle time (always in `--json`).
+    #[arg(long)]
+    pub(crate) verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupsCommand {
+    /// Delete one consumer group with its retry schedule and attempt records.
+    #[command(
+        long_about = REMOVE_LONG_ABOUT,
+        after_help = "Example:\n  opsc groups remove assets inventory.old_handler --dry-run"
+    )]
+    Remove {
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
+        stream: String,
+        /// The group name: 1 to 128 of `A-Z a-z 0-9 _ . : -`.
+        #[arg(value_parser = values::group)]
+        group: String,
+        /// Only show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -21,7 +21,7 @@ pub(super) struct Out {
 
 impl Out {
     /// One result: `json` with `--json`, else `text()`.
-    fn line(&self, json: Value, text: impl FnOnce() -> String) -> Result<()> {
+    pub(super) fn line(&self, json: Value, text: impl FnOnce() -> String) -> Result<()> {
         if self.json {
             self.say(&json.to_string())
         } else {
@@ -30,7 +30,7 @@ impl Out {
     }
 
     /// A line of text. A closed stdout (`opsc tail x | head -1`) is an error, not a panic.
-    fn say(&self, line: &str) -> Result<()> {
+    pub(super) fn say(&self, line: &str) -> Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{line}")
             .and_then(|()| stdout.flush())
@@ -38,7 +38,7 @@ impl Out {
     }
 }
 
-type Result<T, E = CliError> = std::result::Result<T, E>;
+pub(super) type Result<T, E = CliError> = std::result::Result<T, E>;
 
 fn age(ms: u64) -> String {
     let secs = now_ms().saturating_sub(ms) / 1000;
@@ -53,7 +53,7 @@ fn age(ms: u64) -> String {
 /// `line` with its control characters (line breaks, terminal escape sequences: anything a
 /// terminal would act on) written as escapes (`\u{1b}`), for text output of what came from
 /// Redis.
-fn printable(line: String) -> String {
+pub(super) fn printable(line: String) -> String {
     if !line.chars().any(char::is_control) {
         return line;
     }

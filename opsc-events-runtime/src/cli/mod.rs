@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod groups;
 mod values;
 
 #[doc(hidden)]
@@ -32,6 +33,14 @@ pub enum CliError {
     /// Output could not be written (e.g. the reader of a pipe went away).
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    /// `groups remove` found no such group.
+    #[error("no consumer group `{group}` on stream `{stream}`")]
+    NoSuchGroup {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+    },
     /// `dlq show` found no such letter.
     #[error("no dead letter `{id}` on stream `{stream}`")]
     NoSuchLetter {
@@ -141,6 +150,14 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
             count,
         } => commands::tail(&rt, &out, &stream, from_start, count).await,
         args::Command::Schema { stream, scan } => commands::schema(&rt, &out, stream, scan).await,
+        args::Command::Groups { command, list } => match command {
+            None => groups::list(&rt, &out, list.stream, list.stale_after, list.verbose).await,
+            Some(args::GroupsCommand::Remove {
+                stream,
+                group,
+                dry_run,
+            }) => groups::remove(&rt, &out, &cli.redis, &stream, &group, dry_run).await,
+        },
         args::Command::Dlq { command } => match command {
             args::DlqCommand::List(f) => commands::dlq_list(&rt, &out, &f).await,
             args::DlqCommand::Show { stream, id } => {

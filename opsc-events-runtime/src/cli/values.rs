@@ -52,6 +52,12 @@ pub(crate) enum ValueError {
          a whole number and a unit `s`, `m`, `h` or `d` (e.g. `30m`, `7d`), at most 36500d ({SEE})"
     )]
     Time(&'static str),
+    /// Not a duration.
+    #[error(
+        "{0}; expected a whole number and a unit `ms`, `s`, `m`, `h` or `d` (e.g. `90s`, `1h`), \
+         from 1ms to 36500d ({SEE})"
+    )]
+    Duration(&'static str),
     /// Not a stream entry id.
     #[error("{0}; expected a stream entry id `<ms>-<seq>` (e.g. `1700000000000-0`) ({SEE})")]
     EntryId(&'static str),
@@ -162,6 +168,39 @@ pub(crate) fn time(s: &str) -> Result<Time, ValueError> {
         .filter(|d| *d <= MAX_AGE)
         .ok_or(ValueError::Time("the age is too long"))?;
     Ok(Time::Ago(age))
+}
+
+/// `groups --stale-after`: a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), the same form
+/// as the ages of `--since` plus milliseconds; zero is refused (every group would be stale).
+pub(crate) fn duration(s: &str) -> Result<Duration, ValueError> {
+    if s.is_empty() {
+        return Err(ValueError::Duration("it is empty"));
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    if n.is_empty() {
+        return Err(ValueError::Duration("it does not start with a number"));
+    }
+    let unit_ms: u64 = match unit {
+        "" => return Err(ValueError::Duration("it has no unit")),
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(ValueError::Duration("unknown unit")),
+    };
+    let d = n
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .map(Duration::from_millis)
+        .filter(|d| *d <= MAX_AGE)
+        .ok_or(ValueError::Duration("it is too long"))?;
+    if d.is_zero() {
+        return Err(ValueError::Duration("zero would make every group stale"));
+    }
+    Ok(d)
 }
 
 fn number(s: &str, max: u64) -> Result<u64, ValueError> {
@@ -281,6 +320,30 @@ mod tests {
         }
         assert_eq!(Time::Ago(Duration::from_secs(1)).resolve(5_000), 4_000);
         assert_eq!(Time::Ago(MAX_AGE).resolve(5), 0);
+    }
+
+    #[test]
+    fn durations_have_a_unit_and_are_positive() {
+        assert_eq!(duration("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("36500d"), Ok(MAX_AGE));
+        for bad in [
+            "",
+            "0s",
+            "0ms",
+            "1",
+            "h",
+            "-1h",
+            "1.5h",
+            "1 h",
+            "1H",
+            "1us",
+            "36501d",
+            "99999999999999999999d",
+        ] {
+            assert!(duration(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

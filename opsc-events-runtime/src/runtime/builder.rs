@@ -40,6 +40,7 @@ pub struct RuntimeBuilder {
     limits: BTreeMap<String, StreamLimits>,
     max_replays: u32,
     wire_format: WireFormat,
+    stale_group_after: Duration,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -82,6 +83,7 @@ impl RuntimeBuilder {
             limits: BTreeMap::new(),
             max_replays: DEFAULT_MAX_REPLAYS,
             wire_format: WireFormat::V2,
+            stale_group_after: crate::health::DEFAULT_STALE_GROUP_AFTER,
         }
     }
 
@@ -221,6 +223,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// After how long without any consumer activity a group of another handler on one of the
+    /// runtime's streams, with entries waiting for it, is reported in
+    /// [`HealthReport::stale_groups`](crate::health::HealthReport::stale_groups)
+    /// (default [`DEFAULT_STALE_GROUP_AFTER`](crate::health::DEFAULT_STALE_GROUP_AFTER), 24 h;
+    /// zero is refused by `build()`). A stale group — left behind by a renamed or removed
+    /// handler — holds back lossless trimming forever.
+    pub fn stale_group_after(mut self, after: Duration) -> Self {
+        self.stale_group_after = after;
+        self
+    }
+
     /// Checks every setting that needs no handler and no connection (`docs/WIRE.md` § Names
     /// and limits), appending each problem to `problems`.
     fn check_settings(&self, problems: &mut Vec<ConfigProblem>) {
@@ -249,6 +262,7 @@ impl RuntimeBuilder {
             ("response_timeout", self.response_timeout),
             ("shutdown_timeout", self.settings.shutdown_timeout),
             ("consumer_idle_timeout", self.settings.consumer_idle_timeout),
+            ("stale_group_after", self.stale_group_after),
         ] {
             if value.is_zero() {
                 problems.push(ConfigProblem::ZeroDuration { setting });
@@ -371,6 +385,7 @@ impl RuntimeBuilder {
                 streams,
             },
             max_replays: self.max_replays,
+            stale_group_after: self.stale_group_after,
             publisher: Publisher::new(
                 transport.clone(),
                 keys.clone(),

@@ -56,6 +56,8 @@ pub struct Runtime {
     settings: ConsumerSettings,
     trim: TrimSettings,
     max_replays: u32,
+    /// How long without consumer activity makes another group stale (see [`Health`]).
+    stale_group_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +119,7 @@ impl Runtime {
             settings: self.settings.clone(),
             trim: self.trim.clone(),
             max_replays: self.max_replays,
+            stale_group_after: self.stale_group_after,
         }
     }
 
@@ -170,6 +173,8 @@ impl Runtime {
             transport: self.transport.clone(),
             keys: self.keys.clone(),
             consumers: self.statuses.clone(),
+            streams: self.trim.streams.keys().cloned().collect(),
+            stale_after: self.stale_group_after,
             timeout: self.transport.response_timeout(),
         }
     }

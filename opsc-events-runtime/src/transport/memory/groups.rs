@@ -294,6 +294,7 @@ impl MemoryBroker {
     }
 
     pub(super) fn stream_info_now(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
+        let now = now_ms();
         let state = self.lock();
         let dead_letters = state
             .streams
@@ -323,6 +324,16 @@ impl MemoryBroker {
                         .count() as u64,
                 ),
                 oldest_pending: g.pending.keys().next().copied(),
+                last_delivered: Some(g.last_delivered),
+                consumer_list: g
+                    .consumers
+                    .iter()
+                    .map(|(c, seen)| crate::info::ConsumerInfo {
+                        name: c.clone(),
+                        pending: g.pending.values().filter(|p| p.consumer == *c).count() as u64,
+                        idle: Some(Duration::from_millis(now.saturating_sub(*seen))),
+                    })
+                    .collect(),
                 scheduled: state
                     .schedules
                     .get(&keys.retry(name))

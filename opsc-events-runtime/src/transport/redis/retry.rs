@@ -15,6 +15,24 @@ use crate::transport::{
     Delivery, Letter, LetterOutcome, RawEntry, ReplayOutcome, Source, TrimCounts,
 };
 
+/// The field/value pairs of an `XINFO` item: a map (RESP3) or a flat array (RESP2).
+fn pairs(v: Value) -> reply::ReplyResult<Vec<(Vec<u8>, Value)>> {
+    match v {
+        Value::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| Ok((reply::bytes(k)?, v)))
+            .collect(),
+        other => {
+            let mut out = Vec::new();
+            let mut it = reply::array(other)?.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((reply::bytes(k)?, v));
+            }
+            Ok(out)
+        }
+    }
+}
+
 impl RedisTransport {
     fn bad_reply(command: &'static str, key: &str, reply: String) -> Error {
         Error::UnexpectedReply {
@@ -340,23 +358,9 @@ impl RedisTransport {
         let bad = |r: String| Self::bad_reply("XINFO GROUPS", &keys.events, r);
         let mut groups = Vec::new();
         for g in reply::array(raw).map_err(bad)? {
-            let pairs: Vec<(Vec<u8>, Value)> = match g {
-                Value::Map(m) => m
-                    .into_iter()
-                    .map(|(k, v)| Ok((reply::bytes(k)?, v)))
-                    .collect::<reply::ReplyResult<_>>()
-                    .map_err(bad)?,
-                other => {
-                    let mut out = Vec::new();
-                    let mut it = reply::array(other).map_err(bad)?.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        out.push((reply::bytes(k).map_err(bad)?, v));
-                    }
-                    out
-                }
-            };
+            let pairs = pairs(g).map_err(bad)?;
             let mut name = String::new();
-            let (mut consumers, mut pending, mut lag) = (0, 0, None);
+            let (mut consumers, mut pending, mut lag, mut last_delivered) = (0, 0, None, None);
             for (k, v) in pairs {
                 match k.as_slice() {
                     b"name" => {
@@ -365,9 +369,11 @@ impl RedisTransport {
                     b"consumers" => consumers = reply::int(v).map_err(bad)?.max(0) as u64,
                     b"pending" => pending = reply::int(v).map_err(bad)?.max(0) as u64,
                     b"lag" => lag = reply::int(v).ok().map(|l| l.max(0) as u64),
+                    b"last-delivered-id" => last_delivered = reply::id(v).ok(),
                     _ => {}
                 }
             }
+            let consumer_list = self.consumers(keys, &name).await?;
             let scheduled: u64 = redis::cmd("ZCARD")
                 .arg(keys.retry(&name))
                 .query_async(&mut conn)
@@ -394,6 +400,8 @@ impl RedisTransport {
                 lag,
                 scheduled,
                 oldest_pending,
+                last_delivered,
+                consumer_list,
             });
         }
         Ok(crate::info::StreamInfo {
@@ -402,6 +410,66 @@ impl RedisTransport {
             dead_letters,
             groups,
         })
+    }
+
+    /// The group's consumers (`XINFO CONSUMERS`): name, pending, and the time since the most
+    /// recent of their `seen-time` (`idle`) and, on Redis 7.2 and later, `active-time`
+    /// (`inactive`, -1 when never active). A field missing or malformed is unknown, not an
+    /// error; a group removed meanwhile has no consumers.
+    async fn consumers(
+        &self,
+        keys: &StreamKeys,
+        group: &str,
+    ) -> Result<Vec<crate::info::ConsumerInfo>> {
+        let mut conn = self.conn.clone();
+        let res: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&keys.events)
+            .arg(group)
+            .query_async(&mut conn)
+            .await;
+        let raw = match res {
+            Ok(v) => v,
+            Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("no such key") => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(self.error("XINFO CONSUMERS", &keys.events, e)),
+        };
+        let bad = |r: String| Self::bad_reply("XINFO CONSUMERS", &keys.events, r);
+        let mut out = Vec::new();
+        for c in reply::array(raw).map_err(bad)? {
+            let (mut name, mut pending, mut idle) = (None, 0, None::<u64>);
+            for (k, v) in pairs(c).map_err(bad)? {
+                // Negative (`inactive` -1: never active) or malformed: unknown.
+                let ms = || {
+                    reply::int(v.clone())
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                };
+                match k.as_slice() {
+                    b"name" => {
+                        name = reply::bytes(v)
+                            .ok()
+                            .map(|n| String::from_utf8_lossy(&n).into_owned());
+                    }
+                    b"pending" => pending = ms().unwrap_or(0),
+                    b"idle" | b"inactive" => {
+                        if let Some(ms) = ms() {
+                            idle = Some(idle.map_or(ms, |i| i.min(ms)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(name) = name {
+                out.push(crate::info::ConsumerInfo {
+                    name,
+                    pending,
+                    idle: idle.map(std::time::Duration::from_millis),
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn range(
