@@ -11,7 +11,7 @@
 //! check: every scenario once with tiny sizes, no figure checked, a few seconds.
 //!
 //! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `big`,
-//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`. `OPSC_BENCH_REPS` sets how many times each throughput figure
+//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`, `trim`. `OPSC_BENCH_REPS` sets how many times each throughput figure
 //! is measured (default 5, 1 in quick mode). A framework figure is measured right after its
 //! baseline in every repetition; the table shows the median rate and the median of the
 //! per-repetition ratios, so that a slow spell of the machine hits both sides of a ratio.
@@ -24,6 +24,7 @@ mod peer;
 mod report;
 mod rss;
 mod scale;
+mod trim;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,6 +63,8 @@ struct Config {
     failure_n: usize,
     /// Entries per stream of the memory scenario (10 streams).
     rss_per_stream: usize,
+    /// Entries of the trimming scenario (a tenth of them scheduled for retry).
+    trim_entries: usize,
     rss_secs: f64,
 }
 
@@ -111,6 +114,7 @@ impl Config {
             latency_secs: 10.0 / k as f64,
             failure_n: 50_000 / k,
             rss_per_stream: 100_000 / k,
+            trim_entries: 1_000_000 / k,
             rss_secs: match mode {
                 Mode::Full => 15.0,
                 Mode::Quick => 3.0,
@@ -536,6 +540,30 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
                 ),
                 Err(e) => report.row(&format!("{handlers} handlers"), "failed".into(), &e),
             }
+        }
+    }
+    if cfg.runs("trim") {
+        let (entries, scheduled) = (cfg.trim_entries, cfg.trim_entries / 10);
+        println!("trimming: {entries} entries, {scheduled} scheduled retries:");
+        match trim::measure(&url, &mut conn, entries, scheduled).await {
+            Ok(t) => {
+                report.row(
+                    &format!(
+                        "trimming a {entries}-entry stream with {scheduled} scheduled retries: longest step blocking Redis ({} steps, {} entries trimmed, {:.1} ms in all)",
+                        t.steps,
+                        t.trimmed,
+                        t.total_us as f64 / 1000.0
+                    ),
+                    format!("{:.1} ms", t.longest_us as f64 / 1000.0),
+                    "bounded (recorded)",
+                );
+                report.row(
+                    "for context: reading that group's whole retry schedule once (ZRANGE 0 -1)",
+                    format!("{:.1} ms", t.schedule_scan_us as f64 / 1000.0),
+                    "not done by trimming any more",
+                );
+            }
+            Err(e) => report.row("trimming", "failed".into(), &e),
         }
     }
     report

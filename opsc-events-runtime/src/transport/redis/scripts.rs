@@ -287,8 +287,8 @@ pub(super) const TRIM_LOCK_MS: u64 = 60_000;
 /// One bounded step of trimming: lossless (below the oldest entry a group still needs: its
 /// oldest pending entry or the one after its last delivered), then the optional hard caps.
 /// Every `XTRIM` is approximate with `LIMIT step` (whole radix-tree nodes, at most `step`
-/// entries), followed by an exact one only when the approximate one finished (then it removes
-/// less than one node): one step never removes more than about `step` entries per trim kind,
+/// entries), followed by an exact one only when the approximate one clearly finished (removed
+/// more than 1,000 entries fewer than the limit; then the exact one removes less than a node): one step never removes more than about `step` entries per trim kind,
 /// whatever the stream's length. Retry schedules are not read: a scheduled message keeps a copy
 /// of its fields in its attempt record. One instance trims a stream at a time (a lock key with
 /// the trimming instance's token, released when a pass is complete).
@@ -334,7 +334,9 @@ local more = 0
 -- the last node.
 local function bounded(kind, arg)
   local n = redis.call('XTRIM', KEYS[1], kind, '~', arg, 'LIMIT', step)
-  if n < step then
+  -- Whole nodes only: an approximate trim stopped by the LIMIT removes up to a node less than
+  -- it. Finished means well under it (nodes hold 100 entries by default; 1,000 is a margin).
+  if n + 1000 < step then
     n = n + redis.call('XTRIM', KEYS[1], kind, arg)
   else
     more = 1
