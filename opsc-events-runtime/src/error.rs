@@ -210,6 +210,17 @@ pub enum ConfigProblem {
         /// The last error.
         reason: String,
     },
+    /// The server is not a Redis this runtime can work with: too old, or a command it needs is
+    /// missing (renamed or disabled).
+    #[error("redis at `{url}` cannot be used: {reason}")]
+    UnsupportedServer {
+        /// The URL, password removed.
+        url: String,
+        /// What the server reported (`redis_version`), if anything.
+        version: Option<String>,
+        /// What is missing.
+        reason: String,
+    },
     /// Two selected handlers share one consumer group on one stream.
     #[error(
         "handlers `{first}` and `{second}` share the group `{group}` on stream `{stream}`; give one a `group = \"...\"`"

@@ -18,7 +18,7 @@ mod armed {
         /// The task waits forever (a stuck `await`).
         Hang,
         /// The task's Redis operation fails with a timeout, every time, until
-        /// [`disarm`]ed (only where [`failing`] is checked: `"ack"`).
+        /// [`disarm`]ed (only where it is checked: `"ack"`, `"reclaim"`).
         Fail,
     }
 
@@ -43,14 +43,34 @@ mod armed {
             .retain(|(g, t, _)| !(g == group && *t == task));
     }
 
-    /// Whether a [`Fault::Fail`] is armed for `task` of `group` (it stays armed).
+    static FAILED: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+
+    /// Whether a [`Fault::Fail`] is armed for `task` of `group` (it stays armed); each `true`
+    /// is counted (see [`failures`]).
     pub(crate) fn failing(group: &str, task: &'static str) -> bool {
-        ANY.load(Ordering::Relaxed)
+        let armed = ANY.load(Ordering::Relaxed)
             && ARMED
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
-                .any(|(g, t, f)| g == group && *t == task && *f == Fault::Fail)
+                .any(|(g, t, f)| g == group && *t == task && *f == Fault::Fail);
+        if armed {
+            FAILED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((group.to_owned(), task));
+        }
+        armed
+    }
+
+    /// How many operations of `task` of `group` a [`Fault::Fail`] failed so far.
+    pub fn failures(group: &str, task: &'static str) -> usize {
+        FAILED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(g, t)| g == group && *t == task)
+            .count()
     }
 
     pub(crate) async fn hit(group: &str, task: &'static str) {
@@ -75,7 +95,7 @@ mod armed {
 }
 
 #[cfg(feature = "fault-injection")]
-pub use armed::{Fault, arm, disarm};
+pub use armed::{Fault, arm, disarm, failures};
 #[cfg(feature = "fault-injection")]
 pub(crate) use armed::{failing, hit};
 

@@ -14,6 +14,40 @@ pub(crate) fn random_u64() -> u64 {
     h.finish()
 }
 
+/// Lets a repeated log line through at most once per `period`, counting what it held back: for
+/// failures that stop progress and repeat every loop (a reclaim or lease that keeps failing),
+/// logged at warn without flooding the log.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    period: std::time::Duration,
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl RateLimit {
+    pub(crate) fn new(period: std::time::Duration) -> Self {
+        RateLimit {
+            period,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// `Some(lines held back since the last one let through)` when this one may be logged.
+    pub(crate) fn check(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.period)
+        {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
 /// The host name, for consumer names; `host` when it cannot be read.
 pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

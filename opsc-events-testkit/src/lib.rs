@@ -26,7 +26,8 @@ pub const INSTALL_HINT: &str = "apt-get install -y redis-server";
 pub struct ServerOptions {
     /// `appendonly yes` with `appendfsync always`: every acknowledged write survives a restart.
     pub aof: bool,
-    /// Extra `--name value` arguments.
+    /// Extra `--name value` arguments; a value of several words is passed as several arguments
+    /// (`("rename-command", "XAUTOCLAIM \"\"")` disables a command).
     pub extra: Vec<(String, String)>,
 }
 
@@ -108,7 +109,7 @@ impl RedisServer {
             cmd.args(["--appendonly", "no"]);
         }
         for (k, v) in &self.options.extra {
-            cmd.arg(format!("--{k}")).arg(v);
+            cmd.arg(format!("--{k}")).args(v.split_whitespace());
         }
         let child = cmd
             .stdin(Stdio::null())

@@ -12,6 +12,9 @@ use super::{ConsumerSettings, HandlerPlan};
 use crate::message_id::MessageId;
 use crate::transport::Broker;
 
+/// The least time between two warnings of one failing background loop.
+pub(super) const WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// How often to scan for idle entries: half of `claim_after`, between 100 ms and 30 s.
 fn interval(claim_after: Duration) -> Duration {
     (claim_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(30))
@@ -25,6 +28,7 @@ pub(super) async fn run_reclaim<B: Broker>(
 ) {
     let max_batch = settings.max_batch;
     let plan = dispatcher.plan.clone();
+    let mut warn_every = crate::util::RateLimit::new(WARN_EVERY);
     let claim_after = plan.reg.config.claim_after;
     loop {
         crate::fault::hit(&plan.group, "reclaim").await;
@@ -58,17 +62,25 @@ pub(super) async fn run_reclaim<B: Broker>(
                     }
                 }
             };
-            match broker
-                .claim(
-                    &plan.key,
-                    &plan.group,
-                    &plan.consumer,
-                    claim_after,
-                    cursor,
-                    1,
-                )
-                .await
-            {
+            let claimed = if crate::fault::failing(&plan.group, "reclaim") {
+                Err(crate::error::Error::Timeout {
+                    command: "XAUTOCLAIM",
+                    key: plan.key.to_string(),
+                    timeout: Duration::ZERO,
+                })
+            } else {
+                broker
+                    .claim(
+                        &plan.key,
+                        &plan.group,
+                        &plan.consumer,
+                        claim_after,
+                        cursor,
+                        1,
+                    )
+                    .await
+            };
+            match claimed {
                 Ok(claimed) => {
                     if !claimed.deleted.is_empty() {
                         tracing::warn!(
@@ -98,7 +110,9 @@ pub(super) async fn run_reclaim<B: Broker>(
                 }
                 Err(e) => {
                     // NOGROUP and connection errors are handled by the reader; try next round.
-                    tracing::debug!(group = %plan.group, error = %e, "reclaim failed");
+                    if let Some(held) = warn_every.check() {
+                        tracing::warn!(group = %plan.group, error = %e, repeated = held, "reclaiming entries of dead consumers failed; trying again (this stops reclaims)");
+                    }
                     break;
                 }
             }
@@ -112,6 +126,7 @@ pub(super) async fn run_cleanup<B: Broker>(
     settings: ConsumerSettings,
     stop: CancellationToken,
 ) {
+    let mut warn_every = crate::util::RateLimit::new(WARN_EVERY);
     let every = (settings.consumer_idle_timeout / 2)
         .clamp(Duration::from_millis(200), Duration::from_secs(300));
     loop {
@@ -133,7 +148,11 @@ pub(super) async fn run_cleanup<B: Broker>(
                 tracing::info!(group = %plan.group, ?removed, "removed idle consumers that owned nothing");
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(group = %plan.group, error = %e, "consumer clean-up failed"),
+            Err(e) => {
+                if let Some(held) = warn_every.check() {
+                    tracing::warn!(group = %plan.group, error = %e, repeated = held, "removing idle consumers failed; trying again later");
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ pub(super) async fn run<B: Broker>(
     stop: CancellationToken,
 ) {
     let plan = dispatcher.plan.clone();
+    let mut warn_every = crate::util::RateLimit::new(super::claim::WARN_EVERY);
     let lease_ms = u64::try_from(plan.reg.config.claim_after.as_millis()).unwrap_or(u64::MAX);
     // When the next retry is due, on this process's monotonic clock (the broker tells how long
     // until then by its own clock: wall clocks of hosts may disagree, durations do not).
@@ -65,7 +66,9 @@ pub(super) async fn run<B: Broker>(
                 dispatcher.dispatch_all(due, permits);
             }
             Err(e) => {
-                tracing::debug!(group = %plan.group, error = %e, "taking due retries failed");
+                if let Some(held) = warn_every.check() {
+                    tracing::warn!(group = %plan.group, error = %e, repeated = held, "taking due retries failed; trying again (this stops retries)");
+                }
                 next_due = None;
             }
         }

@@ -63,12 +63,15 @@ impl RedisTransport {
             Ok::<_, RedisError>(conn)
         };
         match tokio::time::timeout(s.connect_timeout, connect).await {
-            Ok(Ok(conn)) => Ok(RedisTransport {
-                client,
-                conn,
-                response_timeout: s.response_timeout,
-                appends: Arc::default(),
-            }),
+            Ok(Ok(mut conn)) => {
+                check_server(&mut conn, &shown, s.connect_timeout).await?;
+                Ok(RedisTransport {
+                    client,
+                    conn,
+                    response_timeout: s.response_timeout,
+                    appends: Arc::default(),
+                })
+            }
             Ok(Err(e)) => Err(unreachable(e.to_string())),
             Err(_) => Err(unreachable("timed out".to_owned())),
         }
@@ -125,5 +128,133 @@ fn redis_error(timeout: Duration, command: &'static str, key: &str, source: Redi
             key: key.to_owned(),
             source,
         }
+    }
+}
+
+/// The oldest Redis the runtime works with: `XAUTOCLAIM`, `XTRIM MINID … LIMIT` and exclusive
+/// ranges in `XPENDING` came with 6.2.
+pub(crate) const MIN_VERSION: (u32, u32, u32) = (6, 2, 0);
+
+/// Every command the runtime sends (scripts call more, all present since 2.6).
+const REQUIRED: &[&str] = &[
+    "XADD",
+    "XREADGROUP",
+    "XACK",
+    "XCLAIM",
+    "XAUTOCLAIM",
+    "XPENDING",
+    "XTRIM",
+    "XINFO",
+    "XGROUP",
+    "XRANGE",
+    "XREVRANGE",
+    "XDEL",
+    "XLEN",
+    "EVALSHA",
+    "EVAL",
+    "SCRIPT",
+];
+
+/// `major.minor.patch` of a `redis_version` value.
+pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Checks, once at connect, that the server is recent enough and has every command the runtime
+/// uses (a command renamed away or disabled would otherwise fail later, in the middle of a
+/// settlement). A server that does not let this client run `INFO` or `COMMAND` (an ACL) is not
+/// refused for it: the check is skipped, logged.
+async fn check_server(
+    conn: &mut ConnectionManager,
+    url: &str,
+    within: Duration,
+) -> std::result::Result<(), ConfigProblem> {
+    let unsupported = |version: Option<String>, reason: String| ConfigProblem::UnsupportedServer {
+        url: url.to_owned(),
+        version,
+        reason,
+    };
+    let info = tokio::time::timeout(
+        within,
+        redis::cmd("INFO").arg("server").query_async::<String>(conn),
+    )
+    .await;
+    let version = match info {
+        Ok(Ok(text)) => text
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| v.trim().to_owned()),
+        Ok(Err(e)) => {
+            tracing::info!(url, error = %e, "cannot read the server version (INFO); not checked");
+            None
+        }
+        Err(_) => None,
+    };
+    if let Some(v) = &version {
+        match parse_version(v) {
+            Some(found) if found < MIN_VERSION => {
+                let (a, b, c) = MIN_VERSION;
+                return Err(unsupported(
+                    version.clone(),
+                    format!(
+                        "redis {v} is too old: {a}.{b}.{c} or later is needed (XAUTOCLAIM, XTRIM MINID … LIMIT)"
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => tracing::info!(url, version = %v, "unrecognised server version; not checked"),
+        }
+    }
+    let mut cmd = redis::cmd("COMMAND");
+    cmd.arg("INFO");
+    for c in REQUIRED {
+        cmd.arg(*c);
+    }
+    match tokio::time::timeout(within, cmd.query_async::<redis::Value>(conn)).await {
+        Ok(Ok(redis::Value::Array(found))) if found.len() == REQUIRED.len() => {
+            let missing: Vec<&str> = REQUIRED
+                .iter()
+                .zip(&found)
+                .filter(|(_, v)| matches!(v, redis::Value::Nil))
+                .map(|(c, _)| *c)
+                .collect();
+            if !missing.is_empty() {
+                return Err(unsupported(
+                    version,
+                    format!(
+                        "the server does not offer {} (renamed or disabled?)",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Ok(other)) => {
+            tracing::info!(url, reply = ?other, "unexpected reply to COMMAND INFO; commands not checked");
+        }
+        Ok(Err(e)) => {
+            tracing::info!(url, error = %e, "cannot list the server's commands (COMMAND INFO); not checked");
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_compare() {
+        assert_eq!(parse_version("7.2.4"), Some((7, 2, 4)));
+        assert_eq!(parse_version("6.2"), Some((6, 2, 0)));
+        assert_eq!(parse_version("x"), None);
+        assert!(parse_version("6.0.16").is_some_and(|v| v < MIN_VERSION));
+        assert!(parse_version("6.2.0").is_some_and(|v| v >= MIN_VERSION));
+        assert!(parse_version("255.255.255").is_some_and(|v| v >= MIN_VERSION));
     }
 }
