@@ -12,6 +12,7 @@
 //! keeps every entry it has not read, so lossless trimming never passes it. They are a warning
 //! for operators, not a failure of this process: they do not make the report unhealthy.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -372,33 +373,103 @@ fn stale_groups(
         .collect()
 }
 
-/// Sets the backlog gauges of `streams` (`opsc_events_lag`, `opsc_events_pending`,
-/// `opsc_events_scheduled` per stream and group, `opsc_events_dead_letters` per stream): run
-/// by the runtime's maintenance task every trim interval.
-pub(crate) async fn record_backlog<'a>(
-    transport: &Transport,
-    keys: &Keys,
-    streams: impl IntoIterator<Item = &'a str>,
-) {
-    for stream in streams {
-        let sk = keys.stream(stream);
-        let info = match with_broker!(transport, b => b.stream_info(&sk).await) {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(stream, error = %e, "cannot read the backlog for the gauges");
-                continue;
-            }
-        };
-        let s = stream.to_owned();
-        metrics::gauge!("opsc_events_dead_letters", "stream" => s.clone())
-            .set(info.dead_letters as f64);
-        for g in &info.groups {
-            let labels = [("stream", s.clone()), ("group", g.name.clone())];
-            if let Some(lag) = g.lag {
-                metrics::gauge!("opsc_events_lag", &labels).set(lag as f64);
-            }
-            metrics::gauge!("opsc_events_pending", &labels).set(g.pending as f64);
-            metrics::gauge!("opsc_events_scheduled", &labels).set(g.scheduled as f64);
+/// A stale group is warned about at most this often (per stream and group).
+const STALE_WARNING_EVERY: Duration = Duration::from_secs(3600);
+
+/// What the runtime's maintenance task records every trim interval: the backlog gauges, and a
+/// warning for each stale group of its streams.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    /// The runtime's own consumers (their groups are never stale).
+    own: Arc<[Arc<ConsumerStatus>]>,
+    stale_after: Duration,
+    /// When each `(stream, group)` was last warned about.
+    warned: HashMap<(String, String), Instant>,
+}
+
+impl Backlog {
+    pub(crate) fn new(own: Arc<[Arc<ConsumerStatus>]>, stale_after: Duration) -> Self {
+        Backlog {
+            own,
+            stale_after,
+            warned: HashMap::new(),
         }
+    }
+
+    /// Whether to warn about `group` at `now`: not if it was warned about within
+    /// [`STALE_WARNING_EVERY`].
+    fn should_warn(&mut self, stream: &str, group: &str, now: Instant) -> bool {
+        let key = (stream.to_owned(), group.to_owned());
+        match self.warned.get(&key) {
+            Some(at) if now.saturating_duration_since(*at) < STALE_WARNING_EVERY => false,
+            _ => {
+                self.warned.insert(key, now);
+                true
+            }
+        }
+    }
+
+    /// Sets the backlog gauges of `streams` (`opsc_events_lag`, `opsc_events_pending`,
+    /// `opsc_events_scheduled` per stream and group, `opsc_events_dead_letters` per stream) and
+    /// logs each stale group at warn, at most once an hour per stream and group.
+    pub(crate) async fn record<'a>(
+        &mut self,
+        transport: &Transport,
+        keys: &Keys,
+        streams: impl IntoIterator<Item = &'a str>,
+    ) {
+        for stream in streams {
+            let sk = keys.stream(stream);
+            let info = match with_broker!(transport, b => b.stream_info(&sk).await) {
+                Ok(info) => info,
+                Err(e) => {
+                    tracing::debug!(stream, error = %e, "cannot read the backlog for the gauges");
+                    continue;
+                }
+            };
+            let s = stream.to_owned();
+            metrics::gauge!("opsc_events_dead_letters", "stream" => s.clone())
+                .set(info.dead_letters as f64);
+            for g in &info.groups {
+                let labels = [("stream", s.clone()), ("group", g.name.clone())];
+                if let Some(lag) = g.lag {
+                    metrics::gauge!("opsc_events_lag", &labels).set(lag as f64);
+                }
+                metrics::gauge!("opsc_events_pending", &labels).set(g.pending as f64);
+                metrics::gauge!("opsc_events_scheduled", &labels).set(g.scheduled as f64);
+            }
+            let now = Instant::now();
+            for stale in stale_groups(&info, &self.own, self.stale_after) {
+                if self.should_warn(&stale.stream, &stale.group, now) {
+                    tracing::warn!(
+                        stream = %stale.stream,
+                        group = %stale.group,
+                        idle = ?stale.idle,
+                        lag = ?stale.lag,
+                        pending = stale.pending,
+                        "a consumer group with entries waiting has had no active consumer for \
+                         longer than stale_group_after; it holds back trimming (remove it with \
+                         `opsc groups remove` if no handler uses it any more)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_group_is_warned_about_at_most_once_an_hour() {
+        let mut backlog = Backlog::new(Arc::new([]), DEFAULT_STALE_GROUP_AFTER);
+        let t0 = Instant::now();
+        assert!(backlog.should_warn("s", "g", t0));
+        assert!(!backlog.should_warn("s", "g", t0 + Duration::from_secs(3599)));
+        assert!(backlog.should_warn("s", "other", t0), "per group");
+        assert!(backlog.should_warn("t", "g", t0), "per stream");
+        assert!(backlog.should_warn("s", "g", t0 + STALE_WARNING_EVERY));
+        assert!(!backlog.should_warn("s", "g", t0 + STALE_WARNING_EVERY));
     }
 }

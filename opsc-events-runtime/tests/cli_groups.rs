@@ -224,7 +224,7 @@ fn groups_text_escapes_control_characters_from_redis() {
 
 /// `pings` seeded with `svc.handler` (never read, 3 entries waiting) and `svc.done` (read and
 /// acknowledged everything); `svc.handler` has a retry schedule and `records` attempt records;
-/// the group `svc.handler:v2` (whose record keys start like `svc.handler`'s) and the stream
+/// the group `svc.handler:2` (whose record keys start like `svc.handler`'s) and the stream
 /// `orders` have records of their own.
 fn seed_removable(server: &RedisServer, records: usize) -> redis::Connection {
     let (first, _) = seed(server);
@@ -233,7 +233,7 @@ fn seed_removable(server: &RedisServer, records: usize) -> redis::Connection {
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(EVENTS)
-        .arg("svc.handler:v2")
+        .arg("svc.handler:2")
         .arg("$")
         .query(&mut c)
         .expect("XGROUP CREATE");
@@ -253,7 +253,7 @@ fn seed_removable(server: &RedisServer, records: usize) -> redis::Connection {
             .ignore();
     }
     pipe.cmd("HSET")
-        .arg(keys.record("svc.handler:v2", "1-0"))
+        .arg(keys.record("svc.handler:2", "1-0"))
         .arg("attempts")
         .arg(1)
         .ignore();
@@ -335,7 +335,7 @@ fn groups_remove_deletes_the_group_its_schedule_and_records_and_trimming_passes(
 
     let names = group_names(&mut c);
     assert!(!names.contains(&"svc.handler".to_owned()), "{names:?}");
-    assert!(names.contains(&"svc.handler:v2".to_owned()), "{names:?}");
+    assert!(names.contains(&"svc.handler:2".to_owned()), "{names:?}");
     let exists = |c: &mut redis::Connection, key: &str| -> bool {
         redis::cmd("EXISTS")
             .arg(key)
@@ -354,7 +354,7 @@ fn groups_remove_deletes_the_group_its_schedule_and_records_and_trimming_passes(
         ));
     }
     assert!(
-        exists(&mut c, &keys.record("svc.handler:v2", "1-0")),
+        exists(&mut c, &keys.record("svc.handler:2", "1-0")),
         "another group's record"
     );
     assert!(

@@ -192,7 +192,8 @@ fn redis_error(command: &'static str, key: &str) -> impl FnOnce(redis::RedisErro
 /// The attempt records of `group`, one `SCAN` page at a time (`MATCH`, so only keys under the
 /// stream's hash tag are returned); `each` gets every page's records. A record is
 /// `<prefix>:{<stream>}:attempt:<group>:<entry id>`: a key whose rest is not an entry id belongs
-/// to another group (`svc` and `svc:v2` share the start `attempt:svc:`) and is left alone.
+/// to another group and is left alone (the records of `svc` and of `svc:2` both start with
+/// `attempt:svc:` and a digit).
 async fn records<F, Fut>(
     conn: &mut MultiplexedConnection,
     keys: &StreamKeys,

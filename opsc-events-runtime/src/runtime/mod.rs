@@ -287,6 +287,8 @@ impl Runtime {
                 stop.clone(),
                 self.consumer_name.clone(),
             );
+            let mut backlog =
+                crate::health::Backlog::new(self.statuses.clone(), self.stale_group_after);
             let handle = tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -297,12 +299,9 @@ impl Runtime {
                     if let Err(e) = trim::trim_all(&transport, &keys, &trim.streams, &token).await {
                         tracing::warn!(error = %e, "trimming failed; trying again next round");
                     }
-                    crate::health::record_backlog(
-                        &transport,
-                        &keys,
-                        trim.streams.keys().map(String::as_str),
-                    )
-                    .await;
+                    backlog
+                        .record(&transport, &keys, trim.streams.keys().map(String::as_str))
+                        .await;
                 }
             });
             let stop = stop.clone();
