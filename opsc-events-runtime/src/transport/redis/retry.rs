@@ -33,6 +33,39 @@ fn pairs(v: Value) -> reply::ReplyResult<Vec<(Vec<u8>, Value)>> {
     }
 }
 
+/// One consumer of an `XINFO CONSUMERS` reply; `None` without a name. Its idle time is the
+/// smaller of `idle` and (Redis 7.2+) `inactive`; a negative (`inactive` -1: never active) or
+/// malformed value is unknown.
+fn consumer(v: Value) -> reply::ReplyResult<Option<crate::info::ConsumerInfo>> {
+    let (mut name, mut pending, mut idle) = (None, 0, None::<u64>);
+    for (k, v) in pairs(v)? {
+        let ms = || {
+            reply::int(v.clone())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+        };
+        match k.as_slice() {
+            b"name" => {
+                name = reply::bytes(v)
+                    .ok()
+                    .map(|n| String::from_utf8_lossy(&n).into_owned());
+            }
+            b"pending" => pending = ms().unwrap_or(0),
+            b"idle" | b"inactive" => {
+                if let Some(ms) = ms() {
+                    idle = Some(idle.map_or(ms, |i| i.min(ms)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(name.map(|name| crate::info::ConsumerInfo {
+        name,
+        pending,
+        idle: idle.map(std::time::Duration::from_millis),
+    }))
+}
+
 impl RedisTransport {
     fn bad_reply(command: &'static str, key: &str, reply: String) -> Error {
         Error::UnexpectedReply {
@@ -438,36 +471,7 @@ impl RedisTransport {
         let bad = |r: String| Self::bad_reply("XINFO CONSUMERS", &keys.events, r);
         let mut out = Vec::new();
         for c in reply::array(raw).map_err(bad)? {
-            let (mut name, mut pending, mut idle) = (None, 0, None::<u64>);
-            for (k, v) in pairs(c).map_err(bad)? {
-                // Negative (`inactive` -1: never active) or malformed: unknown.
-                let ms = || {
-                    reply::int(v.clone())
-                        .ok()
-                        .and_then(|n| u64::try_from(n).ok())
-                };
-                match k.as_slice() {
-                    b"name" => {
-                        name = reply::bytes(v)
-                            .ok()
-                            .map(|n| String::from_utf8_lossy(&n).into_owned());
-                    }
-                    b"pending" => pending = ms().unwrap_or(0),
-                    b"idle" | b"inactive" => {
-                        if let Some(ms) = ms() {
-                            idle = Some(idle.map_or(ms, |i| i.min(ms)));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(name) = name {
-                out.push(crate::info::ConsumerInfo {
-                    name,
-                    pending,
-                    idle: idle.map(std::time::Duration::from_millis),
-                });
-            }
+            out.extend(consumer(c).map_err(bad)?);
         }
         Ok(out)
     }
@@ -523,5 +527,73 @@ impl RedisTransport {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redis::Value;
+
+    use super::consumer;
+
+    fn s(x: &str) -> Value {
+        Value::BulkString(x.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn consumer_idle_is_read_from_redis_7_0_and_7_2_replies() {
+        // Redis 7.0: name, pending, idle.
+        let v70 = Value::Array(vec![
+            s("name"),
+            s("c1"),
+            s("pending"),
+            Value::Int(2),
+            s("idle"),
+            Value::Int(1500),
+        ]);
+        let c = consumer(v70).expect("parses").expect("a named consumer");
+        assert_eq!((c.name.as_str(), c.pending), ("c1", 2));
+        assert_eq!(c.idle, Some(Duration::from_millis(1500)));
+        // Redis 7.2 (RESP3 map): `inactive` -1 (never active) is unknown, `idle` counts.
+        let v72 = Value::Map(vec![
+            (s("name"), s("c2")),
+            (s("pending"), Value::Int(0)),
+            (s("idle"), Value::Int(40)),
+            (s("inactive"), Value::Int(-1)),
+        ]);
+        assert_eq!(
+            consumer(v72)
+                .expect("parses")
+                .expect("a named consumer")
+                .idle,
+            Some(Duration::from_millis(40))
+        );
+        // The most recent activity of the two counts.
+        let both = Value::Array(vec![
+            s("name"),
+            s("c3"),
+            s("idle"),
+            Value::Int(900),
+            s("inactive"),
+            Value::Int(300),
+        ]);
+        assert_eq!(
+            consumer(both)
+                .expect("parses")
+                .expect("a named consumer")
+                .idle,
+            Some(Duration::from_millis(300))
+        );
+        // Missing or malformed fields are unknown, not errors; no name, no consumer.
+        let odd = Value::Array(vec![s("name"), s("c4"), s("idle"), s("soon")]);
+        let c = consumer(odd).expect("parses").expect("a named consumer");
+        assert_eq!((c.pending, c.idle), (0, None));
+        assert_eq!(
+            consumer(Value::Array(vec![s("idle"), Value::Int(1)])).expect("parses"),
+            None
+        );
+        assert!(consumer(Value::Int(3)).is_err(), "not a consumer at all");
     }
 }
