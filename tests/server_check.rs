@@ -18,8 +18,8 @@ fn problems(err: Error) -> Vec<String> {
 #[tokio::test]
 async fn a_server_without_a_needed_command_is_refused_at_build() {
     let server = RedisServer::start_with(ServerOptions {
-        aof: false,
         extra: vec![("rename-command".into(), "XAUTOCLAIM \"\"".into())],
+        ..ServerOptions::default()
     });
     let err = Runtime::builder()
         .service("check")

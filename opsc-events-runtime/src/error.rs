@@ -210,6 +210,20 @@ pub enum ConfigProblem {
         /// The last error.
         reason: String,
     },
+    /// TLS settings cannot be used (a file cannot be read, certificates without `rediss://`).
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The Redis password could not be read from where it was said to be (never shows it).
+    #[error("cannot read the redis password from the {from}: {reason}")]
+    Secret {
+        /// Where it was looked for.
+        from: String,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// The server is not a Redis this runtime can work with: too old, or a command it needs is
     /// missing (renamed or disabled).
     #[error("redis at `{url}` cannot be used: {reason}")]

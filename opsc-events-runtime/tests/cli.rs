@@ -346,3 +346,100 @@ fn tail_ends_quietly_when_its_reader_goes_away() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `opsc` over TLS with the server's CA and a client certificate (mutual TLS required by the
+/// server), and with the password read from a file: `streams` and `groups remove` (which opens
+/// a connection of its own) work; without `--tls-ca` the server is not trusted (exit 1).
+#[test]
+fn opsc_reaches_a_tls_server_with_a_password_from_a_file() {
+    let server = RedisServer::start_with(opsc_events_testkit::ServerOptions {
+        tls: true,
+        extra: vec![
+            ("tls-auth-clients".into(), "yes".into()),
+            ("requirepass".into(), "cli-s3cret".into()),
+        ],
+        ..Default::default()
+    });
+    let tls = server.tls().expect("TLS").clone();
+    // The server's own directory is private to this test and removed with it.
+    let password = server.dir().join("pw");
+    std::fs::write(&password, "cli-s3cret\n").expect("write");
+    let mut c = redis::Client::open(format!("redis://:cli-s3cret@127.0.0.1:{}", server.port()))
+        .expect("client")
+        .get_connection()
+        .expect("connect");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("opsconductor:{pings}:events")
+        .arg("svc.handler")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c)
+        .expect("XGROUP CREATE");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let base = vec![
+        "--redis".to_owned(),
+        server.tls_url(),
+        "--tls-ca".to_owned(),
+        path(&tls.ca),
+        "--tls-cert".to_owned(),
+        path(&tls.client_cert),
+        "--tls-key".to_owned(),
+        path(&tls.client_key),
+        "--password-file".to_owned(),
+        path(&password),
+    ];
+    let with = |args: &[&str]| {
+        let mut all = base.clone();
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        run(&all, &[])
+    };
+    let out = with(&["--json", "streams"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["stream"], "pings");
+    let out = with(&["groups", "remove", "pings", "svc.handler"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &[
+            "--redis".to_owned(),
+            server.tls_url(),
+            "--password-file".to_owned(),
+            path(&password),
+            "streams".to_owned(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an untrusted server certificate"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("cli-s3cret"));
+}
+
+/// `--tls-cert` without `--tls-key` (or the reverse) is a usage error, before any connection.
+#[test]
+fn a_client_certificate_needs_its_key() {
+    for flag in ["--tls-cert", "--tls-key"] {
+        let out = run(
+            &[
+                "--redis".to_owned(),
+                "rediss://127.0.0.1:1".to_owned(),
+                flag.to_owned(),
+                "/etc/passwd".to_owned(),
+                "streams".to_owned(),
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("go together"));
+    }
+}

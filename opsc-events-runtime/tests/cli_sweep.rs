@@ -32,6 +32,10 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             "redis://127.0.0.1:99999",
             "redis://127.0.0.1:6379/not-a-db",
         ]),
+        // A readable file.
+        "tls_ca" | "tls_cert" | "tls_key" | "password_file" => {
+            v(&["", "/nonexistent/opsc/file.pem", "/tmp"])
+        }
         // Allowed: `A-Z a-z 0-9 _ . -`, 1 to 64 bytes.
         "prefix" => v(&["", "x y", "ops*", "ops:x", "{ops}", "préfix", "ops\n"]),
         // Allowed: `a-z 0-9 _ -`, 1 to 64 bytes.
@@ -389,6 +393,7 @@ fn good_value(id: &str) -> &'static str {
         "since" | "until" => "1700000000000",
         "limit" | "count" | "scan" => "10",
         "stale_after" => "1h",
+        "tls_ca" | "tls_cert" | "tls_key" | "password_file" => "/etc/passwd",
         "after" | "id" => "1-0",
         other => panic!("no valid value for `{other}`"),
     }

@@ -26,6 +26,10 @@ pub const INSTALL_HINT: &str = "apt-get install -y redis-server";
 pub struct ServerOptions {
     /// `appendonly yes` with `appendfsync always`: every acknowledged write survives a restart.
     pub aof: bool,
+    /// Also listen for TLS on a second port ([`RedisServer::tls_url`]), with a CA, a server
+    /// certificate (for `localhost` and `127.0.0.1`) and a client certificate made for this
+    /// server ([`RedisServer::tls`]); client certificates are accepted, not required.
+    pub tls: bool,
     /// Extra `--name value` arguments; a value of several words is passed as several arguments
     /// (`("rename-command", "XAUTOCLAIM \"\"")` disables a command).
     pub extra: Vec<(String, String)>,
@@ -36,7 +40,15 @@ impl ServerOptions {
     pub fn durable() -> Self {
         ServerOptions {
             aof: true,
-            extra: Vec::new(),
+            ..ServerOptions::default()
+        }
+    }
+
+    /// No persistence, and a TLS port besides the plain one.
+    pub fn tls() -> Self {
+        ServerOptions {
+            tls: true,
+            ..ServerOptions::default()
         }
     }
 }
@@ -46,6 +58,9 @@ impl ServerOptions {
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// The TLS port (0 without TLS).
+    tls_port: u16,
+    tls: Option<TlsFiles>,
     dir: tempfile::TempDir,
     options: ServerOptions,
 }
@@ -68,9 +83,16 @@ impl RedisServer {
     /// Starts a server, returning an error instead of panicking.
     pub fn try_start_with(options: ServerOptions) -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("opsc-redis-").tempdir()?;
+        let tls = if options.tls {
+            Some(TlsFiles::create(dir.path())?)
+        } else {
+            None
+        };
         let mut server = RedisServer {
             child: None,
             port: 0,
+            tls_port: 0,
+            tls,
             dir,
             options,
         };
@@ -78,6 +100,9 @@ impl RedisServer {
         // Another process may take the free port between our probe and the server's bind.
         for _ in 0..5 {
             server.port = free_port()?;
+            if server.tls.is_some() {
+                server.tls_port = free_port()?;
+            }
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
@@ -103,6 +128,17 @@ impl RedisServer {
             .arg(self.log_path())
             .arg("--protected-mode")
             .arg("no");
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tls-port")
+                .arg(self.tls_port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.server_cert)
+                .arg("--tls-key-file")
+                .arg(&tls.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "optional"]);
+        }
         if self.options.aof {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
@@ -168,6 +204,23 @@ impl RedisServer {
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `rediss://localhost:<tls port>` (the server certificate names `localhost`). Panics when
+    /// the server was started without `tls`.
+    pub fn tls_url(&self) -> String {
+        assert!(self.tls.is_some(), "the server was started without TLS");
+        format!("rediss://localhost:{}", self.tls_port)
+    }
+
+    /// The TLS port (0 without TLS).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// The certificate files of a TLS server (`None` without TLS).
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The server's working directory (AOF files live here).
@@ -238,7 +291,8 @@ fn ping(port: u16) -> io::Result<()> {
     s.write_all(b"*1\r\n$4\r\nPING\r\n")?;
     let mut buf = [0u8; 7];
     s.read_exact(&mut buf)?;
-    if &buf == b"+PONG\r\n" {
+    // A server with `requirepass` answers `-NOAUTH …`: it is up all the same.
+    if &buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH") {
         Ok(())
     } else {
         Err(io::Error::other("unexpected reply to PING"))
@@ -265,5 +319,59 @@ mod tests {
         let a = RedisServer::start();
         let b = RedisServer::start();
         assert_ne!(a.port(), b.port());
+    }
+}
+
+/// PEM files of a TLS test server: its CA, its certificate and key, and a client certificate and
+/// key signed by the same CA (for mutual TLS).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA certificate that signed both certificates.
+    pub ca: PathBuf,
+    /// The server certificate (`localhost`, `127.0.0.1`).
+    pub server_cert: PathBuf,
+    /// The server key.
+    pub server_key: PathBuf,
+    /// A client certificate.
+    pub client_cert: PathBuf,
+    /// Its key.
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    fn create(dir: &Path) -> io::Result<TlsFiles> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let fail =
+            |e: rcgen::Error| io::Error::other(format!("cannot make test certificates: {e}"));
+        let ca_key = KeyPair::generate().map_err(fail)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "opsc-events test CA");
+        let ca = ca_params.self_signed(&ca_key).map_err(fail)?;
+        let leaf = |names: Vec<String>, cn: &str| -> io::Result<(String, String)> {
+            let key = KeyPair::generate().map_err(fail)?;
+            let mut params = CertificateParams::new(names).map_err(fail)?;
+            params.distinguished_name.push(DnType::CommonName, cn);
+            let cert = params.signed_by(&key, &ca, &ca_key).map_err(fail)?;
+            Ok((cert.pem(), key.serialize_pem()))
+        };
+        let (server_cert, server_key) =
+            leaf(vec!["localhost".into(), "127.0.0.1".into()], "localhost")?;
+        let (client_cert, client_key) = leaf(vec!["opsc-client".into()], "opsc-client")?;
+        let files = TlsFiles {
+            ca: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        };
+        std::fs::write(&files.ca, ca.pem())?;
+        std::fs::write(&files.server_cert, server_cert)?;
+        std::fs::write(&files.server_key, server_key)?;
+        std::fs::write(&files.client_cert, client_cert)?;
+        std::fs::write(&files.client_key, client_key)?;
+        Ok(files)
     }
 }

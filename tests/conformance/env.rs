@@ -1,14 +1,17 @@
-//! The two transports the conformance behaviours run against.
+//! The transports the conformance behaviours run against: Redis, Redis over TLS (mutual TLS,
+//! the test's own CA), and the embedded broker.
 
 use std::time::Duration;
 
 use opsc_events::RuntimeBuilder;
 use opsc_events::prelude::*;
-use opsc_events_testkit::RedisServer;
+use opsc_events_testkit::{RedisServer, ServerOptions};
 
 /// A fresh transport for one behaviour: a private redis-server, or a new embedded broker.
 pub enum Env {
     Redis(RedisServer),
+    /// Reached only through its TLS port.
+    RedisTls(RedisServer),
     Memory(MemoryBroker),
 }
 
@@ -16,6 +19,11 @@ impl Env {
     pub fn redis() -> Env {
         crate::common::init_tracing();
         Env::Redis(RedisServer::start())
+    }
+
+    pub fn redis_tls() -> Env {
+        crate::common::init_tracing();
+        Env::RedisTls(RedisServer::start_with(ServerOptions::tls()))
     }
 
     pub fn memory() -> Env {
@@ -30,6 +38,12 @@ impl Env {
             .shutdown_timeout(Duration::from_secs(2));
         match self {
             Env::Redis(server) => b.redis(server.url()),
+            Env::RedisTls(server) => {
+                let tls = server.tls().expect("a TLS server");
+                b.redis(server.tls_url())
+                    .tls_ca_file(&tls.ca)
+                    .tls_client_cert_files(&tls.client_cert, &tls.client_key)
+            }
             Env::Memory(broker) => b.memory_with(broker.clone()),
         }
     }

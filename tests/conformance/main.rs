@@ -1306,13 +1306,20 @@ async fn older_versions_are_upcast_for_handlers(env: Env) {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Runs every behaviour on both transports: `redis::<name>` and `memory::<name>`.
+/// Runs every behaviour on every transport: `redis::<name>`, `redis_tls::<name>` and
+/// `memory::<name>`.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 super::$name(super::Env::redis()).await
+            })*
+        }
+        mod redis_tls {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Env::redis_tls()).await
             })*
         }
         mod memory {

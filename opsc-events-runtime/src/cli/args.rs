@@ -59,6 +59,19 @@ pub(crate) struct Cli {
         value_parser = values::prefix
     )]
     pub(crate) prefix: String,
+    /// Trust the CA certificate(s) in this PEM file for a `rediss://` URL (instead of the
+    /// system's roots).
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    /// Present this client certificate (PEM) on a `rediss://` URL (mutual TLS); with `--tls-key`.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// The key (PEM) of `--tls-cert`.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
+    /// Read the Redis password from this file (so it is not in the URL or the command line).
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
+    pub(crate) password_file: Option<std::path::PathBuf>,
     /// Print JSON lines instead of text for people.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub(crate) json: bool,

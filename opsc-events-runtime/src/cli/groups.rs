@@ -159,25 +159,6 @@ pub(super) async fn list(
     Ok(())
 }
 
-/// A plain connection for the commands the runtime does not offer (removing a group).
-async fn connect(url: &str, key: &str) -> Result<MultiplexedConnection> {
-    let failed = |source| {
-        CliError::Runtime(Error::Redis {
-            command: "CONNECT",
-            key: key.to_owned(),
-            source,
-        })
-    };
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    redis::Client::open(url)
-        .map_err(failed)?
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(failed)
-}
-
 fn redis_error(command: &'static str, key: &str) -> impl FnOnce(redis::RedisError) -> CliError {
     let key = key.to_owned();
     move |source| {
@@ -240,7 +221,6 @@ where
 pub(super) async fn remove(
     rt: &Runtime,
     out: &Out,
-    url: &str,
     stream: &str,
     group: &str,
     dry_run: bool,
@@ -253,7 +233,13 @@ pub(super) async fn remove(
             group: group.to_owned(),
         });
     };
-    let mut conn = connect(url, &keys.events).await?;
+    let mut conn = rt.redis_connection().await?.ok_or_else(|| {
+        CliError::Runtime(Error::UnexpectedReply {
+            command: "CONNECT",
+            key: keys.events.clone(),
+            reply: "not a Redis transport".to_owned(),
+        })
+    })?;
     let what = |verb: &str, records: u64| {
         format!(
             "{verb} group {group} of stream {stream}: pending {}, lag {}, retrying {}, \

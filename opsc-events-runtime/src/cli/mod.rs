@@ -66,6 +66,12 @@ where
     let mut cmd = args::Cli::command();
     let matches = cmd.try_get_matches_from_mut(argv)?;
     let cli = args::Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    if cli.tls_cert.is_some() != cli.tls_key.is_some() {
+        return Err(cmd.error(
+            ErrorKind::MissingRequiredArgument,
+            "`--tls-cert` and `--tls-key` go together: give both or neither",
+        ));
+    }
     if let args::Command::Dlq { command } = &cli.command {
         let (name, filter) = match command {
             args::DlqCommand::List(f) => ("list", Some(f)),
@@ -133,14 +139,22 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: args::Cli) -> Result<(), CliError> {
-    let rt = Runtime::builder()
+    let mut builder = Runtime::builder()
         .service("opsc")
         .prefix(&cli.prefix)
         .redis(&cli.redis)
         .connect_timeout(Duration::from_secs(5))
-        .no_handlers()
-        .build()
-        .await?;
+        .no_handlers();
+    if let Some(ca) = &cli.tls_ca {
+        builder = builder.tls_ca_file(ca);
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        builder = builder.tls_client_cert_files(cert, key);
+    }
+    if let Some(file) = &cli.password_file {
+        builder = builder.redis_password_file(file);
+    }
+    let rt = builder.build().await?;
     let out = commands::Out { json: cli.json };
     match cli.command {
         args::Command::Streams => commands::streams(&rt, &out).await,
@@ -156,7 +170,7 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
                 stream,
                 group,
                 dry_run,
-            }) => groups::remove(&rt, &out, &cli.redis, &stream, &group, dry_run).await,
+            }) => groups::remove(&rt, &out, &stream, &group, dry_run).await,
         },
         args::Command::Dlq { command } => match command {
             args::DlqCommand::List(f) => commands::dlq_list(&rt, &out, &f).await,

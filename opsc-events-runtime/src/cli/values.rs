@@ -61,6 +61,9 @@ pub(crate) enum ValueError {
     /// Not a stream entry id.
     #[error("{0}; expected a stream entry id `<ms>-<seq>` (e.g. `1700000000000-0`) ({SEE})")]
     EntryId(&'static str),
+    /// Not a readable file.
+    #[error("{0}; expected the path of a readable file ({SEE})")]
+    File(&'static str),
     /// Not a whole number in range.
     #[error("{problem}; expected a whole number from 1 to {max} ({SEE})")]
     Number {
@@ -79,6 +82,20 @@ pub(crate) fn stream(s: &str) -> Result<String, InvalidName> {
 /// `--group`.
 pub(crate) fn group(s: &str) -> Result<String, InvalidName> {
     GROUP_NAME.check(s).map(|()| s.to_owned())
+}
+
+/// `--tls-ca`, `--tls-cert`, `--tls-key`, `--password-file`: a file that exists (read at
+/// connect; checked here so that a typo is a usage error before anything is sent).
+pub(crate) fn file(s: &str) -> Result<std::path::PathBuf, ValueError> {
+    if s.is_empty() {
+        return Err(ValueError::File("empty"));
+    }
+    let path = std::path::PathBuf::from(s);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(path),
+        Ok(_) => Err(ValueError::File("not a file")),
+        Err(_) => Err(ValueError::File("no such file")),
+    }
 }
 
 /// `--prefix`.

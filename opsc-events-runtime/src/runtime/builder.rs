@@ -41,6 +41,23 @@ pub struct RuntimeBuilder {
     max_replays: u32,
     wire_format: WireFormat,
     stale_group_after: Duration,
+    tls: TlsFiles,
+    password: Option<SecretSource>,
+}
+
+/// Certificate files for a `rediss://` connection.
+#[derive(Debug, Clone, Default)]
+struct TlsFiles {
+    ca: Option<std::path::PathBuf>,
+    client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Where the Redis password comes from when it is not in the URL. Holds the source only: the
+/// secret is read by `build()` and never kept in the builder.
+#[derive(Debug, Clone)]
+enum SecretSource {
+    Env(String),
+    File(std::path::PathBuf),
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -83,6 +100,8 @@ impl RuntimeBuilder {
             limits: BTreeMap::new(),
             max_replays: DEFAULT_MAX_REPLAYS,
             wire_format: WireFormat::V2,
+            tls: TlsFiles::default(),
+            password: None,
             stale_group_after: crate::health::DEFAULT_STALE_GROUP_AFTER,
         }
     }
@@ -111,6 +130,39 @@ impl RuntimeBuilder {
     /// Uses the Redis server at `url` (`redis://[user:password@]host[:port][/db]`).
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Trusts the CA certificate(s) in the PEM file `path` for a `rediss://` connection (instead
+    /// of the system's roots). The server's name is checked against its certificate either way.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca = Some(path.into());
+        self
+    }
+
+    /// Presents the client certificate and key in the PEM files `cert` and `key` on a
+    /// `rediss://` connection (mutual TLS, for servers with `tls-auth-clients yes`).
+    pub fn tls_client_cert_files(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Takes the Redis password from the environment variable `var` at `build()` (so it need
+    /// not be in the URL; the user, if any, stays in the URL: `redis://app@host`). The password
+    /// appears in no `Debug`, error or log.
+    pub fn redis_password_env(mut self, var: impl Into<String>) -> Self {
+        self.password = Some(SecretSource::Env(var.into()));
+        self
+    }
+
+    /// Takes the Redis password from the file at `path` at `build()` (its content, without a
+    /// trailing newline): for secrets mounted as files.
+    pub fn redis_password_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.password = Some(SecretSource::File(path.into()));
         self
     }
 
@@ -329,17 +381,25 @@ impl RuntimeBuilder {
             }
             (None, Some(broker)) => Some(Transport::Memory(broker.clone())),
             (Some(url), None) => {
-                let settings = RedisSettings {
-                    url: url.clone(),
-                    connect_timeout: self.connect_timeout,
-                    response_timeout: self.response_timeout,
-                };
-                match RedisTransport::connect(&settings).await {
-                    Ok(t) => Some(Transport::Redis(t)),
-                    Err(p) => {
-                        problems.push(p);
-                        None
+                let tls = self.tls_material(url, &mut problems);
+                let password = self.password_value(&mut problems);
+                if problems.is_empty() {
+                    let settings = RedisSettings {
+                        url: url.clone(),
+                        connect_timeout: self.connect_timeout,
+                        response_timeout: self.response_timeout,
+                        tls,
+                        password,
+                    };
+                    match RedisTransport::connect(&settings).await {
+                        Ok(t) => Some(Transport::Redis(t)),
+                        Err(p) => {
+                            problems.push(p);
+                            None
+                        }
                     }
+                } else {
+                    None
                 }
             }
         };
@@ -404,5 +464,87 @@ impl RuntimeBuilder {
             state: Arc::new(self.state),
             settings: self.settings,
         })
+    }
+}
+
+impl RuntimeBuilder {
+    /// The certificates to use for `url`, read from their files; problems are pushed.
+    fn tls_material(
+        &self,
+        url: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Option<crate::transport::redis::TlsMaterial> {
+        let TlsFiles { ca, client } = &self.tls;
+        if ca.is_none() && client.is_none() {
+            return None;
+        }
+        if !url.starts_with("rediss://") {
+            problems.push(ConfigProblem::Tls {
+                reason: "TLS certificates were given but the URL is not `rediss://`".to_owned(),
+            });
+            return None;
+        }
+        let read = |what: &str, path: &std::path::Path, problems: &mut Vec<ConfigProblem>| {
+            match std::fs::read(path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    problems.push(ConfigProblem::Tls {
+                        reason: format!("cannot read the {what} `{}`: {e}", path.display()),
+                    });
+                    None
+                }
+            }
+        };
+        let ca = ca.as_deref().map(|p| read("CA file", p, problems));
+        let client = client.as_ref().map(|(cert, key)| {
+            (
+                read("client certificate", cert, problems),
+                read("client key", key, problems),
+            )
+        });
+        Some(crate::transport::redis::TlsMaterial {
+            ca: ca.flatten(),
+            client: match client {
+                Some((Some(cert), Some(key))) => Some((cert, key)),
+                _ => None,
+            },
+        })
+    }
+
+    /// The password from its source, if one was given; problems are pushed (never the value).
+    fn password_value(
+        &self,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Option<crate::transport::redis::Secret> {
+        let source = self.password.as_ref()?;
+        let value = match source {
+            SecretSource::Env(var) => std::env::var(var).map_err(|e| ConfigProblem::Secret {
+                from: format!("environment variable `{var}`"),
+                reason: e.to_string(),
+            }),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| ConfigProblem::Secret {
+                    from: format!("file `{}`", path.display()),
+                    reason: e.to_string(),
+                }),
+        };
+        match value {
+            Ok(v) if !v.is_empty() => Some(crate::transport::redis::Secret(v)),
+            Ok(_) => {
+                problems.push(ConfigProblem::Secret {
+                    from: match source {
+                        SecretSource::Env(var) => format!("environment variable `{var}`"),
+                        SecretSource::File(path) => format!("file `{}`", path.display()),
+                    },
+                    reason: "it is empty".to_owned(),
+                });
+                None
+            }
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        }
     }
 }

@@ -160,6 +160,16 @@ impl Runtime {
         streams
     }
 
+    /// A new connection to the runtime's Redis (with its TLS settings and password), for tools
+    /// that send commands the runtime does not offer; `None` on the embedded broker.
+    #[doc(hidden)]
+    pub async fn redis_connection(&self) -> Result<Option<redis::aio::MultiplexedConnection>> {
+        match &self.transport {
+            Transport::Redis(r) => r.admin_connection().await.map(Some),
+            Transport::Memory(_) => Ok(None),
+        }
+    }
+
     /// Which transport the runtime uses: `"redis"` or `"memory"`.
     pub fn transport_name(&self) -> &'static str {
         self.transport.name()

@@ -10,8 +10,8 @@ mod scripts;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, RedisError};
 
 use crate::error::{ConfigProblem, Error, Result, redact_url};
 
@@ -21,11 +21,42 @@ pub(crate) struct RedisSettings {
     pub(crate) url: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
+    /// Certificates for `rediss://` beyond the system's roots.
+    pub(crate) tls: Option<TlsMaterial>,
+    /// A password that is not in the URL.
+    pub(crate) password: Option<Secret>,
+}
+
+/// PEM bytes of a CA and of a client certificate and key.
+#[derive(Clone, Default)]
+pub(crate) struct TlsMaterial {
+    pub(crate) ca: Option<Vec<u8>>,
+    pub(crate) client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// A password: shown as `***` by `Debug`.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 #[derive(Clone)]
 pub(crate) struct RedisTransport {
-    client: redis::Client,
+    /// Shared: with TLS settings a client is a few hundred bytes, and transports are cloned often.
+    client: Arc<redis::Client>,
     conn: ConnectionManager,
     pub(crate) response_timeout: Duration,
     /// Single appends waiting to be pipelined together (see `append`).
@@ -42,11 +73,35 @@ impl RedisTransport {
     /// Connects and checks the server answers `PING`, all within the connect timeout.
     pub(crate) async fn connect(s: &RedisSettings) -> std::result::Result<Self, ConfigProblem> {
         let shown = redact_url(&s.url);
-        let client =
-            redis::Client::open(s.url.as_str()).map_err(|e| ConfigProblem::InvalidUrl {
-                url: shown.clone(),
-                reason: e.to_string(),
-            })?;
+        let invalid = |e: RedisError| ConfigProblem::InvalidUrl {
+            url: shown.clone(),
+            reason: e.to_string(),
+        };
+        let mut info = s.url.as_str().into_connection_info().map_err(invalid)?;
+        if let Some(Secret(password)) = &s.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = match &s.tls {
+            None => redis::Client::open(info),
+            Some(tls) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: tls
+                        .client
+                        .as_ref()
+                        .map(|(cert, key)| redis::ClientTlsConfig {
+                            client_cert: cert.clone(),
+                            client_key: key.clone(),
+                        }),
+                    root_cert: tls.ca.clone(),
+                },
+            ),
+        }
+        .map_err(|e| ConfigProblem::InvalidUrl {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
         let unreachable = |reason: String| ConfigProblem::Unreachable {
             url: shown.clone(),
             timeout: s.connect_timeout,
@@ -66,7 +121,7 @@ impl RedisTransport {
             Ok(Ok(mut conn)) => {
                 check_server(&mut conn, &shown, s.connect_timeout).await?;
                 Ok(RedisTransport {
-                    client,
+                    client: Arc::new(client),
                     conn,
                     response_timeout: s.response_timeout,
                     appends: Arc::default(),
@@ -79,6 +134,17 @@ impl RedisTransport {
 
     pub(crate) fn error(&self, command: &'static str, key: &str, source: RedisError) -> Error {
         redis_error(self.response_timeout, command, key, source)
+    }
+
+    /// A connection of its own (same server, TLS settings and password), for administration.
+    pub(crate) async fn admin_connection(&self) -> Result<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.response_timeout))
+            .set_response_timeout(Some(self.response_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error("CONNECT", "", e))
     }
 
     /// `PING`, within the response timeout.
