@@ -523,3 +523,92 @@ fn validate_agrees_with_publish() {
     }
     assert_eq!(PublishOptions::new().validate(), Ok(()));
 }
+
+/// Notes the follow-up publish of `follow_up::relay` made.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(stream = "validated_out", name = "note_relayed", version = 1)]
+struct NoteRelayed {
+    n: u64,
+}
+
+mod follow_up {
+    use super::*;
+
+    /// Publishes a follow-up for every note.
+    #[handler(stream = "validated", retries = 0)]
+    pub async fn relay(event: NoteTaken, ctx: Context) -> Result<(), HandlerError> {
+        ctx.publish(&NoteRelayed { n: event.n }).await?;
+        Ok(())
+    }
+}
+
+/// An incoming entry written by another program with a nil correlation id and a `traceparent`
+/// holding a control character is data from Redis, not the handler's mistake: the follow-up
+/// publish still succeeds (starting its own conversation, without the header) instead of
+/// failing every attempt.
+#[tokio::test]
+async fn a_follow_up_of_an_entry_with_bad_metadata_is_still_published() {
+    let broker = MemoryBroker::new();
+    let rt = Runtime::builder()
+        .service("relay")
+        .memory_with(broker.clone())
+        .only(|h| h.module_path().ends_with("::follow_up"))
+        .build()
+        .await
+        .unwrap();
+    let probe = Runtime::builder()
+        .service("probe")
+        .memory_with(broker)
+        .no_handlers()
+        .build()
+        .await
+        .unwrap();
+    let mut meta = envelope::Metadata::new("other-program");
+    meta.correlation_id = Uuid::nil();
+    meta.headers
+        .insert("traceparent".into(), "00-\u{7}-not-a-trace".into());
+    let encoded = envelope::encode(&NoteTaken { n: 7 }, &meta).unwrap();
+    let fields: Vec<(&str, &[u8])> = encoded.fields().collect();
+    probe
+        .publisher()
+        .append_raw("validated", &fields)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(rt.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = probe.read("validated_out", None, 10).await.unwrap();
+        if !out.is_empty() {
+            break out;
+        }
+        let letters = probe
+            .dead_letters()
+            .list(&DeadLetterFilter::stream("validated"))
+            .await
+            .unwrap();
+        assert!(letters.is_empty(), "the handler failed: {letters:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no follow-up published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    let env = envelope::Envelope::from_fields(
+        out[0]
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_slice())),
+    )
+    .unwrap();
+    assert!(
+        !env.meta.correlation_id.is_nil(),
+        "a conversation of its own"
+    );
+    assert!(!env.meta.headers.contains_key("traceparent"));
+    assert_eq!(env.meta.causation_id, Some(meta.event_id));
+}

@@ -144,13 +144,26 @@ impl Context {
     }
 
     /// Publishes a follow-up event: same correlation id, causation id = this event's id, and the
-    /// `traceparent` header carried over.
+    /// `traceparent` header carried over. What came from the incoming entry is carried over only
+    /// where it obeys the publish rules (docs/WIRE.md § Names and limits): an entry written by
+    /// another program with a nil id or a `traceparent` holding control characters must not
+    /// make every follow-up publish fail — the follow-up then starts its own conversation, or
+    /// goes without the header.
     pub async fn publish<E: Event>(&self, event: &E) -> Result<MessageId> {
-        let mut opts = PublishOptions::new()
-            .correlation_id(self.inner.correlation_id)
-            .causation_id(self.inner.event_id);
+        let mut opts = PublishOptions::new();
+        if !self.inner.correlation_id.is_nil() {
+            opts = opts.correlation_id(self.inner.correlation_id);
+        }
+        if !self.inner.event_id.is_nil() {
+            opts = opts.causation_id(self.inner.event_id);
+        }
         if let Some(tp) = self.inner.headers.get("traceparent") {
-            opts = opts.header("traceparent", tp.clone());
+            let with = opts.clone().header("traceparent", tp.clone());
+            if with.validate().is_ok() {
+                opts = with;
+            } else {
+                tracing::debug!(group = %self.inner.group, "incoming traceparent breaks the header rules; not carried over");
+            }
         }
         self.inner.publisher.publish_with(event, &opts).await
     }
