@@ -48,8 +48,29 @@ impl RateLimit {
     }
 }
 
-/// The host name, for consumer names; `host` when it cannot be read.
+/// The host name, for consumer names: at most 32 of `A-Z a-z 0-9 _ . -` (anything else becomes
+/// `-`; it may come from `$HOSTNAME`, which is anything); `host` when it cannot be read.
 pub(crate) fn hostname() -> String {
+    let raw = raw_hostname();
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(32)
+        .collect();
+    if clean.is_empty() {
+        "host".to_owned()
+    } else {
+        clean
+    }
+}
+
+fn raw_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .ok()
@@ -57,4 +78,18 @@ pub(crate) fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "host".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_name_is_clean_and_short() {
+        let h = super::hostname();
+        assert!(!h.is_empty() && h.len() <= 32, "{h}");
+        assert!(
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')),
+            "{h}"
+        );
+    }
 }
