@@ -83,6 +83,24 @@ pub enum Error {
         /// What happened to it.
         reason: String,
     },
+    /// A publish was written but fewer replicas than asked for (`RuntimeBuilder::
+    /// wait_for_replicas`) acknowledged it in time: it may be lost if the primary fails now.
+    /// Publishing it again is safe for idempotent handlers (it is a duplicate, not a loss).
+    #[error(
+        "published to `{key}` as {ids}, but {acked} of {wanted} replicas acknowledged it within {timeout:?}"
+    )]
+    NotReplicated {
+        /// The stream key.
+        key: String,
+        /// The entry ids written (one per event of the call).
+        ids: String,
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// Replicas asked for.
+        wanted: u32,
+        /// How long the publish waited.
+        timeout: Duration,
+    },
     /// An event could not be serialized.
     #[error(transparent)]
     Encode(#[from] EncodeError),

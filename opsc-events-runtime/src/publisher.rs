@@ -26,6 +26,8 @@ struct Inner {
     keys: Keys,
     service: String,
     format: WireFormat,
+    /// Replicas that must acknowledge a publish, and how long to wait for them.
+    replicas: Option<(u32, std::time::Duration)>,
 }
 
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
@@ -175,6 +177,7 @@ impl Publisher {
         keys: Keys,
         service: String,
         format: WireFormat,
+        replicas: Option<(u32, std::time::Duration)>,
     ) -> Self {
         Publisher {
             inner: Arc::new(Inner {
@@ -182,6 +185,7 @@ impl Publisher {
                 keys,
                 service,
                 format,
+                replicas,
             }),
         }
     }
@@ -218,6 +222,7 @@ impl Publisher {
         let key = self.inner.keys.events(E::STREAM);
         let id = self.inner.transport.append(&key, &entry).await?;
         metrics::counter!("opsc_events_published_total", "stream" => E::STREAM).increment(1);
+        self.replicated(&key, &[id]).await?;
         Ok(id)
     }
 
@@ -246,6 +251,33 @@ impl Publisher {
         let ids = self.inner.transport.append_all(&key, &entries).await?;
         metrics::counter!("opsc_events_published_total", "stream" => E::STREAM)
             .increment(ids.len() as u64);
+        self.replicated(&key, &ids).await?;
         Ok(ids)
+    }
+
+    /// With [`RuntimeBuilder::wait_for_replicas`](crate::RuntimeBuilder::wait_for_replicas):
+    /// waits until that many replicas acknowledged the writes (`WAIT`), or fails with
+    /// [`Error::NotReplicated`](crate::Error::NotReplicated) naming the ids written.
+    async fn replicated(&self, key: &str, ids: &[MessageId]) -> Result<()> {
+        let Some((wanted, timeout)) = self.inner.replicas else {
+            return Ok(());
+        };
+        match self.inner.transport.wait_replicas(wanted, timeout).await? {
+            Some(acked) if acked < wanted => {
+                metrics::counter!("opsc_events_publish_not_replicated_total").increment(1);
+                Err(crate::Error::NotReplicated {
+                    key: key.to_owned(),
+                    ids: ids
+                        .iter()
+                        .map(MessageId::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    acked,
+                    wanted,
+                    timeout,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -43,6 +43,7 @@ pub struct RuntimeBuilder {
     stale_group_after: Duration,
     tls: TlsFiles,
     password: Option<SecretSource>,
+    replicas: Option<(u32, Duration)>,
 }
 
 /// Certificate files for a `rediss://` connection.
@@ -102,6 +103,7 @@ impl RuntimeBuilder {
             wire_format: WireFormat::V2,
             tls: TlsFiles::default(),
             password: None,
+            replicas: None,
             stale_group_after: crate::health::DEFAULT_STALE_GROUP_AFTER,
         }
     }
@@ -148,6 +150,18 @@ impl RuntimeBuilder {
         key: impl Into<std::path::PathBuf>,
     ) -> Self {
         self.tls.client = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Every publish (and `publish_all` batch) waits until `replicas` replicas acknowledged it
+    /// (`WAIT`), up to `timeout`; if fewer did, the call fails with
+    /// [`Error::NotReplicated`](crate::Error::NotReplicated) naming the entries written (they
+    /// are in the stream, but a failover now could lose them). Without it a publish is
+    /// acknowledged by the primary alone, and Redis' asynchronous replication can lose the last
+    /// writes of a primary that fails. Costs a round trip of replication per publish; no effect
+    /// on the embedded broker.
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replicas = Some((replicas, timeout));
         self
     }
 
@@ -320,6 +334,22 @@ impl RuntimeBuilder {
                 problems.push(ConfigProblem::ZeroDuration { setting });
             }
         }
+        if let Some((replicas, timeout)) = self.replicas {
+            if replicas == 0 || replicas > 1000 {
+                problems.push(ConfigProblem::OutOfRange {
+                    setting: "wait_for_replicas",
+                    value: u64::from(replicas),
+                    min: 1,
+                    max: 1000,
+                });
+            }
+            if timeout.is_zero() {
+                // `WAIT n 0` would wait forever.
+                problems.push(ConfigProblem::ZeroDuration {
+                    setting: "wait_for_replicas",
+                });
+            }
+        }
         if !(1..=Self::MAX_REPLAYS).contains(&self.max_replays) {
             problems.push(ConfigProblem::OutOfRange {
                 setting: "max_replays",
@@ -451,6 +481,7 @@ impl RuntimeBuilder {
                 keys.clone(),
                 service.clone(),
                 self.wire_format,
+                self.replicas,
             ),
             keys,
             service,

@@ -358,6 +358,19 @@ impl Transport {
         }
     }
 
+    /// `WAIT replicas timeout` on the publishing connection: how many replicas acknowledged
+    /// every write sent on it so far; `None` on the embedded broker (it has no replicas).
+    pub(crate) async fn wait_replicas(
+        &self,
+        replicas: u32,
+        timeout: std::time::Duration,
+    ) -> Result<Option<u32>> {
+        match self {
+            Transport::Redis(r) => r.wait_replicas(replicas, timeout).await.map(Some),
+            Transport::Memory(_) => Ok(None),
+        }
+    }
+
     /// Appends one entry to the stream at `key`.
     pub(crate) async fn append(&self, key: &str, entry: &EncodedEvent) -> Result<MessageId> {
         with_broker!(self, b => Broker::append(b, key, entry).await)

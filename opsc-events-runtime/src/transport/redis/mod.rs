@@ -136,6 +136,33 @@ impl RedisTransport {
         redis_error(self.response_timeout, command, key, source)
     }
 
+    /// `WAIT replicas timeout_ms` on the shared connection every publish goes through: it
+    /// returns once that many replicas acknowledged every write sent on the connection before
+    /// it (so the caller's publish among them), or when the timeout passes.
+    pub(crate) async fn wait_replicas(&self, replicas: u32, timeout: Duration) -> Result<u32> {
+        let mut conn = self.conn.clone();
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let wait = async {
+            redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(ms)
+                .query_async::<u32>(&mut conn)
+                .await
+                .map_err(|e| self.error("WAIT", "", e))
+        };
+        // WAIT itself is bounded by `timeout`; the response timeout comes on top.
+        match tokio::time::timeout(timeout + self.response_timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                command: "WAIT",
+                key: String::new(),
+                timeout: timeout + self.response_timeout,
+            }),
+        }
+    }
+
     /// A connection of its own (same server, TLS settings and password), for administration.
     pub(crate) async fn admin_connection(&self) -> Result<redis::aio::MultiplexedConnection> {
         let config = redis::AsyncConnectionConfig::new()
