@@ -8,8 +8,9 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr, Type};
 
 use crate::ctxt::{Attr, Ctxt};
+use crate::krate::{parse_crate, ungroup};
 
-pub(crate) const KEYS: &str = "`stream`, `name`, `version`, `upcast_from`";
+pub(crate) const KEYS: &str = "`stream`, `name`, `version`, `upcast_from`, `crate`";
 
 /// The `#[event]` keys as written; validated in `valid.rs`. For each key: `None` when absent,
 /// `Some(None)` when present with a malformed value (already reported).
@@ -20,6 +21,8 @@ pub(crate) struct EventAttrs {
     pub(crate) name: Option<Option<LitStr>>,
     pub(crate) version: Option<Option<LitInt>>,
     pub(crate) upcast_from: Option<Option<Type>>,
+    /// `crate = "path"`: where generated code finds the facade.
+    pub(crate) krate: Option<Option<syn::Path>>,
     /// An `#[event]` attribute could not be parsed to its end (reported): keys after the error
     /// are unknown, so none is reported missing.
     pub(crate) malformed: bool,
@@ -35,7 +38,8 @@ fn skip_parens(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
-/// The `= value` of `key`, as an expression; `None` (reported on the key) when there is none.
+/// The `= value` of `key`, as an expression without the invisible groups a `macro_rules!`
+/// fragment adds; `None` (reported on the key) when there is none.
 fn value(
     cx: &Ctxt,
     meta: &ParseNestedMeta<'_>,
@@ -45,7 +49,7 @@ fn value(
     if meta.input.peek(syn::Token![=]) {
         let input = meta.value()?;
         if !input.is_empty() && !input.peek(syn::Token![,]) {
-            return Ok(Some(input.parse()?));
+            return Ok(Some(ungroup(input.parse()?)));
         }
     } else {
         skip_parens(meta)?;
@@ -132,6 +136,7 @@ pub(crate) fn parse(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
     let mut name = Attr::none(cx, "name");
     let mut version = Attr::none(cx, "version");
     let mut upcast_from = Attr::none(cx, "upcast_from");
+    let mut krate = Attr::none(cx, "crate");
     let mut first = None;
     let mut malformed = false;
     for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
@@ -146,6 +151,9 @@ pub(crate) fn parse(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
                 version.set(key, lit_int(cx, &meta, "version", "2")?);
             } else if key.is_ident("upcast_from") {
                 upcast_from.set(key, type_value(cx, &meta)?);
+            } else if key.is_ident("crate") {
+                let lit = lit_str(cx, &meta, "crate", "\"my_events\"")?;
+                krate.set(key, lit.and_then(|lit| parse_crate(cx, &lit)));
             } else {
                 let shown = quote::quote!(#key).to_string().replace(' ', "");
                 cx.error_spanned_by(
@@ -170,6 +178,36 @@ pub(crate) fn parse(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
         name: name.get(),
         version: version.get(),
         upcast_from: upcast_from.get(),
+        krate: krate.get(),
         malformed,
     }
+}
+
+/// Parses `#[event_schema(crate = "path")]` of `#[derive(EventSchema)]`, its only key.
+pub(crate) fn parse_schema(cx: &Ctxt, attrs: &[Attribute]) -> Option<syn::Path> {
+    let mut krate = Attr::none(cx, "crate");
+    for attr in attrs.iter().filter(|a| a.path().is_ident("event_schema")) {
+        let res = attr.parse_nested_meta(|meta| {
+            let key = &meta.path;
+            if key.is_ident("crate") {
+                let lit = lit_str(cx, &meta, "crate", "\"my_events\"")?;
+                krate.set(key, lit.and_then(|lit| parse_crate(cx, &lit)));
+            } else {
+                let shown = quote::quote!(#key).to_string().replace(' ', "");
+                cx.error_spanned_by(
+                    key,
+                    format!("unknown `event_schema` key `{shown}`; expected `crate`"),
+                );
+                if meta.input.peek(syn::Token![=]) {
+                    let _: Expr = meta.value()?.parse()?;
+                }
+                skip_parens(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            cx.syn_error(e);
+        }
+    }
+    krate.get().flatten()
 }

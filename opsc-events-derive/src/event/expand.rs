@@ -1,53 +1,50 @@
 //! Generates the `EventSchema` and `Event` impls. Everything generated names
-//! `::opsc_events::__private`.
+//! `::opsc_events::__private`, or `<path>::__private` with `#[event(crate = "path")]`.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Ident, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Type};
 
 use super::ast::{Body, Field, Tagging, Variant, VariantKind};
 use super::valid::Identity;
-
-fn p() -> TokenStream {
-    quote!(::opsc_events::__private)
-}
+use crate::krate::CratePath;
 
 /// `&'static Shape` of a field type, spanned on the type so a missing impl is reported there.
-fn shape_of(ty: &Type) -> TokenStream {
-    let p = p();
+fn shape_of(k: &CratePath, ty: &Type) -> TokenStream {
+    let p = k.private();
     quote_spanned!(ty.span()=> <#ty as #p::EventSchema>::SHAPE)
 }
 
-fn fields(fs: &[Field<'_>]) -> TokenStream {
-    let p = p();
+fn fields(k: &CratePath, fs: &[Field<'_>]) -> TokenStream {
+    let p = k.private();
     let items = fs.iter().map(|f| {
-        let (name, shape, optional) = (&f.wire, shape_of(f.ty), f.optional);
+        let (name, shape, optional) = (&f.wire, shape_of(k, f.ty), f.optional);
         quote!(#p::Field { name: #name, shape: #shape, optional: #optional })
     });
     quote!(&[#(#items),*])
 }
 
-fn tuple(types: &[&Type]) -> TokenStream {
-    let shapes = types.iter().map(|t| shape_of(t));
+fn tuple(k: &CratePath, types: &[&Type]) -> TokenStream {
+    let shapes = types.iter().map(|t| shape_of(k, t));
     quote!(&[#(#shapes),*])
 }
 
-fn variant(v: &Variant<'_>) -> TokenStream {
-    let p = p();
+fn variant(k: &CratePath, v: &Variant<'_>) -> TokenStream {
+    let p = k.private();
     let name = &v.wire;
     let kind = match &v.kind {
         VariantKind::Unit => quote!(#p::VariantKind::Unit),
         VariantKind::Newtype(ty) => {
-            let s = shape_of(ty);
+            let s = shape_of(k, ty);
             quote!(#p::VariantKind::Newtype(#s))
         }
         VariantKind::Tuple(ts) => {
-            let t = tuple(ts);
+            let t = tuple(k, ts);
             quote!(#p::VariantKind::Tuple(#t))
         }
         VariantKind::Struct(fs) => {
-            let f = fields(fs);
+            let f = fields(k, fs);
             quote!(#p::VariantKind::Struct(#f))
         }
     };
@@ -55,20 +52,20 @@ fn variant(v: &Variant<'_>) -> TokenStream {
 }
 
 /// The `Shape` expression of the item.
-fn shape(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
-    let p = p();
+fn shape(k: &CratePath, input: &DeriveInput, body: &Body<'_>) -> TokenStream {
+    let p = k.private();
     let type_name = input.ident.to_string();
     match body {
         Body::Named(fs) => {
-            let f = fields(fs);
+            let f = fields(k, fs);
             quote!(#p::Shape::Struct(&#p::StructShape { name: #type_name, fields: #f }))
         }
         Body::Newtype(ty) => {
-            let s = shape_of(ty);
+            let s = shape_of(k, ty);
             quote!(#p::Shape::Newtype(#type_name, #s))
         }
         Body::Tuple(ts) => {
-            let t = tuple(ts);
+            let t = tuple(k, ts);
             quote!(#p::Shape::Tuple(#t))
         }
         // rmp-serde writes a unit struct as an empty array, not as nil like `()`: the shape
@@ -82,7 +79,7 @@ fn shape(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
                     quote!(#p::Tagging::Adjacent { tag: #tag, content: #content })
                 }
             };
-            let variants = vs.iter().map(variant);
+            let variants = vs.iter().map(|v| variant(k, v));
             quote!(#p::Shape::Enum(&#p::EnumShape {
                 name: #type_name,
                 tagging: #tagging,
@@ -93,8 +90,8 @@ fn shape(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
 }
 
 /// `impl EventSchema` with `shape`, with `T: EventSchema` bounds on type parameters.
-fn schema_impl_with(input: &DeriveInput, shape: &TokenStream) -> TokenStream {
-    let p = p();
+fn schema_impl_with(k: &CratePath, input: &DeriveInput, shape: &TokenStream) -> TokenStream {
+    let p = k.private();
     let ident = &input.ident;
     let mut generics = input.generics.clone();
     let type_params: Vec<_> = generics.type_params().map(|t| t.ident.clone()).collect();
@@ -116,14 +113,8 @@ fn schema_impl_with(input: &DeriveInput, shape: &TokenStream) -> TokenStream {
 }
 
 /// `impl EventSchema` of the item.
-pub(crate) fn schema_impl(input: &DeriveInput, body: &Body<'_>) -> TokenStream {
-    schema_impl_with(input, &shape(input, body))
-}
-
-/// `::opsc_events::__private` spanned at `span`, so that an error in a call through it is
-/// reported there rather than on the derive.
-fn p_at(span: Span) -> TokenStream {
-    quote_spanned!(span=> ::opsc_events::__private)
+pub(crate) fn schema_impl(k: &CratePath, input: &DeriveInput, body: &Body<'_>) -> TokenStream {
+    schema_impl_with(k, input, &shape(k, input, body))
 }
 
 /// The where clause of the `Event` impl. It states the bounds that the checks of
@@ -131,8 +122,8 @@ fn p_at(span: Span) -> TokenStream {
 /// is reported once, by the check, and not a second time on the impl in the compiler's words.
 /// (`for<'__opsc>` keeps a bound on a concrete type from being rejected as trivially false;
 /// the bound must still hold wherever the event is used.)
-fn assumed_bounds(ident: &Ident, upcast_from: Option<&Type>) -> TokenStream {
-    let p = p();
+fn assumed_bounds(k: &CratePath, ident: &Ident, upcast_from: Option<&Type>) -> TokenStream {
+    let p = k.private();
     let upcast =
         upcast_from.map(|prev| quote!(for<'__opsc> #p::UpcastVia<#prev>: #p::UpcastChain<#ident>,));
     quote! {
@@ -146,12 +137,13 @@ fn assumed_bounds(ident: &Ident, upcast_from: Option<&Type>) -> TokenStream {
 /// serde impls on the type's name (unless `check_serde` is false), `upcast_from` on the older
 /// type.
 fn event_checks(
+    k: &CratePath,
     ident: &Ident,
     id: &Identity,
     upcast_from: Option<&Type>,
     check_serde: bool,
 ) -> TokenStream {
-    let ps = p_at(ident.span());
+    let ps = k.private_at(ident.span());
     let serde = check_serde.then(|| {
         quote_spanned! {ident.span()=>
             const _: () = #ps::assert_serialize::<#ident>();
@@ -167,7 +159,7 @@ fn event_checks(
         return quote!(#serde);
     };
     let span = prev.span();
-    let ps = p_at(span);
+    let ps = k.private_at(span);
     // `Self` named at `prev`, so that a missing `From` is reported on `upcast_from`'s value.
     let mut this = ident.clone();
     this.set_span(span);
@@ -189,12 +181,13 @@ fn event_checks(
 
 /// `impl Event` plus the compile-time checks of serde support and `upcast_from`.
 pub(crate) fn event_impl(
+    k: &CratePath,
     input: &DeriveInput,
     id: &Identity,
     upcast_from: Option<&Type>,
     check_serde: bool,
 ) -> TokenStream {
-    let p = p();
+    let p = k.private();
     let ident = &input.ident;
     let Identity {
         stream,
@@ -205,8 +198,8 @@ pub(crate) fn event_impl(
         None => quote!(#p::NoUpcast),
         Some(prev) => quote!(#p::UpcastVia<#prev>),
     };
-    let bounds = assumed_bounds(ident, upcast_from);
-    let checks = event_checks(ident, id, upcast_from, check_serde);
+    let bounds = assumed_bounds(k, ident, upcast_from);
+    let checks = event_checks(k, ident, id, upcast_from, check_serde);
     quote! {
         #[automatically_derived]
         impl #p::Event for #ident #bounds {
@@ -222,22 +215,22 @@ pub(crate) fn event_impl(
 
 /// What `#[derive(EventSchema)]` emits next to its errors: an impl with a placeholder shape, so
 /// that the events using the type report only the real errors.
-pub(crate) fn schema_fallback(input: &DeriveInput) -> TokenStream {
-    let p = p();
-    schema_impl_with(input, &quote!(#p::Shape::Unit))
+pub(crate) fn schema_fallback(k: &CratePath, input: &DeriveInput) -> TokenStream {
+    let p = k.private();
+    schema_impl_with(k, input, &quote!(#p::Shape::Unit))
 }
 
 /// What `#[derive(Event)]` emits next to its errors: impls with placeholder values, so that the
 /// rest of the user's code still type-checks and only the real errors show. A generic type gets
 /// no `Event` impl: it cannot be one.
-pub(crate) fn fallback(input: &DeriveInput) -> TokenStream {
-    let p = p();
+pub(crate) fn fallback(k: &CratePath, input: &DeriveInput) -> TokenStream {
+    let p = k.private();
     let ident = &input.ident;
-    let schema = schema_fallback(input);
+    let schema = schema_fallback(k, input);
     if !input.generics.params.is_empty() {
         return schema;
     }
-    let bounds = assumed_bounds(ident, None);
+    let bounds = assumed_bounds(k, ident, None);
     quote! {
         #schema
         #[automatically_derived]

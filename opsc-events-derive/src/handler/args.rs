@@ -9,8 +9,9 @@ use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
 use crate::ctxt::{Attr, Ctxt};
+use crate::krate::{parse_crate, ungroup};
 
-pub(crate) const KEYS: &str = "`stream`, `group`, `retries`, `backoff`, `dead_letter`, `concurrency`, `timeout`, `claim_after`, `start`";
+pub(crate) const KEYS: &str = "`stream`, `group`, `retries`, `backoff`, `dead_letter`, `concurrency`, `timeout`, `claim_after`, `start`, `crate`";
 
 #[derive(Clone, Copy)]
 pub(crate) enum Backoff {
@@ -37,6 +38,8 @@ pub(crate) struct HandlerArgs {
     pub(crate) timeout: Option<Option<(LitStr, Duration)>>,
     pub(crate) claim_after: Option<Option<(LitStr, Duration)>>,
     pub(crate) start: Option<Option<Start>>,
+    /// `crate = "path"`: where generated code finds the facade.
+    pub(crate) krate: Option<Option<syn::Path>>,
     /// The attribute could not be parsed to its end (reported): keys after the error are
     /// unknown, so none is reported missing.
     pub(crate) malformed: bool,
@@ -123,7 +126,8 @@ fn skip_parens(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
-/// The `= value` of `key`, as an expression; `None` (reported on the key) when there is none.
+/// The `= value` of `key`, as an expression without the invisible groups a `macro_rules!`
+/// fragment adds; `None` (reported on the key) when there is none.
 fn value(
     cx: &Ctxt,
     meta: &ParseNestedMeta<'_>,
@@ -133,7 +137,7 @@ fn value(
     if meta.input.peek(syn::Token![=]) {
         let input = meta.value()?;
         if !input.is_empty() && !input.peek(syn::Token![,]) {
-            return Ok(Some(input.parse()?));
+            return Ok(Some(ungroup(input.parse()?)));
         }
     } else {
         skip_parens(meta)?;
@@ -227,6 +231,7 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
     let mut timeout = Attr::none(cx, "timeout");
     let mut claim_after = Attr::none(cx, "claim_after");
     let mut start = Attr::none(cx, "start");
+    let mut krate = Attr::none(cx, "crate");
     let parser = syn::meta::parser(|meta| {
         let key = &meta.path;
         if key.is_ident("stream") {
@@ -264,6 +269,9 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
                 }
             });
             start.set(key, value);
+        } else if key.is_ident("crate") {
+            let lit = lit_str(cx, &meta, "crate", "\"my_events\"")?;
+            krate.set(key, lit.and_then(|lit| parse_crate(cx, &lit)));
         } else {
             let shown = quote::quote!(#key).to_string().replace(' ', "");
             cx.error_spanned_by(
@@ -294,6 +302,7 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
         timeout: timeout.get(),
         claim_after: claim_after.get(),
         start: start.get(),
+        krate: krate.get(),
         malformed,
     }
 }

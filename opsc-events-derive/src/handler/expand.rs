@@ -8,19 +8,14 @@
 //! The registration and the stream check are generic over the handler in the runtime, where
 //! `H::Event: Event` follows from `H: Handler`, so they prove nothing again.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
 use super::args::{Backoff, Start};
 use super::valid::Policy;
-
-/// `::opsc_events::__private` spanned at `span`, so that an error in a call through it is
-/// reported there rather than on the attribute.
-fn p_at(span: Span) -> TokenStream {
-    quote_spanned!(span=> ::opsc_events::__private)
-}
+use crate::krate::source_name;
 
 fn duration(d: std::time::Duration) -> TokenStream {
     let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
@@ -53,9 +48,16 @@ fn return_span(output: &ReturnType) -> Option<Span> {
     Some(error_type.unwrap_or_else(|| ty.span()))
 }
 
-fn config(policy: &Policy) -> TokenStream {
-    let p = p_at(Span::call_site());
-    let backoff = match policy.backoff {
+/// The `HandlerConfig` expression: each key as written, or the runtime's default for it
+/// (`HandlerConfig::DEFAULT`, and `default_claim_after` of the timeout), so that the defaults
+/// are written once, in the runtime.
+fn config(p: &TokenStream, policy: &Policy) -> TokenStream {
+    let default = quote!(#p::HandlerConfig::DEFAULT);
+    let or_default = |given: Option<TokenStream>, field: &str| {
+        let field = Ident::new(field, Span::call_site());
+        given.unwrap_or_else(|| quote!(#default.#field))
+    };
+    let backoff = policy.backoff.map(|backoff| match backoff {
         Backoff::None => quote!(#p::Backoff::None),
         Backoff::Fixed(d) => {
             let d = duration(d);
@@ -65,15 +67,21 @@ fn config(policy: &Policy) -> TokenStream {
             let (i, m) = (duration(i), duration(m));
             quote!(#p::Backoff::Exponential { initial: #i, max: #m })
         }
-    };
-    let start = match policy.start {
+    });
+    let start = policy.start.map(|start| match start {
         Start::Latest => quote!(#p::Start::Latest),
         Start::Earliest => quote!(#p::Start::Earliest),
+    });
+    let retries = or_default(policy.retries.map(|n| quote!(#n)), "retries");
+    let backoff = or_default(backoff, "backoff");
+    let dead_letter = or_default(policy.dead_letter.map(|b| quote!(#b)), "dead_letter");
+    let concurrency = or_default(policy.concurrency.map(|n| quote!(#n)), "concurrency");
+    let timeout = or_default(policy.timeout.map(duration), "timeout");
+    let claim_after = match &policy.claim_after {
+        Some(c) => duration(c.value),
+        None => quote!(#p::HandlerConfig::default_claim_after(#timeout)),
     };
-    let (retries, dead_letter, concurrency) =
-        (policy.retries, policy.dead_letter, policy.concurrency);
-    let timeout = duration(policy.timeout);
-    let claim_after = duration(policy.claim_after);
+    let start = or_default(start, "start");
     quote! {
         #p::HandlerConfig {
             retries: #retries,
@@ -87,13 +95,29 @@ fn config(policy: &Policy) -> TokenStream {
     }
 }
 
+/// With `claim_after` given and `timeout` left out: the check that `claim_after` is above the
+/// runtime's default timeout, a const assertion spanned on the `claim_after` value.
+fn claim_after_check(policy: &Policy) -> Option<TokenStream> {
+    let claim = policy.claim_after.as_ref()?;
+    let message = claim.check_default.as_ref()?;
+    let span = claim.lit.span();
+    let ps = policy.krate.private_at(span);
+    let value = duration(claim.value);
+    Some(quote_spanned! {span=>
+        const _: () = if #value.as_nanos() <= #ps::HandlerConfig::DEFAULT.timeout.as_nanos() {
+            ::core::panic!("{}", #message)
+        };
+    })
+}
+
 pub(crate) fn registration(
     f: &ItemFn,
     policy: &Policy,
     event: &Type,
     extractors: &[Type],
 ) -> TokenStream {
-    let p = p_at(Span::call_site());
+    let k = &policy.krate;
+    let p = k.private();
     let name = &f.sig.ident;
     let name_str = name.to_string();
     let stream = &policy.stream;
@@ -101,82 +125,111 @@ pub(crate) fn registration(
         Some(g) => quote!(::core::option::Option::Some(#g)),
         None => quote!(::core::option::Option::None),
     };
-    let event_name = quote!(#event).to_string().replace(' ', "");
-    let config = config(policy);
+    let event_name = source_name(quote!(#event));
+    let config = config(&p, policy);
+    let claim_after_check = claim_after_check(policy);
+    // The generated locals resolve at the macro's definition site (`mixed_site`) wherever they
+    // appear, whatever the span of the tokens around them: a `macro_rules!` macro that wrote
+    // the attribute but took the fn's name or a type from its caller gives those tokens another
+    // hygiene context, and a local written inside their `quote_spanned!` would not be found.
+    // Each one is only located at the span of its use, so that errors still point there.
+    let at = |name: &str, span: Span| Ident::new(name, Span::mixed_site().located_at(span));
+    let here = Span::call_site();
+    let (event_arg, ctx, out) = (
+        at("__opsc_event", here),
+        at("__opsc_ctx", here),
+        at("__opsc_out", here),
+    );
+    let handler = Ident::new("__OpscHandler", Span::mixed_site());
+    let message = at("__opsc_message", stream.span());
 
-    let pe = p_at(event.span());
+    let pe = k.private_at(event.span());
     let event_type = quote_spanned!(event.span()=> type Event = #event;);
-    let ps = p_at(stream.span());
+    let ps = k.private_at(stream.span());
     let stream_check = quote_spanned! {stream.span()=>
-        const _: () = if let ::core::option::Option::Some(message) =
-            #ps::stream_mismatch::<__OpscHandler>(#name_str, #stream, #event_name)
+        const _: () = if let ::core::option::Option::Some(#message) =
+            #ps::stream_mismatch::<#handler>(#name_str, #stream, #event_name)
         {
-            ::core::panic!("{}", message.as_str())
+            ::core::panic!("{}", #message.as_str())
         };
     };
-    let args: Vec<_> = (0..extractors.len())
-        .map(|i| format_ident!("__opsc_extracted_{}", i))
-        .collect();
-    let extract = extractors.iter().zip(&args).map(|(ty, arg)| {
-        let pt = p_at(ty.span());
-        quote_spanned! {ty.span()=>
-            let #arg = <#ty as #pt::FromContext>::from_context(&__opsc_ctx)
+    let arg_name = |i: usize| format!("__opsc_extracted_{i}");
+    let extract = extractors.iter().enumerate().map(|(i, ty)| {
+        let span = ty.span();
+        let pt = k.private_at(span);
+        let (arg, ctx) = (at(&arg_name(i), span), at("__opsc_ctx", span));
+        quote_spanned! {span=>
+            let #arg = <#ty as #pt::FromContext>::from_context(&#ctx)
                 .map_err(#pt::CallError::Handler)?;
         }
     });
     let requirements = extractors.iter().map(|ty| {
-        let pt = p_at(ty.span());
-        quote_spanned! {ty.span()=> <#ty as #pt::FromContext>::requirements(__opsc_out); }
+        let span = ty.span();
+        let pt = k.private_at(span);
+        let out = at("__opsc_out", span);
+        quote_spanned! {span=> <#ty as #pt::FromContext>::requirements(#out); }
     });
-    let convert = match return_span(&f.sig.output) {
+    // The returned value is the argument of the call that proves the return type, and rustc
+    // reports a bound failing on an argument at the call only when both share one hygiene
+    // context: this local is bound and used with the span of the return type itself (one
+    // span, so it resolves wherever that type came from).
+    let return_span = return_span(&f.sig.output);
+    let returned = Ident::new("__opsc_returned", return_span.unwrap_or(here));
+    let convert = match return_span {
         Some(span) => {
-            let pr = p_at(span);
+            let pr = k.private_at(span);
             quote_spanned! {span=>
-                #pr::handler_result(#pr::HandlerReturn::into_result(__opsc_returned))
+                #pr::handler_result(#pr::HandlerReturn::into_result(#returned))
             }
         }
-        None => quote!(#p::handler_result(#p::HandlerReturn::into_result(__opsc_returned))),
+        None => quote!(#p::handler_result(#p::HandlerReturn::into_result(#returned))),
     };
     // Spanned on the fn's name: a future that is not `Send` is reported there.
-    let pn = p_at(name.span());
+    let pn = k.private_at(name.span());
     let future = quote_spanned! {name.span()=>
         impl ::core::future::Future<Output = ::core::result::Result<(), #pn::CallError>>
             + ::core::marker::Send
             + 'static
     };
-    let body = quote_spanned! {name.span()=>
-        async move {
-            let _ = &__opsc_ctx;
-            #(#extract)*
-            let __opsc_returned = #name(__opsc_event, #(#args),*).await;
-            #convert
+    let body = {
+        let span = name.span();
+        let (event_arg, ctx) = (at("__opsc_event", span), at("__opsc_ctx", span));
+        let args = (0..extractors.len()).map(|i| at(&arg_name(i), span));
+        quote_spanned! {span=>
+            async move {
+                let _ = &#ctx;
+                #(#extract)*
+                let #returned = #name(#event_arg, #(#args),*).await;
+                #convert
+            }
         }
     };
     quote! {
         #[doc(hidden)]
         const _: () = {
-            struct __OpscHandler;
+            struct #handler;
 
-            impl #pe::Handler for __OpscHandler {
+            impl #pe::Handler for #handler {
                 #event_type
 
                 fn call(
-                    __opsc_event: <Self as #p::Handler>::Event,
-                    __opsc_ctx: #p::Context,
+                    #event_arg: <Self as #p::Handler>::Event,
+                    #ctx: #p::Context,
                 ) -> #future {
                     #body
                 }
 
-                fn requirements(__opsc_out: &mut ::std::vec::Vec<#p::Requirement>) {
-                    let _ = &__opsc_out;
+                fn requirements(#out: &mut ::std::vec::Vec<#p::Requirement>) {
+                    let _ = &#out;
                     #(#requirements)*
                 }
             }
 
             #stream_check
+            #claim_after_check
 
             #p::inventory::submit! {
-                #p::registration::<__OpscHandler>(
+                #p::registration::<#handler>(
                     #name_str,
                     ::core::module_path!(),
                     #stream,

@@ -7,19 +7,32 @@ use syn::{FnArg, ItemFn, LitStr, Type};
 
 use super::args::{Backoff, HandlerArgs, Start};
 use crate::ctxt::Ctxt;
+use crate::krate::CratePath;
 
-/// The handler's policy with defaults applied.
+/// The handler's policy as written. A key left out is `None` and takes the runtime's default
+/// (`HandlerConfig::DEFAULT`) in the generated code: the macro repeats no default value.
 pub(crate) struct Policy {
     /// The `stream` value, kept as a literal to span the compile-time stream check on it.
     pub(crate) stream: LitStr,
     pub(crate) group: Option<String>,
-    pub(crate) retries: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) dead_letter: bool,
-    pub(crate) concurrency: u32,
-    pub(crate) timeout: Duration,
-    pub(crate) claim_after: Duration,
-    pub(crate) start: Start,
+    pub(crate) retries: Option<u32>,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) dead_letter: Option<bool>,
+    pub(crate) concurrency: Option<u32>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) claim_after: Option<ClaimAfter>,
+    pub(crate) start: Option<Start>,
+    pub(crate) krate: CratePath,
+}
+
+/// A `claim_after` value. When `timeout` is left out, the rule that `claim_after` is above it is
+/// checked against the runtime's default by a const assertion in the generated code, spanned on
+/// `lit` and reported with `check_default`.
+pub(crate) struct ClaimAfter {
+    pub(crate) lit: LitStr,
+    pub(crate) value: Duration,
+    /// Set when `timeout` is left out: the message of the generated check.
+    pub(crate) check_default: Option<String>,
 }
 
 fn stream_ok(s: &str) -> bool {
@@ -48,8 +61,7 @@ fn show(d: Duration) -> String {
     }
 }
 
-/// Checks the values against each other and applies the defaults; `None` when a value is
-/// missing or invalid (reported).
+/// Checks the values against each other; `None` when a value is missing or invalid (reported).
 pub(crate) fn policy(cx: &Ctxt, args: &HandlerArgs) -> Option<Policy> {
     let stream = args.stream.clone().flatten();
     if let Some(lit) = &stream {
@@ -80,12 +92,14 @@ pub(crate) fn policy(cx: &Ctxt, args: &HandlerArgs) -> Option<Policy> {
         }
         v
     });
-    let timeout = match &args.timeout {
-        None => Some(Duration::from_secs(30)),
-        Some(given) => given.as_ref().map(|(_, d)| *d),
-    };
+    // `None` (left out) stays `None`: the runtime's default applies. A malformed value makes
+    // the whole policy `None` (reported).
+    let timeout = args
+        .timeout
+        .as_ref()
+        .map(|given| given.as_ref().map(|(_, d)| *d));
     let claim_after = match (&args.claim_after, timeout) {
-        (Some(Some((lit, d))), Some(timeout)) => {
+        (Some(Some((lit, d))), Some(Some(timeout))) => {
             if *d <= timeout {
                 cx.error_spanned_by(
                     lit,
@@ -96,27 +110,37 @@ pub(crate) fn policy(cx: &Ctxt, args: &HandlerArgs) -> Option<Policy> {
                     ),
                 );
             }
-            *d
+            Some(ClaimAfter {
+                lit: lit.clone(),
+                value: *d,
+                check_default: None,
+            })
         }
-        (Some(Some((_, d))), None) => *d,
-        (_, timeout) => timeout
-            .unwrap_or_default()
-            .saturating_mul(2)
-            .max(Duration::from_secs(60)),
+        (Some(Some((lit, d))), None) => Some(ClaimAfter {
+            lit: lit.clone(),
+            value: *d,
+            check_default: Some(format!(
+                "`claim_after` ({}) must be above `timeout` (the default, `HandlerConfig::DEFAULT.timeout`): a message still being handled would be reclaimed and run twice; raise `claim_after` or set `timeout`",
+                show(*d)
+            )),
+        }),
+        // Malformed `timeout` (reported), or `claim_after` left out or malformed.
+        _ => None,
     };
     Some(Policy {
         stream: stream?,
         group,
-        retries: args.retries.flatten().unwrap_or(3),
-        backoff: args.backoff.flatten().unwrap_or(Backoff::Exponential(
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-        )),
-        dead_letter: args.dead_letter.flatten().unwrap_or(true),
-        concurrency: args.concurrency.flatten().unwrap_or(1),
-        timeout: timeout?,
+        retries: args.retries.flatten(),
+        backoff: args.backoff.flatten(),
+        dead_letter: args.dead_letter.flatten(),
+        concurrency: args.concurrency.flatten(),
+        timeout: match timeout {
+            Some(given) => Some(given?),
+            None => None,
+        },
         claim_after,
-        start: args.start.flatten().unwrap_or(Start::Latest),
+        start: args.start.flatten(),
+        krate: CratePath::new(args.krate.clone().flatten()),
     })
 }
 

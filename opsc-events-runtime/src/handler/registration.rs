@@ -36,6 +36,9 @@ pub enum Backoff {
     },
 }
 
+/// The default per-attempt timeout (also the base of the default `claim_after`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A handler's policy, from its attribute (defaults as in the SPEC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerConfig {
@@ -58,6 +61,9 @@ pub struct HandlerConfig {
 impl HandlerConfig {
     /// The defaults: 3 retries, `exponential(100ms, 30s)`, dead letters on, concurrency 1,
     /// timeout 30 s, `claim_after` = max(2 × timeout, 60 s), start at `latest`.
+    ///
+    /// The one place they are written: `#[handler]` emits `HandlerConfig::DEFAULT.<key>` (and
+    /// [`HandlerConfig::default_claim_after`]) for every key it is not given.
     pub const DEFAULT: HandlerConfig = HandlerConfig {
         retries: 3,
         backoff: Backoff::Exponential {
@@ -66,8 +72,8 @@ impl HandlerConfig {
         },
         dead_letter: true,
         concurrency: 1,
-        timeout: Duration::from_secs(30),
-        claim_after: Duration::from_secs(60),
+        timeout: DEFAULT_TIMEOUT,
+        claim_after: HandlerConfig::default_claim_after(DEFAULT_TIMEOUT),
         start: Start::Latest,
     };
 
