@@ -4,6 +4,7 @@
 //! Users depend on the `opsc-events` facade crate, which re-exports what is public here together
 //! with the derive macros.
 
+pub mod acl;
 pub mod cli;
 mod consumer;
 pub mod dead_letter;

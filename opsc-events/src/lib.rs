@@ -134,6 +134,11 @@ pub mod observe {
     pub use opsc_events_runtime::observe::*;
 }
 
+/// Least privilege: the Redis ACL rules of a service; see `Runtime::acl_rules`.
+pub mod acl {
+    pub use opsc_events_runtime::acl::*;
+}
+
 /// Health checks for liveness and readiness probes: see `Runtime::health`.
 pub mod health {
     pub use opsc_events_runtime::health::*;
