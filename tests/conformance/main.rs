@@ -249,6 +249,25 @@ mod backoff {
     }
 }
 
+mod told_when {
+    use super::*;
+
+    /// The first attempt says "come back in 2 s" (its backoff would retry at once); the second
+    /// succeeds.
+    #[handler(stream = "conf", retries = 1, backoff = "none")]
+    pub async fn told_when(
+        event: Ping,
+        ctx: Context,
+        State(log): State<Log>,
+    ) -> Result<(), HandlerError> {
+        log.record("told_when", event.n, &ctx);
+        if ctx.attempt() == 1 {
+            return Err(HandlerError::retryable("429 Too Many Requests").retry_after_header("2"));
+        }
+        Ok(())
+    }
+}
+
 mod strict {
     use super::*;
 
@@ -1207,6 +1226,31 @@ async fn a_scheduled_retry_survives_trimming_of_its_entry(env: Env) {
     assert!(letters(&trimmer).await.is_empty());
 }
 
+/// `HandlerError::retry_after` overrides the backoff for that attempt: the retry starts at
+/// least 2 s after the failure, though the handler's backoff is `none`; it still counts as an
+/// attempt.
+async fn a_handler_chosen_retry_delay_overrides_the_backoff(env: Env) {
+    let log = Log::default();
+    let rt = runtime_named(&env, &log, "told_when").await;
+    rt.publisher().publish(&Ping { n: 5 }).await.unwrap();
+    let running = spawn(rt);
+    wait_until("the second attempt", T, || async {
+        log.of("told_when").iter().any(|c| c.attempt == 2)
+    })
+    .await;
+    running.stop().await;
+    let calls = log.of("told_when");
+    assert_eq!(
+        calls.iter().map(|c| c.attempt).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    let waited = calls[1].at.duration_since(calls[0].at);
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the retry came {waited:?} after the failure"
+    );
+}
+
 async fn hard_caps_trim_and_count_what_was_still_needed(env: Env) {
     let log = Log::default();
     let rt = env
@@ -1359,6 +1403,7 @@ conformance! {
     shutdown_lets_in_flight_handlers_finish_and_acks_them,
     lossless_trimming_keeps_what_a_stopped_group_needs,
     hard_caps_trim_and_count_what_was_still_needed,
+    a_handler_chosen_retry_delay_overrides_the_backoff,
     a_scheduled_retry_survives_trimming_of_its_entry,
     stream_info_reports_length_lag_pending_and_schedule,
     context_links_follow_up_events_to_their_cause,

@@ -56,6 +56,14 @@ impl Failure {
             Failure::Panic(_) | Failure::Timeout => true,
         }
     }
+
+    /// The delay the handler asked for with `HandlerError::retry_after`, if any.
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Failure::Handler(e) => e.retry_delay(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Failure {

@@ -308,7 +308,9 @@ impl<B: Broker> Settler<B> {
             .increment(1);
         let error = cap_error(failure.to_string());
         match after_failure(&plan.reg.config, attempt, failure.retryable()) {
-            Next::RetryAfter(delay) => {
+            Next::RetryAfter(backoff) => {
+                // The handler's own delay, when it named one, instead of the backoff.
+                let delay = failure.retry_after().unwrap_or(backoff);
                 self.observe(id, attempt, || Observed::Retrying {
                     reason: failure.reason(),
                     error: error.clone(),

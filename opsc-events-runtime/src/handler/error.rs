@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -29,14 +30,19 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub struct HandlerError {
     permanent: bool,
     source: BoxError,
+    retry_after: Option<Duration>,
 }
 
 impl HandlerError {
+    /// The longest delay [`retry_after`](Self::retry_after) sets (longer ones are cut to it).
+    pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
     /// A failure that is retried according to the handler's policy.
     pub fn retryable(error: impl Into<BoxError>) -> Self {
         HandlerError {
             permanent: false,
             source: error.into(),
+            retry_after: None,
         }
     }
 
@@ -46,7 +52,60 @@ impl HandlerError {
         HandlerError {
             permanent: true,
             source: error.into(),
+            retry_after: None,
         }
+    }
+
+    /// The next attempt comes `delay` after this failure, instead of after the handler's
+    /// backoff (an upstream said when to come back: HTTP 429 or 503 with `Retry-After`). The
+    /// attempt still counts: after the last one the message is dead-lettered as usual. Delays
+    /// above [`MAX_RETRY_AFTER`](Self::MAX_RETRY_AFTER) are cut to it; a permanent error is not
+    /// retried at all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use opsc_events_runtime::HandlerError;
+    ///
+    /// let e = HandlerError::retryable("rate limited").retry_after(Duration::from_secs(30));
+    /// assert_eq!(e.retry_delay(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay.min(Self::MAX_RETRY_AFTER));
+        self
+    }
+
+    /// [`retry_after`](Self::retry_after) from an HTTP `Retry-After` value: delay-seconds
+    /// (`"120"`) or an HTTP-date (`"Wed, 21 Oct 2026 07:28:00 GMT"`, a date in the past meaning
+    /// now). A value that is neither leaves the handler's backoff in charge.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use opsc_events_runtime::HandlerError;
+    ///
+    /// let e = HandlerError::retryable("429").retry_after_header("120");
+    /// assert_eq!(e.retry_delay(), Some(Duration::from_secs(120)));
+    /// let e = HandlerError::retryable("503").retry_after_header("soon");
+    /// assert_eq!(e.retry_delay(), None);
+    /// ```
+    pub fn retry_after_header(self, value: &str) -> Self {
+        let value = value.trim();
+        if let Ok(secs) = value.parse::<u64>() {
+            return self.retry_after(Duration::from_secs(secs));
+        }
+        match httpdate::parse_http_date(value) {
+            Ok(at) => {
+                let delay = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                self.retry_after(delay)
+            }
+            Err(_) => self,
+        }
+    }
+
+    /// The delay set with [`retry_after`](Self::retry_after), if any.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// False for [`HandlerError::permanent`] errors.
@@ -76,6 +135,7 @@ impl fmt::Debug for HandlerError {
         f.debug_struct("HandlerError")
             .field("permanent", &self.permanent)
             .field("source", &self.source)
+            .field("retry_after", &self.retry_after)
             .finish()
     }
 }
