@@ -21,7 +21,7 @@ pub struct OrderPlaced {
 
 #[handler(stream = "orders")]
 async fn ship(event: OrderPlaced) -> Result<(), HandlerError> {
-    if event.id % 10 == 0 {
+    if event.id.is_multiple_of(10) {
         return Err(HandlerError::permanent("cannot ship to the moon"));
     }
     Ok(())
