@@ -38,8 +38,10 @@ fn invalid(id: &str) -> Option<Vec<String>> {
         }
         // Allowed: `A-Z a-z 0-9 _ . -`, 1 to 64 bytes.
         "prefix" => v(&["", "x y", "ops*", "ops:x", "{ops}", "préfix", "ops\n"]),
+        // Allowed: `A-Z a-z 0-9 _ . -`, 1 to 64 bytes (`acl --user` follows the service rule).
+        "service" | "user" => v(&["", "a b", "svc*", "svc:x", "{svc}", "sérvice", "svc\n"]),
         // Allowed: `a-z 0-9 _ -`, 1 to 64 bytes.
-        "stream" => v(&[
+        "stream" | "publish" => v(&[
             "",
             "bad name*",
             "Assets",
@@ -106,7 +108,7 @@ fn invalid(id: &str) -> Option<Vec<String>> {
     };
     // Too long for every name and every number.
     match id {
-        "prefix" | "stream" => values.push("a".repeat(65)),
+        "prefix" | "stream" | "publish" | "service" | "user" => values.push("a".repeat(65)),
         "group" => values.push("g".repeat(129)),
         "limit" => values.push("1000001".to_owned()),
         "count" => values.push("1000000001".to_owned()),
@@ -117,10 +119,12 @@ fn invalid(id: &str) -> Option<Vec<String>> {
     Some(values)
 }
 
-/// A valid value for a required positional argument that is not the one under test.
+/// A valid value for a required argument (positional, or an option such as `acl --service`) that
+/// is not the one under test.
 fn valid(id: &str) -> &'static str {
     match id {
         "stream" => "pings",
+        "service" => "svc",
         "group" => "svc.handler",
         "id" => "1-0",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
@@ -204,6 +208,14 @@ fn argv(url: &str, leaf: &Leaf, arg: &clap::Arg, bad: &str) -> Vec<String> {
         out.extend(["--redis".to_owned(), url.to_owned()]);
     }
     out.extend(leaf.path.iter().cloned());
+    for o in leaf.args.iter().filter(|a| !a.is_positional()) {
+        if o.is_required_set()
+            && o.get_id() != arg.get_id()
+            && let Some(long) = o.get_long()
+        {
+            out.push(format!("--{long}={}", valid(o.get_id().as_str())));
+        }
+    }
     if let Some(long) = arg.get_long() {
         out.push(format!("--{long}={bad}"));
     }
@@ -387,7 +399,8 @@ fn good_value(id: &str) -> &'static str {
     match id {
         "redis" => "redis://127.0.0.1:6379",
         "prefix" => "opsconductor",
-        "stream" => "pings",
+        "stream" | "publish" => "pings",
+        "service" | "user" => "svc",
         "group" => "svc.handler",
         "reason" => "timeout",
         "since" | "until" => "1700000000000",
@@ -397,4 +410,65 @@ fn good_value(id: &str) -> &'static str {
         "after" | "id" => "1-0",
         other => panic!("no valid value for `{other}`"),
     }
+}
+
+/// `opsc acl` prints the rules the library computes, from its arguments alone: it does not
+/// connect, even to a reachable server; a line without any stream is a usage error.
+#[test]
+fn acl_prints_the_library_rules_without_connecting() {
+    let server = RedisServer::start();
+    let mut c = conn(&server);
+    let accepted = connections(&mut c);
+    let out = opsc(
+        &server,
+        &[
+            "--prefix",
+            "ops",
+            "acl",
+            "--service",
+            "inventory",
+            "--stream",
+            "assets",
+            "--publish",
+            "audit",
+            "--publish",
+            "assets",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected =
+        opsc_events_runtime::acl::rules("inventory", "ops", ["audit", "assets"], ["assets"])
+            .expect("rules");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{expected}\n")
+    );
+    let out = opsc(
+        &server,
+        &[
+            "acl",
+            "--service",
+            "web",
+            "--user",
+            "web-prod",
+            "--publish",
+            "orders",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(v["user"], "web-prod");
+    assert_eq!(
+        v["keys"],
+        serde_json::json!(["~opsconductor:{orders}:events"])
+    );
+    let out = opsc(&server, &["acl", "--service", "web"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--publish"));
+    assert_eq!(connections(&mut c), accepted, "opsc acl connected to Redis");
 }

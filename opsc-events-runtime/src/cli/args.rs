@@ -81,6 +81,13 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    #[command(
+        about = ACL_ABOUT,
+        long_about = ACL_LONG_ABOUT,
+        after_help = "Example:\n  opsc acl --service inventory --stream assets --publish audit\n  \
+                      opsc acl --service web --user web-prod --publish orders"
+    )]
+    Acl(AclArgs),
     /// Every stream: length, dead letters, and per group lag, pending, retries, oldest pending.
     #[command(after_help = "Example:\n  opsc streams --json")]
     Streams,
@@ -256,4 +263,36 @@ pub(crate) struct Filter {
     /// Only those after this dead-letter id, `<ms>-<seq>` (the last of the previous page).
     #[arg(long, value_parser = values::entry_id)]
     pub(crate) after: Option<MessageId>,
+}
+
+const ACL_ABOUT: &str = "Print the Redis ACL rules of a service: only the commands the runtime \
+sends and only the keys of the streams it handles or publishes to (sends nothing to Redis)";
+
+const ACL_LONG_ABOUT: &str = "Print the Redis ACL rules of a service as one `ACL SETUSER` line: \
+the commands the runtime sends (directly and inside its Lua scripts) and the keys of the \
+streams it handles (`<prefix>:{<stream>}:*`, every key of the stream's family) or only publishes \
+to (`<prefix>:{<stream>}:events`). Replace `<password>` in the output (or the whole `><password>` \
+with `#<sha256 hex>`) and run it with redis-cli as an administrator.
+
+opsc does not link the service's handlers, so it cannot know its streams: name them with \
+`--stream` (handled) and `--publish` (only published to). In the service, \
+`Runtime::acl_rules(user, publishes)` computes the same rules from the handlers it runs. \
+Nothing is sent to Redis. Details: docs/OPERATIONS.md § Least privilege (ACL).";
+
+/// `opsc acl`.
+#[derive(Debug, Args)]
+pub(crate) struct AclArgs {
+    /// The service: 1 to 64 of `A-Z a-z 0-9 _ . -`; the user name unless `--user` is given.
+    #[arg(long, required = true, value_parser = values::service)]
+    pub(crate) service: String,
+    /// The Redis user (default: the service name): 1 to 64 of `A-Z a-z 0-9 _ . -`.
+    #[arg(long, value_parser = values::acl_user)]
+    pub(crate) user: Option<String>,
+    /// A stream the service handles (repeat for several): 1 to 64 of `a-z 0-9 _ -` each.
+    #[arg(long, value_name = "STREAM", value_parser = values::stream)]
+    pub(crate) stream: Vec<String>,
+    /// A stream the service only publishes to (repeat for several): 1 to 64 of `a-z 0-9 _ -`
+    /// each.
+    #[arg(long, value_name = "STREAM", value_parser = values::stream)]
+    pub(crate) publish: Vec<String>,
 }

@@ -4,6 +4,7 @@
 //! Every argument is parsed and checked (`values`) before the first Redis command, so a
 //! mistake never reaches Redis — above all a `dlq replay` or `dlq purge` filter.
 
+mod acl;
 mod args;
 mod commands;
 mod groups;
@@ -41,6 +42,9 @@ pub enum CliError {
         /// The group.
         group: String,
     },
+    /// `acl` could not compute the rules.
+    #[error(transparent)]
+    Acl(#[from] crate::acl::AclError),
     /// `dlq show` found no such letter.
     #[error("no dead letter `{id}` on stream `{stream}`")]
     NoSuchLetter {
@@ -70,6 +74,20 @@ where
         return Err(cmd.error(
             ErrorKind::MissingRequiredArgument,
             "`--tls-cert` and `--tls-key` go together: give both or neither",
+        ));
+    }
+    if let args::Command::Acl(a) = &cli.command
+        && a.stream.is_empty()
+        && a.publish.is_empty()
+    {
+        let leaf = cmd.find_subcommand_mut("acl");
+        let cmd = match leaf {
+            Some(leaf) => leaf,
+            None => &mut cmd,
+        };
+        return Err(cmd.error(
+            ErrorKind::MissingRequiredArgument,
+            "name at least one stream with `--stream` (handled) or `--publish` (only published to)",
         ));
     }
     if let args::Command::Dlq { command } = &cli.command {
@@ -139,6 +157,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: args::Cli) -> Result<(), CliError> {
+    // Computed from the arguments alone: no connection.
+    if let args::Command::Acl(a) = &cli.command {
+        return acl::print(&commands::Out { json: cli.json }, &cli.prefix, a);
+    }
     let mut builder = Runtime::builder()
         .service("opsc")
         .prefix(&cli.prefix)
@@ -157,6 +179,7 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
     let rt = builder.build().await?;
     let out = commands::Out { json: cli.json };
     match cli.command {
+        args::Command::Acl(_) => Ok(()), // answered above, without a connection
         args::Command::Streams => commands::streams(&rt, &out).await,
         args::Command::Tail {
             stream,
@@ -223,6 +246,16 @@ mod tests {
         assert!(sub(&["dlq", "list"]).contains(&format!("1 to {})", values::MAX_LIMIT)));
         assert!(sub(&["tail"]).contains(&format!("1 to {})", values::MAX_COUNT)));
         assert!(sub(&["schema"]).contains(&format!("1 to {})", values::MAX_SCAN)));
+    }
+
+    #[test]
+    fn acl_needs_a_stream_and_a_service() {
+        let e = usage(&["acl", "--service", "svc"]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(usage(&["acl", "--stream", "a"]).exit_code(), 2);
+        assert!(parse(["opsc", "acl", "--service", "svc", "--publish", "a"]).is_ok());
+        assert!(parse(["opsc", "acl", "--service", "svc", "--stream", "a"]).is_ok());
     }
 
     #[test]

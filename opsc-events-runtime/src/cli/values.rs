@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 
 use crate::dead_letter::DeadLetterReason;
 use crate::error::redact_url;
-use crate::keys::{GROUP_NAME, InvalidName, KEY_PREFIX, STREAM_NAME};
+use crate::keys::{GROUP_NAME, InvalidName, KEY_PREFIX, NameProblem, SERVICE_NAME, STREAM_NAME};
 use crate::message_id::MessageId;
 
 /// Where errors send the reader for the rules.
@@ -61,6 +61,12 @@ pub(crate) enum ValueError {
     /// Not a stream entry id.
     #[error("{0}; expected a stream entry id `<ms>-<seq>` (e.g. `1700000000000-0`) ({SEE})")]
     EntryId(&'static str),
+    /// Not an ACL user name (the service name's rule).
+    #[error(
+        "invalid user name: {0}; expected 1 to 64 of `A-Z a-z 0-9 _ . -`, the service name's \
+         rule ({SEE})"
+    )]
+    User(NameProblem),
     /// Not a readable file.
     #[error("{0}; expected the path of a readable file ({SEE})")]
     File(&'static str),
@@ -96,6 +102,19 @@ pub(crate) fn file(s: &str) -> Result<std::path::PathBuf, ValueError> {
         Ok(_) => Err(ValueError::File("not a file")),
         Err(_) => Err(ValueError::File("no such file")),
     }
+}
+
+/// `acl --service`.
+pub(crate) fn service(s: &str) -> Result<String, InvalidName> {
+    SERVICE_NAME.check(s).map(|()| s.to_owned())
+}
+
+/// `acl --user`: the service name's rule (the default user is the service name).
+pub(crate) fn acl_user(s: &str) -> Result<String, ValueError> {
+    SERVICE_NAME
+        .check(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| ValueError::User(e.problem))
 }
 
 /// `--prefix`.
