@@ -33,6 +33,11 @@ pub struct ServerOptions {
     /// Extra `--name value` arguments; a value of several words is passed as several arguments
     /// (`("rename-command", "XAUTOCLAIM \"\"")` disables a command).
     pub extra: Vec<(String, String)>,
+    /// Start from this configuration file (e.g. the deployment's `redis.conf`). The testkit's
+    /// own `--port`, `--bind`, `--dir`, `--logfile` and `--daemonize no` come after it on the
+    /// command line, so they override the file's; persistence and protected mode are left to
+    /// the file (unless `aof` is set), so a test sees what the file configures.
+    pub config: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -114,20 +119,23 @@ impl RedisServer {
 
     fn spawn(&mut self) -> io::Result<()> {
         let mut cmd = Command::new("redis-server");
+        // The file must be the first argument; options after it override it.
+        if let Some(config) = &self.options.config {
+            cmd.arg(config);
+        }
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(self.dir.path())
-            .arg("--save")
-            .arg("")
             .arg("--daemonize")
             .arg("no")
             .arg("--logfile")
-            .arg(self.log_path())
-            .arg("--protected-mode")
-            .arg("no");
+            .arg(self.log_path());
+        if self.options.config.is_none() {
+            cmd.args(["--save", "", "--protected-mode", "no"]);
+        }
         if let Some(tls) = &self.tls {
             cmd.arg("--tls-port")
                 .arg(self.tls_port.to_string())
@@ -141,7 +149,7 @@ impl RedisServer {
         }
         if self.options.aof {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
+        } else if self.options.config.is_none() {
             cmd.args(["--appendonly", "no"]);
         }
         for (k, v) in &self.options.extra {
