@@ -258,6 +258,8 @@ impl Runtime {
     /// `tests/acl.rs` runs publishing, handling, retries, dead letters and trimming under a
     /// user created from these rules.
     pub fn acl_rules(&self, user: &str, publishes: &[&str]) -> Result<AclRules, AclError> {
+        // The health handle carries every stream the runtime trims (handlers' streams and those
+        // given limits): trimming needs the handling commands and keys too.
         let health = self.health();
         rules(
             user,

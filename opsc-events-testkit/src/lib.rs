@@ -67,7 +67,8 @@ pub struct RedisServer {
     tls_port: u16,
     tls: Option<TlsFiles>,
     dir: tempfile::TempDir,
-    options: ServerOptions,
+    /// Boxed: tests keep servers in enums next to small variants.
+    options: Box<ServerOptions>,
 }
 
 impl RedisServer {
@@ -99,7 +100,7 @@ impl RedisServer {
             tls_port: 0,
             tls,
             dir,
-            options,
+            options: Box::new(options),
         };
         let mut last_err = None;
         // Another process may take the free port between our probe and the server's bind.
