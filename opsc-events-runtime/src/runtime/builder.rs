@@ -411,9 +411,12 @@ impl RuntimeBuilder {
             }
             (None, Some(broker)) => Some(Transport::Memory(broker.clone())),
             (Some(url), None) => {
+                // Connecting is tried whatever else is wrong (every problem is reported at once),
+                // unless the connection settings themselves could not be read.
+                let before = problems.len();
                 let tls = self.tls_material(url, &mut problems);
                 let password = self.password_value(&mut problems);
-                if problems.is_empty() {
+                if problems.len() == before {
                     let settings = RedisSettings {
                         url: url.clone(),
                         connect_timeout: self.connect_timeout,
