@@ -143,8 +143,11 @@ pub(super) async fn run<B: Broker>(
                         // batch meanwhile (the queue is refilled when half empty).
                         tokio::select! {
                             () = dispatcher.counts.wait_sent(ticket) => {}
-                            // Not queued: the entries stay pending, resumed at the next start.
-                            () = stop.cancelled() => break,
+                            // Only past the shutdown timeout (a stop alone still lets what was
+                            // read run, as below): not queued, the entries stay pending and are
+                            // resumed at the next start. A count flusher that hangs cannot hold
+                            // the shutdown.
+                            () = dispatcher.abort.cancelled() => break,
                         }
                         dispatcher.ahead.push(dispatcher, broker, deliveries, since);
                     }
