@@ -146,7 +146,7 @@ pub(crate) async fn run<B: Broker>(
     ));
 
     // The shutdown timeout runs from the stop, whatever the reader is doing then (a blocking
-    // read is not cut short: what it returns is queued, and runs if there is time).
+    // read is not cut short; what it returns stays pending for the next start, see `read`).
     let deadline = {
         let (stop, abort, timeout) = (stop.clone(), abort.clone(), settings.shutdown_timeout);
         tokio::spawn(async move {
