@@ -255,6 +255,24 @@ pub struct HealthReport {
     pub stale_groups: Vec<StaleGroup>,
 }
 
+impl HealthReport {
+    /// For a liveness probe (`/healthz`): false only when restarting the process is the cure —
+    /// a consumer failed (one of its tasks died) or stalled. A broker outage does not make it
+    /// false: the consumers reconnect by themselves, and restarting every process of a fleet
+    /// while Redis is down only adds load when it comes back.
+    pub fn live(&self) -> bool {
+        self.consumers
+            .iter()
+            .all(|c| !matches!(c.state, ConsumerState::Failed | ConsumerState::Stalled))
+    }
+
+    /// For a readiness probe (`/readyz`): the broker answers and every consumer is reading
+    /// ([`healthy`](Self::healthy)).
+    pub fn ready(&self) -> bool {
+        self.healthy
+    }
+}
+
 /// A cheap, cloneable handle that checks a runtime's health, before, while and after it runs
 /// (obtained with [`Runtime::health`](crate::Runtime::health)).
 ///

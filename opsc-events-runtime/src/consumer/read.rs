@@ -65,8 +65,8 @@ pub(super) async fn run<B: Broker>(
         };
         // Entries read ahead wait from the moment the read is sent.
         let since = Instant::now();
-        // The read itself is bounded by `read_block` and is not cancelled half-way: what it
-        // returns is dispatched even during shutdown.
+        // The read itself is bounded by `read_block` and is not cancelled half-way; what it
+        // returns after a stop is left pending for the next start (see below).
         let result = match recover_after.or(resume_from) {
             Some(after) => {
                 broker
