@@ -9,8 +9,7 @@ mod common;
 #[path = "common/fault_events.rs"]
 mod fault_events;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,23 +39,8 @@ async fn right_clock(event: WorkItem, ctx: Context) {
 }
 
 fn spawn_skewed(url: &str) -> (Child, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fault-consumer"))
-        .arg(url)
-        .arg("skewed")
-        .env("OPSC_FAULT_CLOCK_OFFSET_MS", (-HOUR_MS).to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn fault-consumer");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().expect("stdout");
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (child, lines)
+    let offset = (-HOUR_MS).to_string();
+    common::spawn_fault_consumer(url, "skewed", &[("OPSC_FAULT_CLOCK_OFFSET_MS", &offset)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,7 @@ mod common;
 mod fault_events;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,24 +50,9 @@ async fn retry_taker(event: WorkItem, ctx: Context, State(handled): State<Handle
         .push((event.n, ctx.attempt(), Instant::now()));
 }
 
-/// Starts `fault-consumer` and returns it with the lines it prints.
+/// Starts `fault-consumer` in `mode`.
 fn spawn_child(url: &str, mode: &str) -> (Child, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fault-consumer"))
-        .arg(url)
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn fault-consumer");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().expect("stdout");
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (child, lines)
+    common::spawn_fault_consumer(url, mode, &[])
 }
 
 #[tokio::test]

@@ -142,3 +142,34 @@ pub async fn stop(running: Running) {
         .expect("runtime task")
         .expect("runtime result");
 }
+
+/// Starts the `fault-consumer` process (`tests/bin/fault_consumer.rs`) in `mode` against `url`,
+/// with `env` set, and returns it with the lines it prints (collected as they come).
+pub fn spawn_fault_consumer(
+    url: &str,
+    mode: &str,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fault-consumer"));
+    cmd.arg(url)
+        .arg(mode)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn fault-consumer");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = child.stdout.take().expect("stdout");
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    });
+    (child, lines)
+}
