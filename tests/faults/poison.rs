@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use crate::common;
 use crate::harness::{Rig, SERIAL_SCENARIOS, WorkerConfig, fields_of, handlers_of};
-use crate::work::{Job, MAX_ATTEMPTS, SERIAL, STEADY, fate};
+use crate::work::{Job, KEY, MAX_ATTEMPTS, SERIAL, STEADY, fate};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entries_and_a_job_that_kills_its_consumer_affect_only_themselves() {
@@ -186,4 +187,122 @@ async fn jobs_running_beside_a_crashing_job_are_not_dead_lettered_with_it() {
     let g = v.group(STEADY);
     assert_eq!(g.dead_by_reason.get("crashed"), Some(&1));
     assert_eq!(g.handled, 6, "the innocent jobs are handled");
+}
+
+/// Two handlers of one process each reclaim a suspect at the same moment (both were pending
+/// on a consumer that died twice): one handler's innocent job and the other handler's job
+/// that aborts the process. "Alone in its handler" is not enough — the process dies as a
+/// whole — so a suspect runs alone in the runtime, and is claimed only once it can (a claimed
+/// suspect waiting behind the crashing one would be charged for a run it never had). Without
+/// that, the innocent job dies beside the crashing one until it is dead-lettered as `crashed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspect_runs_alone_in_its_process_not_only_in_its_handler() {
+    let _one = SERIAL_SCENARIOS.lock().await;
+    let groups = [STEADY, SERIAL];
+    let rig = Rig::start(false, &groups).await;
+    let jobs = [
+        Job {
+            seq: 0,
+            fate: fate::SLOW,
+        },
+        Job {
+            seq: 1,
+            fate: fate::CRASH,
+        },
+    ];
+    rig.publish_until_acked(&jobs, Duration::from_secs(10))
+        .await;
+    // A consumer that died twice holding them: in `steady` the innocent job, in `serial` the
+    // crashing one (the other entry of each group is done with), each delivered 3 times and
+    // idle — the next claim makes each a suspect.
+    let mut c = common::conn(&rig.url).await;
+    let mut ids = Vec::new();
+    for (group, suspect) in [(STEADY, 0), (SERIAL, 1)] {
+        let reply: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg("ghost")
+            .arg("COUNT")
+            .arg(2)
+            .arg("STREAMS")
+            .arg(KEY)
+            .arg(">")
+            .query_async(&mut c)
+            .await
+            .expect("XREADGROUP");
+        let read = entry_ids(reply);
+        assert_eq!(read.len(), 2, "{group}: {read:?}");
+        let () = redis::cmd("XACK")
+            .arg(KEY)
+            .arg(group)
+            .arg(&read[1 - suspect])
+            .query_async(&mut c)
+            .await
+            .expect("XACK");
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(KEY)
+            .arg(group)
+            .arg("ghost")
+            .arg(0)
+            .arg(&read[suspect])
+            .arg("IDLE")
+            .arg(60_000)
+            .arg("RETRYCOUNT")
+            .arg(3)
+            .arg("JUSTID")
+            .query_async(&mut c)
+            .await
+            .expect("XCLAIM");
+        ids.push(read[suspect].clone());
+    }
+    // One worker running both handlers, restarted after each crash: both reclaimers find their
+    // suspect at their first scan.
+    rig.workers().start(WorkerConfig::new("steady,serial"));
+    rig.wait(
+        "the innocent job handled or dead-lettered, the crashing one dead-lettered",
+        Duration::from_secs(90),
+        || async {
+            let v = rig.verdict().await;
+            let steady = v.group(STEADY);
+            let serial = v.group(SERIAL);
+            (steady.handled == 1 || steady.dead_by_reason.contains_key("crashed"))
+                && serial.dead_by_reason.get("crashed") == Some(&1)
+        },
+    )
+    .await;
+    let v = rig.verdict().await;
+    assert!(v.exited >= 1, "the crashing job took down a process");
+    let steady = v.group(STEADY);
+    assert_eq!(
+        steady.dead_by_reason.get("crashed"),
+        None,
+        "the innocent job ({}) is not dead-lettered beside the crashing one ({})",
+        ids[0],
+        ids[1]
+    );
+    assert_eq!(steady.handled, 1, "the innocent job is handled");
+}
+
+/// The entry ids of an `XREADGROUP` reply for one stream.
+fn entry_ids(reply: redis::Value) -> Vec<String> {
+    let redis::Value::Array(streams) = reply else {
+        panic!("XREADGROUP reply: {reply:?}");
+    };
+    let mut ids = Vec::new();
+    for stream in streams {
+        let redis::Value::Array(mut parts) = stream else {
+            panic!("XREADGROUP stream: {stream:?}");
+        };
+        let Some(redis::Value::Array(entries)) = parts.pop() else {
+            panic!("XREADGROUP entries");
+        };
+        for entry in entries {
+            let redis::Value::Array(mut e) = entry else {
+                panic!("XREADGROUP entry");
+            };
+            let id: String = redis::from_redis_value(e.swap_remove(0)).expect("entry id");
+            ids.push(id);
+        }
+    }
+    ids
 }

@@ -7,6 +7,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Dispatcher, SUSPECT_DELIVERIES};
+use super::isolate::Alone;
 use super::read::sleep_or_stop;
 use super::{ConsumerSettings, HandlerPlan};
 use crate::message_id::MessageId;
@@ -76,9 +77,33 @@ pub(super) async fn run_reclaim<B: Broker>(
                         &plan.consumer,
                         claim_after,
                         cursor,
-                        1,
+                        SUSPECT_DELIVERIES,
                     )
                     .await
+            };
+            // A suspect (see `isolate`) is claimed only once nothing else runs in the runtime:
+            // a claim counts a delivery, and one waiting, claimed, while another suspect kills
+            // the process would be charged for a run it never had.
+            let (claimed, hold) = match claimed {
+                Ok(c) if c.suspect.is_some() => {
+                    drop(slot);
+                    spare = None;
+                    let Some(alone) = dispatcher.isolation.alone(&stop).await else {
+                        return;
+                    };
+                    let again = broker
+                        .claim(
+                            &plan.key,
+                            &plan.group,
+                            &plan.consumer,
+                            claim_after,
+                            cursor,
+                            0,
+                        )
+                        .await;
+                    (again, Hold::Alone(alone))
+                }
+                other => (other, Hold::Slot(slot)),
             };
             match claimed {
                 Ok(claimed) => {
@@ -92,15 +117,13 @@ pub(super) async fn run_reclaim<B: Broker>(
                     }
                     if let Some(entry) = claimed.entries.into_iter().next() {
                         tracing::info!(group = %plan.group, message_id = %entry.id, deliveries = entry.delivery_count, "reclaimed an idle entry");
-                        if entry.delivery_count >= SUSPECT_DELIVERIES {
-                            // It may need every slot: give back the ones kept for claiming.
-                            spare = None;
-                        }
-                        if !dispatcher
-                            .dispatch_pending(&broker, entry, slot, &stop)
-                            .await
-                        {
-                            return;
+                        match hold {
+                            Hold::Alone(alone) => dispatcher.dispatch_alone(entry, alone),
+                            Hold::Slot(slot) => {
+                                if !dispatcher.dispatch_pending(entry, slot, &stop).await {
+                                    return;
+                                }
+                            }
                         }
                     }
                     if claimed.next == MessageId::MIN {
@@ -118,6 +141,14 @@ pub(super) async fn run_reclaim<B: Broker>(
             }
         }
     }
+}
+
+/// What a claimed entry runs with.
+enum Hold {
+    /// One slot of its handler.
+    Slot(OwnedSemaphorePermit),
+    /// Every slot of the runtime (a suspect).
+    Alone(Alone),
 }
 
 pub(super) async fn run_cleanup<B: Broker>(

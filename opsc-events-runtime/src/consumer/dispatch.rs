@@ -121,6 +121,8 @@ pub(crate) struct Dispatcher {
     pub(crate) status: Arc<crate::health::ConsumerStatus>,
     /// Entries from the pending list (resumed or claimed) this consumer runs or settles.
     pub(crate) held: Arc<Held>,
+    /// The runtime's consumers, for running a suspect entry alone (see `isolate`).
+    pub(crate) isolation: Arc<super::isolate::Isolation>,
 }
 
 /// The ids of pending-list entries (resumed or claimed) a consumer holds from dispatch until
@@ -198,34 +200,6 @@ impl Dispatcher {
         Some(permits)
     }
 
-    /// Gives back `held` and waits for every slot: nothing else of this handler runs while they
-    /// are held. (Holding one slot while waiting for the others could deadlock with another
-    /// caller doing the same.) `None` when stopping.
-    pub(crate) async fn take_all_slots(
-        &self,
-        held: OwnedSemaphorePermit,
-        stop: &CancellationToken,
-    ) -> Option<OwnedSemaphorePermit> {
-        drop(held);
-        let total = self.plan.reg.config.concurrency.max(1);
-        tokio::select! {
-            p = self.slots.clone().acquire_many_owned(total) => p.ok(),
-            () = stop.cancelled() => None,
-        }
-    }
-
-    /// Waits until the settler has finished with every outcome sent (so the entries handled
-    /// before are acknowledged, not pending, if the process dies next). Settlements finish in
-    /// any order, so this waits for none to be left; the caller holds every slot, so no new
-    /// outcome comes meanwhile.
-    pub(crate) async fn wait_settled(&self) {
-        let mut settled = self.settled.clone();
-        // An error means the settler is gone (shutdown): nothing more to wait for.
-        let _ = settled
-            .wait_for(|n| *n >= self.sent.load(Ordering::SeqCst))
-            .await;
-    }
-
     /// Waits until fewer than [`MAX_UNSETTLED`] outcomes wait for their settlement: while
     /// settlements fail or lag (acknowledgements failing while reads succeed), no more work is
     /// taken, so handled-but-unsettled work stays bounded. False when stopping.
@@ -241,14 +215,12 @@ impl Dispatcher {
     }
 
     /// Dispatches one entry from the pending list (a reclaim or a resume) with `slot`. An entry
-    /// that was pending on consumers that died at least twice ([`SUSPECT_DELIVERIES`]) runs alone:
-    /// after every other call of this handler finished and was settled, holding every slot until
-    /// it is done. If it is what kills processes, it takes nothing else down with it, so the
-    /// messages that ran beside it the first times are not pushed to the attempt limit with it.
-    /// Returns false when stopping (the entry stays pending).
-    pub(crate) async fn dispatch_pending<B: Broker>(
+    /// that was pending on consumers that died at least twice ([`SUSPECT_DELIVERIES`]) runs
+    /// alone in the runtime (see `isolate`): if it is what kills processes, it takes nothing
+    /// else down with it, so the messages that ran beside it the first times are not pushed to
+    /// the attempt limit with it. Returns false when stopping (the entry stays pending).
+    pub(crate) async fn dispatch_pending(
         &self,
-        broker: &B,
         delivery: Delivery,
         slot: OwnedSemaphorePermit,
         stop: &CancellationToken,
@@ -263,23 +235,25 @@ impl Dispatcher {
             self.dispatch(delivery, slot);
             return true;
         }
-        // Lanes running entries read ahead stop after their current one, so the slots come free.
-        self.ahead.pause();
-        let all = self.take_all_slots(slot, stop).await;
-        // Lanes started now wait for the slots this call holds.
-        self.ahead.resume(self, broker);
-        let Some(all) = all else {
+        // The slot is given back: the isolation waits for every slot.
+        drop(slot);
+        let Some(alone) = self.isolation.alone(stop).await else {
             return false;
         };
-        self.wait_settled().await;
+        self.dispatch_alone(delivery, alone);
+        true
+    }
+
+    /// Runs a pending entry holding every slot of the runtime.
+    pub(crate) fn dispatch_alone(&self, delivery: Delivery, alone: super::isolate::Alone) {
+        self.held.insert(delivery.id);
         tracing::info!(
             group = %self.plan.group,
             message_id = %delivery.id,
-            deliveries = count,
-            "running alone an entry whose consumers died while it was pending"
+            deliveries = delivery.delivery_count,
+            "running alone in the runtime an entry whose consumers died while it was pending"
         );
-        self.dispatch(delivery, all);
-        true
+        self.dispatch(delivery, alone);
     }
 
     fn emit(&self, outcome: Outcome) {
@@ -324,8 +298,8 @@ impl Dispatcher {
         ));
     }
 
-    /// Runs one delivery in a task of its own holding `slot`.
-    pub(crate) fn dispatch(&self, delivery: Delivery, slot: OwnedSemaphorePermit) {
+    /// Runs one delivery in a task of its own holding `slot` (one slot, or every slot).
+    pub(crate) fn dispatch<S: Send + 'static>(&self, delivery: Delivery, slot: S) {
         if let Some(ready) = self.prepare(delivery) {
             let runner = self.runner();
             self.tracker

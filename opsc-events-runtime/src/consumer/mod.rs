@@ -9,6 +9,7 @@ mod ahead;
 mod claim;
 mod count;
 mod dispatch;
+mod isolate;
 mod read;
 mod scheduled;
 mod settle;
@@ -25,6 +26,8 @@ use crate::handler::{ContextParts, HandlerRegistration};
 use crate::health::ConsumerStatus;
 use crate::keys::StreamKeys;
 use crate::transport::Broker;
+
+pub(crate) use isolate::Isolation;
 
 /// One selected handler, resolved against the runtime's service and prefix.
 #[derive(Debug, Clone)]
@@ -52,6 +55,8 @@ pub(crate) struct ConsumerSettings {
     pub(crate) observer: Option<crate::observe::Observer>,
     /// No progress for this long (or twice the handler's timeout, if longer) is a stall.
     pub(crate) stall_after: Duration,
+    /// Shared by the consumers of one run of the runtime (see `isolate`).
+    pub(crate) isolation: Arc<Isolation>,
 }
 
 /// Runs one handler's consumer until `stop` is cancelled, then drains. Every task it spawns is
@@ -105,7 +110,19 @@ pub(crate) async fn run<B: Broker>(
         supervisor: supervisor.clone(),
         status: status.clone(),
         held: Arc::default(),
+        isolation: settings.isolation.clone(),
     };
+    let membership = settings.isolation.join(isolate::Member {
+        slots: dispatcher.slots.clone(),
+        total: u32::try_from(concurrency).unwrap_or(u32::MAX),
+        ahead: dispatcher.ahead.clone(),
+        sent: dispatcher.sent.clone(),
+        settled: dispatcher.settled.clone(),
+        resume: {
+            let (d, b) = (dispatcher.clone(), broker.clone());
+            Box::new(move || d.ahead.resume(&d, &b))
+        },
+    });
     let retry_scheduled = Arc::new(Notify::new());
     let settler = settle::Settler {
         broker: broker.clone(),
@@ -190,6 +207,8 @@ pub(crate) async fn run<B: Broker>(
         }
     }
     deadline.abort();
+    // The membership holds a clone of the dispatcher (an outcome sender): it goes first.
+    drop(membership);
     drop(dispatcher);
     // Every sender is gone: the acker settles what is left and returns — within another
     // shutdown timeout, or what it did not settle stays pending (delivered again).

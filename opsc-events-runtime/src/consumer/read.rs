@@ -122,9 +122,7 @@ pub(super) async fn run<B: Broker>(
                     // One entry per read (COUNT 1).
                     Some(permit) => {
                         if let Some(delivery) = deliveries.into_iter().next()
-                            && !dispatcher
-                                .dispatch_pending(broker, delivery, permit, stop)
-                                .await
+                            && !dispatcher.dispatch_pending(delivery, permit, stop).await
                         {
                             return;
                         }

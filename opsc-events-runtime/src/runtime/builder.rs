@@ -96,6 +96,7 @@ impl RuntimeBuilder {
                 consumer_idle_timeout: Duration::from_secs(3600),
                 observer: None,
                 stall_after: crate::health::DEFAULT_STALL_AFTER,
+                isolation: Default::default(),
             },
             trim_interval: Duration::from_secs(30),
             limits: BTreeMap::new(),

@@ -250,6 +250,8 @@ impl Runtime {
     {
         let stop = CancellationToken::new();
         let mut tasks: FuturesUnordered<BoxFuture<'static, Result<()>>> = FuturesUnordered::new();
+        // One per run: a suspect entry runs alone among this run's consumers.
+        let isolation = Arc::new(consumer::Isolation::default());
         for (s, status) in self.selected.iter().zip(self.statuses.iter()) {
             let plan = HandlerPlan {
                 reg: s.reg,
@@ -265,6 +267,7 @@ impl Runtime {
                 state: self.state.clone(),
             };
             let mut settings = self.settings.clone();
+            settings.isolation = isolation.clone();
             // Entries read ahead are shared out among the runtime's handlers, so that memory
             // stays bounded however many there are (see `READ_AHEAD_BUDGET`).
             settings.max_batch = settings

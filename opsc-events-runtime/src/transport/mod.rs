@@ -99,6 +99,9 @@ pub(crate) struct Claimed {
     pub(crate) entries: Vec<Delivery>,
     /// Pending entries that no longer exist in the stream (removed from the pending list).
     pub(crate) deleted: Vec<MessageId>,
+    /// The next idle entry, left unclaimed: claiming it would make it a suspect, to be claimed
+    /// only when it can run alone (see `Broker::claim`).
+    pub(crate) suspect: Option<MessageId>,
 }
 
 /// Streams, groups and entries. Implementations must never block one caller behind another's
@@ -187,8 +190,10 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         count: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Claims for `consumer` up to `count` entries idle at least `min_idle`, scanning from
-    /// `cursor`.
+    /// Claims for `consumer` the first entry idle at least `min_idle`, scanning from `cursor`
+    /// (a bounded scan: `Claimed::next` says where to go on). When `alone_at > 0` and the claim
+    /// would bring that entry's delivery count to `alone_at` or more, it is left unclaimed and
+    /// returned in `Claimed::suspect` (checked and claimed in one atomic step).
     fn claim(
         &self,
         key: &str,
@@ -196,7 +201,7 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         consumer: &str,
         min_idle: Duration,
         cursor: MessageId,
-        count: usize,
+        alone_at: u32,
     ) -> impl Future<Output = Result<Claimed>> + Send;
 
     /// Moves a failed message to the group's retry schedule, due at `due_ms`, with `attempts`

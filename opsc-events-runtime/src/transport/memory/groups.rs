@@ -242,7 +242,7 @@ impl MemoryBroker {
         consumer: &str,
         min_idle: Duration,
         cursor: MessageId,
-        count: usize,
+        alone_at: u32,
     ) -> Result<Claimed> {
         let now = now_ms();
         let min_idle = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
@@ -258,10 +258,11 @@ impl MemoryBroker {
         g.consumers.insert(consumer.to_owned(), now);
         let mut claimed = Claimed::default();
         let mut deleted = Vec::new();
-        // Like XAUTOCLAIM: scan from the cursor, at most `count` claims (and a bounded scan).
+        // Like the Redis transport's claim script: scan from the cursor, at most one claim
+        // (and a bounded scan); a would-be suspect is left unclaimed.
         let ids: Vec<MessageId> = g.pending.range(cursor..).map(|(id, _)| *id).collect();
         for (scanned, id) in ids.into_iter().enumerate() {
-            if claimed.entries.len() >= count.max(1) || scanned >= count.max(1) * 10 {
+            if !claimed.entries.is_empty() || scanned >= 10 {
                 claimed.next = id;
                 break;
             }
@@ -270,6 +271,11 @@ impl MemoryBroker {
             };
             if now.saturating_sub(p.delivered_at) < min_idle {
                 continue;
+            }
+            if alone_at > 0 && p.count + 1 >= alone_at {
+                claimed.suspect = Some(id);
+                claimed.next = cursor;
+                break;
             }
             match entries.get(&id) {
                 None => {

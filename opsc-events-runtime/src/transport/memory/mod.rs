@@ -199,9 +199,9 @@ impl Broker for MemoryBroker {
         consumer: &str,
         min_idle: Duration,
         cursor: MessageId,
-        count: usize,
+        alone_at: u32,
     ) -> Result<Claimed> {
-        self.claim_now(key, group, consumer, min_idle, cursor, count)
+        self.claim_now(key, group, consumer, min_idle, cursor, alone_at)
     }
 
     async fn schedule_retry(

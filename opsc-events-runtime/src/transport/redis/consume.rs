@@ -289,27 +289,36 @@ impl Broker for RedisTransport {
         consumer: &str,
         min_idle: Duration,
         cursor: MessageId,
-        count: usize,
+        alone_at: u32,
     ) -> Result<Claimed> {
         let mut conn = self.conn.clone();
-        let v: Value = redis::cmd("XAUTOCLAIM")
-            .arg(key)
+        let v: Value = scripts::CLAIM_ONE
+            .key(key)
             .arg(group)
             .arg(consumer)
             .arg(ms(min_idle))
             .arg(cursor.to_string())
-            .arg("COUNT")
-            .arg(count.max(1))
-            .query_async(&mut conn)
+            .arg(alone_at)
+            .invoke_async(&mut conn)
             .await
-            .map_err(|e| self.error("XAUTOCLAIM", key, e))?;
+            .map_err(|e| self.error("EVALSHA claim-one", key, e))?;
+        if let Some(suspect) =
+            reply::suspect_reply(&v).map_err(|r| Self::unexpected("EVALSHA claim-one", key, r))?
+        {
+            return Ok(Claimed {
+                next: cursor,
+                suspect: Some(suspect),
+                ..Claimed::default()
+            });
+        }
         let (next, entries, deleted) =
-            reply::autoclaim_reply(v).map_err(|r| Self::unexpected("XAUTOCLAIM", key, r))?;
+            reply::autoclaim_reply(v).map_err(|r| Self::unexpected("EVALSHA claim-one", key, r))?;
         let entries = self.with_counts(key, group, consumer, entries).await?;
         Ok(Claimed {
             next,
             entries,
             deleted,
+            suspect: None,
         })
     }
 

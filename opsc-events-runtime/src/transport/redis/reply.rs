@@ -129,6 +129,19 @@ pub(crate) fn autoclaim_reply(v: Value) -> ReplyResult<(MessageId, Vec<RawEntry>
     Ok((next, claimed, deleted))
 }
 
+/// The claim script's `{'suspect', id}` reply: the id; `None` for an XAUTOCLAIM reply.
+pub(crate) fn suspect_reply(v: &Value) -> ReplyResult<Option<MessageId>> {
+    let Value::Array(parts) = v else {
+        return Ok(None);
+    };
+    match parts.as_slice() {
+        [Value::BulkString(tag), id_v] if tag.as_slice() == b"suspect" => {
+            Ok(Some(id(id_v.clone())?))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// XPENDING (extended form): `[[id, consumer, idle-ms, delivery-count], ...]`.
 pub(crate) fn pending_reply(v: Value) -> ReplyResult<Vec<(MessageId, u32)>> {
     array(v)?

@@ -65,6 +65,30 @@ local function now_ms()
 end
 ";
 
+/// Claims the first entry at or after a cursor that is idle long enough — unless claiming it
+/// would make it a suspect (its delivery count would reach `alone_at`, see `consumer::isolate`)
+/// and the caller does not run it alone yet: a claim counts a delivery, so a suspect is only
+/// claimed once nothing else runs beside it.
+/// KEYS: stream. ARGV: group, consumer, min_idle_ms, cursor, alone_at (0: claim anyway).
+/// Returns the XAUTOCLAIM reply, or `{'suspect', id}` when the entry was left unclaimed.
+pub(super) static CLAIM_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local alone_at = tonumber(ARGV[5])
+local start = ARGV[4]
+if alone_at > 0 then
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[4], '+', 1)
+  if #p == 0 then return {'0-0', {}, {}} end
+  if tonumber(p[1][4]) + 1 >= alone_at then
+    return {'suspect', p[1][1]}
+  end
+  start = p[1][1]
+end
+return redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], start, 'COUNT', 1)
+",
+    )
+});
+
 /// A failed first delivery (or reclaim) moves from the pending list to the retry schedule, with
 /// a copy of its fields in the attempt record: a scheduled message does not need its stream
 /// entry, so trimming never has to look at the schedules.
