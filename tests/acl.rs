@@ -178,6 +178,17 @@ async fn a_user_from_the_generated_rules_runs_everything_and_nothing_else() {
     for n in 0..3 {
         publisher.publish(&Job { n }).await.expect("publish");
     }
+    // Delayed events on the handled stream: one scheduled and moved in by the runtime's mover
+    // (its script under the user), one cancelled.
+    publisher
+        .publish_after(&Job { n: 5 }, Duration::from_millis(300))
+        .await
+        .expect("publish_after on a handled stream");
+    let called_off = publisher
+        .publish_after(&Job { n: 6 }, Duration::from_secs(3600))
+        .await
+        .expect("publish_after");
+    assert!(publisher.cancel(&called_off).await.expect("cancel"));
     // A consumer that owns nothing, for the idle-consumer removal (`XGROUP DELCONSUMER`).
     let key = "opsconductor:{acl_jobs}:events";
     let created: i64 = redis::cmd("XGROUP")
@@ -200,6 +211,7 @@ async fn a_user_from_the_generated_rules_runs_everything_and_nothing_else() {
         Duration::from_secs(20),
         || async {
             calls.saw(2, 1)
+                && calls.saw(5, 1)
                 && calls.saw(1, 2)
                 && calls.saw(0, 2)
                 && dl.list(&jobs).await.is_ok_and(|l| l.len() == 1)
@@ -268,7 +280,7 @@ async fn a_user_from_the_generated_rules_runs_everything_and_nothing_else() {
         .query_async(&mut admin)
         .await
         .expect("XLEN");
-    assert_eq!(audited, 2, "follow-ups of n = 1 and n = 2");
+    assert_eq!(audited, 3, "follow-ups of n = 1, 2 and 5");
 
     // Nothing the runtime sent was refused.
     // (Redis 7.2 and later log the client's `CLIENT SETINFO` on connect, whose failure the
@@ -281,6 +293,18 @@ async fn a_user_from_the_generated_rules_runs_everything_and_nothing_else() {
     assert!(
         denied.is_empty(),
         "commands refused to the user: {denied:?}"
+    );
+
+    // Scheduling a delayed event on a stream only published to needs
+    // `AclRules::with_delayed_publishing`.
+    let err = ops
+        .publisher()
+        .publish_after(&Audited { n: 9 }, Duration::from_secs(60))
+        .await
+        .expect_err("delayed publishing without its rules is refused");
+    assert!(
+        matches!(&err, opsc_events::Error::Redis { source, .. } if is_noperm(source)),
+        "{err:?}"
     );
 
     // Nothing outside the streams' families is allowed.

@@ -49,6 +49,20 @@ const CONNECT: &[&str] = &["ping", "info", "command|info", "select"];
 /// Publishing: one `XADD` per event (pipelined).
 const PUBLISH: &[&str] = &["xadd"];
 
+/// Scheduling and cancelling delayed events (`publish_after`, `cancel`): two scripts.
+const PUBLISH_DELAYED: &[&str] = &[
+    "evalsha",
+    "script|load",
+    // Inside the scripts.
+    "time",
+    "type",
+    "zscore",
+    "zadd",
+    "zrem",
+    "hset",
+    "hdel",
+];
+
 /// Handling a stream: consumer loops, retries, dead letters (and their API: list, get, replay,
 /// purge), trimming, health and `Runtime::stream_info`. Direct commands and, marked, those only
 /// sent from inside the Lua scripts (`transport/redis/scripts.rs` and the consumer removal
@@ -88,6 +102,8 @@ const HANDLE: &[&str] = &[
     "zrem",
     "zrange",
     "zrangebyscore",
+    "zscore", // script: scheduling a delayed event
+    "hdel",   // script: moving or cancelling a delayed event
 ];
 
 /// Why rules could not be computed.
@@ -120,6 +136,8 @@ pub struct AclRules {
     handles: BTreeSet<String>,
     /// Streams only published to (their events key), none of `handles`.
     publishes: BTreeSet<String>,
+    /// Publishing delayed events to the streams only published to (their schedule keys too).
+    delayed: bool,
 }
 
 /// The rules of `user` for a service that publishes to `publishes` and handles `handles`,
@@ -154,10 +172,20 @@ pub fn rules<'a>(
         prefix: prefix.to_owned(),
         handles,
         publishes,
+        delayed: false,
     })
 }
 
 impl AclRules {
+    /// Also lets the service schedule and cancel delayed events (`Publisher::publish_after`,
+    /// `cancel`) on the streams it only publishes to: their schedule keys
+    /// (`~<prefix>:{<stream>}:delayed*`) and the scripts' commands. (A handled stream's rules
+    /// already cover them.)
+    pub fn with_delayed_publishing(mut self) -> Self {
+        self.delayed = true;
+        self
+    }
+
     /// The user name.
     pub fn user(&self) -> &str {
         &self.user
@@ -181,6 +209,12 @@ impl AclRules {
                     format!("~{}:{{{}}}:events", glob(&self.prefix), glob(s)),
                 )
             }))
+            .chain(self.publishes.iter().filter(|_| self.delayed).map(|s| {
+                (
+                    s.as_str(),
+                    format!("~{}:{{{}}}:delayed*", glob(&self.prefix), glob(s)),
+                )
+            }))
             .collect();
         out.sort();
         out.into_iter().map(|(_, p)| p).collect()
@@ -193,10 +227,16 @@ impl AclRules {
         } else {
             HANDLE
         };
+        let delayed = if self.delayed && !self.publishes.is_empty() {
+            PUBLISH_DELAYED
+        } else {
+            &[][..]
+        };
         let mut seen = BTreeSet::new();
         CONNECT
             .iter()
             .chain(PUBLISH)
+            .chain(delayed)
             .chain(handling)
             .filter(|c| seen.insert(**c))
             .map(|c| format!("+{c}"))
@@ -318,6 +358,27 @@ mod tests {
              ~opsconductor:{orders}:events resetchannels -@all +ping +info +command|info \
              +select +xadd"
         );
+    }
+
+    #[test]
+    fn delayed_publishing_adds_the_schedule_keys_and_script_commands() {
+        let r = rules("web", "opsconductor", ["orders"], [])
+            .expect("valid rules")
+            .with_delayed_publishing();
+        assert_eq!(
+            r.key_patterns(),
+            [
+                "~opsconductor:{orders}:delayed*",
+                "~opsconductor:{orders}:events"
+            ]
+        );
+        let c = r.commands();
+        for cmd in [
+            "+xadd", "+evalsha", "+zadd", "+hset", "+zscore", "+hdel", "+time",
+        ] {
+            assert!(c.iter().any(|x| x == cmd), "{cmd} missing from {c:?}");
+        }
+        assert!(!c.iter().any(|x| x == "+xreadgroup"));
     }
 
     #[test]

@@ -101,6 +101,24 @@ pub enum Error {
         /// How long the publish waited.
         timeout: Duration,
     },
+    /// `publish_after`/`publish_at` was given a delay past [`crate::delayed::MAX_DELAY`];
+    /// nothing was scheduled.
+    #[error("a delay of {delay:?} is longer than the longest allowed, {max:?}")]
+    DelayTooLong {
+        /// The delay asked for.
+        delay: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// An event with this id is already scheduled on the stream (an event id chosen with
+    /// `PublishOptions::event_id` and scheduled twice); the second was not scheduled.
+    #[error("an event with id {event_id} is already scheduled on stream `{stream}`")]
+    AlreadyScheduled {
+        /// The stream.
+        stream: String,
+        /// The event id.
+        event_id: uuid::Uuid,
+    },
     /// An event could not be serialized.
     #[error(transparent)]
     Encode(#[from] EncodeError),

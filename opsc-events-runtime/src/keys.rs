@@ -74,6 +74,22 @@ impl StreamKeys {
     pub fn record(&self, group: &str, id: &str) -> String {
         format!("{}{id}", self.record_prefix(group))
     }
+
+    /// `<prefix>:{<stream>}:delayed`: delayed events not yet due (due time → event id).
+    pub fn delayed(&self) -> String {
+        format!("{}:{{{}}}:delayed", self.prefix, self.stream)
+    }
+
+    /// `<prefix>:{<stream>}:delayed:data`: the fields of each delayed event (event id → fields
+    /// packed as a MessagePack array of names and values).
+    pub fn delayed_data(&self) -> String {
+        format!("{}:{{{}}}:delayed:data", self.prefix, self.stream)
+    }
+
+    /// `<prefix>:{<stream>}:delayed:lease`: which runtime moves due events into the stream.
+    pub fn delayed_lease(&self) -> String {
+        format!("{}:{{{}}}:delayed:lease", self.prefix, self.stream)
+    }
 }
 
 impl Keys {

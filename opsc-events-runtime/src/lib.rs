@@ -8,6 +8,7 @@ pub mod acl;
 pub mod cli;
 mod consumer;
 pub mod dead_letter;
+pub mod delayed;
 pub mod envelope;
 pub mod error;
 pub mod event;

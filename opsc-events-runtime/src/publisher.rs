@@ -1,8 +1,11 @@
 //! Publishing events.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
+
+use crate::delayed::{self, Delayed};
 
 use crate::envelope::{
     EncodedEvent, Headers, MetaParts, WireFormat, encode_parts, new_event_id, now_ms,
@@ -11,7 +14,7 @@ use crate::error::{PublishOptionProblem, PublishOptionsError, Result};
 use crate::event::Event;
 use crate::keys::{HEADER_NAME, Keys, shorten};
 use crate::message_id::MessageId;
-use crate::transport::Transport;
+use crate::transport::{Broker, Transport, with_broker};
 
 /// Publishes events. Cheap to clone; `Send + Sync`; concurrent calls share one multiplexed
 /// connection, so they are pipelined rather than serialized.
@@ -28,6 +31,8 @@ struct Inner {
     format: WireFormat,
     /// Replicas that must acknowledge a publish, and how long to wait for them.
     replicas: Option<(u32, std::time::Duration)>,
+    /// Wakes the runtime's mover of delayed events after a delayed publish.
+    delayed_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
@@ -186,8 +191,75 @@ impl Publisher {
                 service,
                 format,
                 replicas,
+                delayed_wake: Arc::default(),
             }),
         }
+    }
+
+    /// What wakes the mover of delayed events (see `delayed::run_mover`).
+    pub(crate) fn delayed_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.delayed_wake.clone()
+    }
+
+    /// Schedules `event` to be appended to its stream after `delay` (by the server's clock; up
+    /// to [`MAX_DELAY`](crate::delayed::MAX_DELAY)). The event is encoded now — its event id
+    /// and time stamp are fixed here — and kept in the stream's schedule until it is due; a
+    /// runtime that handles the stream then moves it into the stream in one atomic step, and
+    /// every consumer group sees it. Returns the handle [`cancel`](Self::cancel) takes.
+    ///
+    /// Delivery is not earlier than due and, while a runtime handling the stream runs,
+    /// normally within a few hundred milliseconds after (a runtime that dies holding the move
+    /// lease delays it by up to 2 s more). See the `delayed` module.
+    pub async fn publish_after<E: Event>(&self, event: &E, delay: Duration) -> Result<Delayed> {
+        self.publish_after_with(event, delay, &PublishOptions::new())
+            .await
+    }
+
+    /// Schedules `event` for `at` — turned into a delay by this host's clock, then added to
+    /// the server's (a time in the past is due at once). See [`publish_after`](Self::publish_after).
+    pub async fn publish_at<E: Event>(&self, event: &E, at: SystemTime) -> Result<Delayed> {
+        self.publish_after(event, delayed::delay_until(at)).await
+    }
+
+    /// [`publish_after`](Self::publish_after) with explicit metadata. Scheduling an event id
+    /// (set with [`PublishOptions::event_id`]) that is already scheduled on the stream fails
+    /// with [`Error::AlreadyScheduled`](crate::Error::AlreadyScheduled).
+    pub async fn publish_after_with<E: Event>(
+        &self,
+        event: &E,
+        delay: Duration,
+        opts: &PublishOptions,
+    ) -> Result<Delayed> {
+        opts.validate()?;
+        let delay_ms = delayed::delay_ms(delay)?;
+        let parts = opts.parts(&self.inner.service, now_ms());
+        let event_id = parts.event_id;
+        let entry = encode_parts(event, &parts, self.inner.format)?;
+        let packed = delayed::pack(entry.fields());
+        let keys = self.inner.keys.stream(E::STREAM);
+        let id = event_id.to_string();
+        let due = with_broker!(&self.inner.transport, b => {
+            b.schedule_delayed(&keys, &id, delay_ms, &packed).await?
+        });
+        let Some(due) = due else {
+            return Err(crate::Error::AlreadyScheduled {
+                stream: E::STREAM.to_owned(),
+                event_id,
+            });
+        };
+        metrics::counter!("opsc_events_delayed_scheduled_total", "stream" => E::STREAM)
+            .increment(1);
+        self.inner.delayed_wake.notify_one();
+        Ok(Delayed::new(E::STREAM, event_id, due))
+    }
+
+    /// Cancels a scheduled event that has not been moved into its stream yet. True when it
+    /// was still scheduled (it will never be delivered); false when it was already moved,
+    /// cancelled, or never scheduled.
+    pub async fn cancel(&self, delayed: &Delayed) -> Result<bool> {
+        let keys = self.inner.keys.stream(delayed.stream());
+        let id = delayed.event_id().to_string();
+        with_broker!(&self.inner.transport, b => b.cancel_delayed(&keys, &id).await)
     }
 
     /// The wire format this publisher writes.

@@ -1254,6 +1254,152 @@ async fn a_handler_chosen_retry_delay_overrides_the_backoff(env: Env) {
     );
 }
 
+/// The two groups of `replay` (`fragile` and `sturdy`), both on `conf`.
+async fn two_groups(env: &Env, log: &Log) -> Runtime {
+    env.builder()
+        .state(log.clone())
+        .only(|h| h.name() == "fragile" || h.name() == "sturdy")
+        .build()
+        .await
+        .expect("runtime builds")
+}
+
+/// A delayed event is not appended before it is due, then every group sees it once, with the
+/// event id it was scheduled with; it is listed while scheduled.
+async fn a_delayed_event_is_seen_by_every_group_once_due_and_not_before(env: Env) {
+    let log = Log::default();
+    let rt = two_groups(&env, &log).await;
+    let publisher = rt.publisher();
+    let scheduled_at = Instant::now();
+    let delayed = publisher
+        .publish_after(&Ping { n: 1 }, Duration::from_millis(1500))
+        .await
+        .unwrap();
+    assert_eq!(delayed.stream(), "conf");
+    let listed = rt
+        .delayed("conf", &opsc_events::delayed::DelayedFilter::new())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].event_id, delayed.event_id());
+    assert_eq!(listed[0].entry.envelope().unwrap().event_type, "ping");
+    assert_eq!(
+        rt.stream_info("conf").await.unwrap().length,
+        0,
+        "not in the stream yet"
+    );
+    let running = spawn(rt);
+    publisher.publish(&Ping { n: 2 }).await.unwrap();
+    wait_until("the undelayed event in both groups", T, || async {
+        log.of("fragile").iter().any(|c| c.n == 2) && log.of("sturdy").iter().any(|c| c.n == 2)
+    })
+    .await;
+    wait_until("the delayed event in both groups", T, || async {
+        log.of("fragile").iter().any(|c| c.n == 1) && log.of("sturdy").iter().any(|c| c.n == 1)
+    })
+    .await;
+    for who in ["fragile", "sturdy"] {
+        let calls: Vec<Call> = log.of(who).into_iter().filter(|c| c.n == 1).collect();
+        assert_eq!(calls.len(), 1, "{who}: once");
+        let waited = calls[0].at.duration_since(scheduled_at);
+        assert!(
+            waited >= Duration::from_millis(1490),
+            "{who}: seen {waited:?} after scheduling"
+        );
+    }
+    assert!(!publisher.cancel(&delayed).await.unwrap(), "already moved");
+    running.stop().await;
+    let admin = env.builder().no_handlers().build().await.unwrap();
+    let entries = admin.read("conf", None, 10).await.unwrap();
+    let ids: Vec<uuid::Uuid> = entries
+        .iter()
+        .map(|e| e.envelope().unwrap().meta.event_id)
+        .collect();
+    assert_eq!(ids.len(), 2, "one entry each");
+    assert_eq!(
+        ids[1],
+        delayed.event_id(),
+        "appended with its scheduled id, after n = 2"
+    );
+    assert!(
+        admin
+            .delayed("conf", &opsc_events::delayed::DelayedFilter::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A cancelled delayed event is never delivered; scheduling one event id twice, or past the
+/// longest delay, is refused.
+async fn a_cancelled_delayed_event_is_never_delivered(env: Env) {
+    let log = Log::default();
+    let rt = two_groups(&env, &log).await;
+    let publisher = rt.publisher();
+    let cancelled = publisher
+        .publish_after(&Ping { n: 1 }, Duration::from_millis(500))
+        .await
+        .unwrap();
+    let kept = publisher
+        .publish_at(
+            &Ping { n: 2 },
+            std::time::SystemTime::now() + Duration::from_millis(700),
+        )
+        .await
+        .unwrap();
+    assert!(publisher.cancel(&cancelled).await.unwrap());
+    assert!(!publisher.cancel(&cancelled).await.unwrap(), "only once");
+    let id = uuid::Uuid::now_v7();
+    let opts = PublishOptions::new().event_id(id);
+    publisher
+        .publish_after_with(&Ping { n: 3 }, Duration::from_secs(3600), &opts)
+        .await
+        .unwrap();
+    let again = publisher
+        .publish_after_with(&Ping { n: 3 }, Duration::from_secs(60), &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, opsc_events::Error::AlreadyScheduled { event_id, .. } if event_id == id),
+        "{again}"
+    );
+    let too_long = publisher
+        .publish_after(&Ping { n: 4 }, Duration::from_secs(500 * 24 * 3600))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_long, opsc_events::Error::DelayTooLong { .. }),
+        "{too_long}"
+    );
+    let running = spawn(rt);
+    wait_until("the kept event in both groups", T, || async {
+        log.of("fragile").iter().any(|c| c.n == 2) && log.of("sturdy").iter().any(|c| c.n == 2)
+    })
+    .await;
+    // The cancelled one was due 200 ms before the kept one: had it been moved, the same tick
+    // or an earlier one moved it, and it would be in the stream before the kept one.
+    running.stop().await;
+    assert!(
+        log.of("fragile")
+            .iter()
+            .chain(log.of("sturdy").iter())
+            .all(|c| c.n != 1),
+        "the cancelled event was delivered"
+    );
+    assert_eq!(
+        log.of("fragile").iter().filter(|c| c.n == 3).count(),
+        0,
+        "the hour-long one is still scheduled"
+    );
+    assert!(!rt_cancel(&env, &kept).await, "the kept one was moved");
+}
+
+/// Cancels `d` through a fresh runtime of `env`.
+async fn rt_cancel(env: &Env, d: &opsc_events::delayed::Delayed) -> bool {
+    let admin = env.builder().no_handlers().build().await.unwrap();
+    admin.publisher().cancel(d).await.unwrap()
+}
+
 async fn hard_caps_trim_and_count_what_was_still_needed(env: Env) {
     let log = Log::default();
     let rt = env
@@ -1407,6 +1553,8 @@ conformance! {
     lossless_trimming_keeps_what_a_stopped_group_needs,
     hard_caps_trim_and_count_what_was_still_needed,
     a_handler_chosen_retry_delay_overrides_the_backoff,
+    a_delayed_event_is_seen_by_every_group_once_due_and_not_before,
+    a_cancelled_delayed_event_is_never_delivered,
     a_scheduled_retry_survives_trimming_of_its_entry,
     stream_info_reports_length_lag_pending_and_schedule,
     context_links_follow_up_events_to_their_cause,

@@ -18,6 +18,7 @@ mod ledger;
 mod work;
 
 mod client_kill;
+mod delayed;
 mod handler_faults;
 mod kill9;
 mod lagging;

@@ -201,6 +201,34 @@ impl Runtime {
         .await
     }
 
+    /// The events scheduled on `stream` with `publish_after`/`publish_at` and not yet moved
+    /// into it, soonest due first (see [`DelayedFilter`](crate::delayed::DelayedFilter)). Cancel
+    /// one with `publisher().cancel(..)`.
+    pub async fn delayed(
+        &self,
+        stream: &str,
+        filter: &crate::delayed::DelayedFilter,
+    ) -> Result<Vec<crate::delayed::DelayedEvent>> {
+        let keys = self.keys.stream(stream);
+        with_broker!(&self.transport, b => b.list_delayed(&keys, filter).await)
+    }
+
+    /// Moves the due delayed events of the runtime's streams into them now, as the background
+    /// task does continually while the runtime runs; returns how many were moved. (For tools
+    /// and tests: the lease is taken as this runtime's consumer.)
+    pub async fn move_due_delayed(&self) -> Result<usize> {
+        let mut moved = 0;
+        for stream in self.trim.streams.keys() {
+            let keys = self.keys.stream(stream);
+            let lease = u64::try_from(crate::delayed::LEASE.as_millis()).unwrap_or(u64::MAX);
+            let m = with_broker!(&self.transport, b => {
+                b.move_due(&keys, &self.consumer_name, lease, crate::delayed::MOVE_BATCH).await?
+            });
+            moved += m.moved;
+        }
+        Ok(moved)
+    }
+
     /// A publisher sharing the runtime's connection.
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
@@ -327,6 +355,32 @@ impl Runtime {
                     }),
                     Err(e) => Err(Error::TaskFailed {
                         task: "maintenance",
+                        reason: join_failure(&e),
+                    }),
+                }
+            }));
+        }
+        if !self.trim.streams.is_empty() {
+            // Delayed events of the runtime's streams are moved in by whichever runtime holds
+            // each stream's lease (see `delayed`).
+            let handle = tokio::spawn(crate::delayed::run_mover(
+                self.transport.clone(),
+                self.keys.clone(),
+                self.trim.streams.keys().cloned().collect(),
+                self.consumer_name.clone(),
+                self.publisher.delayed_wake(),
+                stop.clone(),
+            ));
+            let stop = stop.clone();
+            tasks.push(Box::pin(async move {
+                match handle.await {
+                    Ok(()) if stop.is_cancelled() => Ok(()),
+                    Ok(()) => Err(Error::TaskFailed {
+                        task: "delayed",
+                        reason: "ended while the runtime was running".to_owned(),
+                    }),
+                    Err(e) => Err(Error::TaskFailed {
+                        task: "delayed",
                         reason: join_failure(&e),
                     }),
                 }

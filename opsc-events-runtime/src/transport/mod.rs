@@ -318,6 +318,42 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         keep: &str,
         min_idle: Duration,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Schedules a delayed event (its fields packed by `delayed::pack`), due `delay_ms` after
+    /// the broker's now. Returns the due time (ms since the epoch), or `None` when an event
+    /// with this id is already scheduled on the stream.
+    fn schedule_delayed(
+        &self,
+        keys: &StreamKeys,
+        event_id: &str,
+        delay_ms: u64,
+        packed: &[u8],
+    ) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Removes a delayed event not yet moved; false when it was not scheduled.
+    fn cancel_delayed(
+        &self,
+        keys: &StreamKeys,
+        event_id: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// For the holder of the stream's move lease (taken or renewed for `lease_ms` by `token`):
+    /// appends up to `max` due delayed events to the stream, removing each from the schedule
+    /// in the same atomic step.
+    fn move_due(
+        &self,
+        keys: &StreamKeys,
+        token: &str,
+        lease_ms: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<crate::delayed::Moved>> + Send;
+
+    /// Scheduled events, soonest first.
+    fn list_delayed(
+        &self,
+        keys: &StreamKeys,
+        filter: &crate::delayed::DelayedFilter,
+    ) -> impl Future<Output = Result<Vec<crate::delayed::DelayedEvent>>> + Send;
 }
 
 /// The transport a runtime was built with.

@@ -5,6 +5,7 @@
 //! Every operation mirrors the Redis command or script the Redis transport uses (see
 //! `transport::redis::scripts`); the conformance suite runs the same tests against both.
 
+mod delayed;
 mod groups;
 mod retry;
 mod state;
@@ -358,5 +359,37 @@ impl Broker for MemoryBroker {
         min_idle: Duration,
     ) -> Result<Vec<String>> {
         self.remove_idle_consumers_now(key, group, keep, min_idle)
+    }
+
+    async fn schedule_delayed(
+        &self,
+        keys: &StreamKeys,
+        event_id: &str,
+        delay_ms: u64,
+        packed: &[u8],
+    ) -> Result<Option<u64>> {
+        Ok(self.schedule_delayed_now(keys, event_id, delay_ms, packed))
+    }
+
+    async fn cancel_delayed(&self, keys: &StreamKeys, event_id: &str) -> Result<bool> {
+        Ok(self.cancel_delayed_now(keys, event_id))
+    }
+
+    async fn move_due(
+        &self,
+        keys: &StreamKeys,
+        token: &str,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<crate::delayed::Moved> {
+        Ok(self.move_due_now(keys, token, lease_ms, max))
+    }
+
+    async fn list_delayed(
+        &self,
+        keys: &StreamKeys,
+        filter: &crate::delayed::DelayedFilter,
+    ) -> Result<Vec<crate::delayed::DelayedEvent>> {
+        Ok(self.list_delayed_now(keys, filter))
     }
 }

@@ -88,8 +88,20 @@ pub(super) struct Record {
     pub(super) copy: Option<Fields>,
 }
 
+/// A stream's delayed events: due time → event id, and each one's due time and packed fields.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DelayedSet {
+    pub(super) by_due: BTreeSet<(u64, String)>,
+    pub(super) due_of: HashMap<String, u64>,
+    pub(super) data: HashMap<String, Vec<u8>>,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct State {
+    /// By schedule key (`StreamKeys::delayed`).
+    pub(super) delayed: HashMap<String, DelayedSet>,
+    /// By lease key: holder token and lease end (ms since the epoch).
+    pub(super) leases: HashMap<String, (String, u64)>,
     /// By stream key (events and dead-letter streams alike).
     pub(super) streams: HashMap<String, Stream>,
     /// By schedule key.

@@ -49,7 +49,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl RedisTransport {
-    fn unexpected(command: &'static str, key: &str, reply: String) -> Error {
+    pub(super) fn unexpected(command: &'static str, key: &str, reply: String) -> Error {
         Error::UnexpectedReply {
             command,
             key: key.to_owned(),
@@ -441,5 +441,38 @@ impl Broker for RedisTransport {
             .await
             .map_err(|e| self.error("EVALSHA remove-idle-consumers", key, e))?;
         Ok(removed)
+    }
+
+    async fn schedule_delayed(
+        &self,
+        keys: &StreamKeys,
+        event_id: &str,
+        delay_ms: u64,
+        packed: &[u8],
+    ) -> Result<Option<u64>> {
+        self.schedule_delayed_now(keys, event_id, delay_ms, packed)
+            .await
+    }
+
+    async fn cancel_delayed(&self, keys: &StreamKeys, event_id: &str) -> Result<bool> {
+        self.cancel_delayed_now(keys, event_id).await
+    }
+
+    async fn move_due(
+        &self,
+        keys: &StreamKeys,
+        token: &str,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<crate::delayed::Moved> {
+        self.move_due_now(keys, token, lease_ms, max).await
+    }
+
+    async fn list_delayed(
+        &self,
+        keys: &StreamKeys,
+        filter: &crate::delayed::DelayedFilter,
+    ) -> Result<Vec<crate::delayed::DelayedEvent>> {
+        self.list_delayed_now(keys, filter).await
     }
 }

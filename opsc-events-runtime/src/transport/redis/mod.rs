@@ -3,6 +3,7 @@
 
 mod append;
 mod consume;
+mod delayed;
 mod reply;
 mod retry;
 mod scripts;

@@ -414,3 +414,96 @@ return {trimmed, capped, needed, more}
 "
     ))
 });
+
+/// Schedules a delayed event, due `delay_ms` after the server's now.
+/// KEYS: schedule (zset), data (hash). ARGV: event id, delay_ms, packed fields.
+/// Returns the due time in ms, or -1 when an event with this id is already scheduled.
+pub(super) static SCHEDULE_DELAYED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{KIND}{NOW}{}",
+        r"
+local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash')
+if bad then return bad end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+local due = now_ms() + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], due, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return due
+"
+    ))
+});
+
+/// Cancels a delayed event not yet moved. KEYS: schedule, data. ARGV: event id.
+/// Returns 1 when it was scheduled.
+pub(super) static CANCEL_DELAYED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{KIND}{}",
+        r"
+local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash')
+if bad then return bad end
+local n = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return n
+"
+    ))
+});
+
+/// Moves due delayed events into the stream, for the holder of the lease (taken or renewed
+/// here). Each event is appended, then removed from the schedule: a failure half-way leaves
+/// every event either moved or still scheduled, never both. Data that does not unpack to an
+/// even list of at most 2,000 names and values is removed and counted as dropped.
+/// KEYS: schedule, data, stream, lease. ARGV: token, lease_ms, max.
+/// Returns `{moved, dropped, ms until the next is due or -1, 1 when another runtime holds the
+/// lease}`.
+pub(super) static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{KIND}{NOW}{}",
+        r"
+local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash') or kind(KEYS[3], 'stream')
+  or kind(KEYS[4], 'string')
+if bad then return bad end
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= ARGV[1] then return {0, 0, -1, 1} end
+redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
+local now = now_ms()
+local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+local moved, dropped = 0, 0
+for _, id in ipairs(due) do
+  local packed = redis.call('HGET', KEYS[2], id)
+  local ok, f = false, nil
+  if packed then ok, f = pcall(cmsgpack.unpack, packed) end
+  if ok and type(f) == 'table' and #f >= 2 and #f % 2 == 0 and #f <= 2000 then
+    redis.call('XADD', KEYS[3], '*', unpack(f))
+    moved = moved + 1
+  else
+    dropped = dropped + 1
+  end
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_in = -1
+if #nxt > 0 then next_in = math.max(0, tonumber(nxt[2]) - now) end
+return {moved, dropped, next_in, 0}
+"
+    ))
+});
+
+/// Lists scheduled events, soonest first. KEYS: schedule, data. ARGV: min score (`-inf` or a
+/// number), max score (`+inf` or `(number`), limit.
+/// Returns `{id, due, packed or false, ...}`.
+pub(super) static LIST_DELAYED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]),
+  'WITHSCORES')
+local out = {}
+for i = 1, #ids, 2 do
+  table.insert(out, ids[i])
+  table.insert(out, ids[i + 1])
+  table.insert(out, redis.call('HGET', KEYS[2], ids[i]) or '')
+end
+return out
+",
+    )
+});
