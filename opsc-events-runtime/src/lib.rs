@@ -20,6 +20,8 @@ pub mod info;
 pub mod keys;
 pub mod message_id;
 pub mod observe;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod publisher;
 mod registry;
 mod retry;

@@ -176,6 +176,20 @@ impl PublishOptions {
     }
 }
 
+/// With `otel`: the publish span of `count` events to `stream`, and `opts` with its trace
+/// context in the headers (see `otel`).
+#[cfg(feature = "otel")]
+fn traced(
+    stream: &'static str,
+    count: usize,
+    opts: &PublishOptions,
+) -> (tracing::Span, PublishOptions) {
+    let span = crate::otel::publish_span(stream, count);
+    let mut traced = opts.clone();
+    crate::otel::inject(&span, &mut traced.headers);
+    (span, traced)
+}
+
 impl Publisher {
     pub(crate) fn new(
         transport: Transport,
@@ -231,6 +245,10 @@ impl Publisher {
         opts: &PublishOptions,
     ) -> Result<Delayed> {
         opts.validate()?;
+        #[cfg(feature = "otel")]
+        let (_span, traced) = traced(E::STREAM, 1, opts);
+        #[cfg(feature = "otel")]
+        let opts = &traced;
         let delay_ms = delayed::delay_ms(delay)?;
         let parts = opts.parts(&self.inner.service, now_ms());
         let event_id = parts.event_id;
@@ -286,16 +304,25 @@ impl Publisher {
         opts: &PublishOptions,
     ) -> Result<MessageId> {
         opts.validate()?;
-        let entry = encode_parts(
-            event,
-            &opts.parts(&self.inner.service, now_ms()),
-            self.inner.format,
-        )?;
-        let key = self.inner.keys.events(E::STREAM);
-        let id = self.inner.transport.append(&key, &entry).await?;
-        metrics::counter!("opsc_events_published_total", "stream" => E::STREAM).increment(1);
-        self.replicated(&key, &[id]).await?;
-        Ok(id)
+        #[cfg(feature = "otel")]
+        let (span, traced) = traced(E::STREAM, 1, opts);
+        #[cfg(feature = "otel")]
+        let opts = &traced;
+        let publish = async {
+            let entry = encode_parts(
+                event,
+                &opts.parts(&self.inner.service, now_ms()),
+                self.inner.format,
+            )?;
+            let key = self.inner.keys.events(E::STREAM);
+            let id = self.inner.transport.append(&key, &entry).await?;
+            metrics::counter!("opsc_events_published_total", "stream" => E::STREAM).increment(1);
+            self.replicated(&key, &[id]).await?;
+            Ok(id)
+        };
+        #[cfg(feature = "otel")]
+        let publish = tracing::Instrument::instrument(publish, span);
+        publish.await
     }
 
     /// Appends raw fields to `stream` as they are, without an envelope: for tools and tests
@@ -315,12 +342,22 @@ impl Publisher {
     {
         let opts = PublishOptions::new();
         let now = now_ms();
+        let events: Vec<&E> = events.into_iter().collect();
+        #[cfg(feature = "otel")]
+        let (span, opts) = traced(E::STREAM, events.len(), &opts);
         let entries = events
-            .into_iter()
-            .map(|e| encode_parts(e, &opts.parts(&self.inner.service, now), self.inner.format))
+            .iter()
+            .map(|e| encode_parts(*e, &opts.parts(&self.inner.service, now), self.inner.format))
             .collect::<Result<Vec<EncodedEvent>, _>>()?;
+        let publish = self.append_batch::<E>(&entries);
+        #[cfg(feature = "otel")]
+        let publish = tracing::Instrument::instrument(publish, span);
+        publish.await
+    }
+
+    async fn append_batch<E: Event>(&self, entries: &[EncodedEvent]) -> Result<Vec<MessageId>> {
         let key = self.inner.keys.events(E::STREAM);
-        let ids = self.inner.transport.append_all(&key, &entries).await?;
+        let ids = self.inner.transport.append_all(&key, entries).await?;
         metrics::counter!("opsc_events_published_total", "stream" => E::STREAM)
             .increment(ids.len() as u64);
         self.replicated(&key, &ids).await?;

@@ -377,6 +377,16 @@ impl Dispatcher {
         };
         let ctx = Context::new(&self.parts, id, &mut envelope, attempt, delivery_count);
         // One span per attempt; `traceparent` travels in the headers for cross-service traces.
+        #[cfg(feature = "otel")]
+        let span = crate::otel::handle_span(
+            plan.reg.stream,
+            &plan.group,
+            plan.reg.event.name,
+            id,
+            attempt,
+            &envelope.meta,
+        );
+        #[cfg(not(feature = "otel"))]
         let span = tracing::info_span!(
             "handle",
             stream = plan.reg.stream,
@@ -393,6 +403,8 @@ impl Dispatcher {
             source,
             call,
             timeout: plan.reg.config.timeout,
+            #[cfg(feature = "otel")]
+            last: attempt >= limit,
         })
     }
 }
@@ -404,6 +416,9 @@ pub(crate) struct Ready {
     source: Source,
     call: tracing::instrument::Instrumented<HandlerFuture>,
     timeout: std::time::Duration,
+    /// The last attempt the handler allows.
+    #[cfg(feature = "otel")]
+    last: bool,
 }
 
 impl Ready {
@@ -444,7 +459,11 @@ impl Runner {
             source,
             call,
             timeout,
+            #[cfg(feature = "otel")]
+            last,
         } = ready;
+        #[cfg(feature = "otel")]
+        let span = call.span().clone();
         let started = std::time::Instant::now();
         let mut guarded = std::pin::pin!(tokio::time::timeout(
             timeout,
@@ -476,6 +495,10 @@ impl Runner {
             // Past the shutdown timeout: stop without an outcome, the entry stays pending.
             () = self.abort.cancelled() => return false,
         };
+        #[cfg(feature = "otel")]
+        if let Err(f) = &result {
+            crate::otel::failed(&span, f.reason(), &f.to_string(), last || !f.retryable());
+        }
         let took = started.elapsed();
         self.status.progress_at(started + took);
         self.duration.record(took.as_secs_f64());
