@@ -315,3 +315,8 @@ pub fn layout_candidates(bytes: usize) -> Vec<(&'static str, Fields)> {
         ("v1: 8 text fields", v1),
     ]
 }
+bench_event!(
+    /// Delayed publishing: scheduled, then moved into the stream.
+    Later,
+    "bench_delayed"
+);

@@ -11,13 +11,14 @@
 //! check: every scenario once with tiny sizes, no figure checked, a few seconds.
 //!
 //! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `big`,
-//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`, `trim`. `OPSC_BENCH_REPS` sets how many times each throughput figure
+//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`, `trim`, `delayed`. `OPSC_BENCH_REPS` sets how many times each throughput figure
 //! is measured (default 5, 1 in quick mode). A framework figure is measured right after its
 //! baseline in every repetition; the table shows the median rate and the median of the
 //! per-repetition ratios, so that a slow spell of the machine hits both sides of a ratio.
 //! Results are printed as a Markdown table; see BENCHMARKS.md for the method.
 
 mod baseline;
+mod delayed;
 mod events;
 mod framework;
 mod peer;
@@ -540,6 +541,33 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
                 ),
                 Err(e) => report.row(&format!("{handlers} handlers"), "failed".into(), &e),
             }
+        }
+    }
+    if cfg.runs("delayed") {
+        let (n, large) = (cfg.trim_entries / 10, cfg.trim_entries);
+        println!("delayed events: {n} scheduled and moved, ticks over {large} scheduled:");
+        match delayed::measure(&url, &mut conn, n, large).await {
+            Ok(d) => {
+                report.row(
+                    &format!("delayed: publish_after, {n} events of ~100 B, 64 in flight"),
+                    format!("{:.0} msg/s", d.scheduled_per_s),
+                    "recorded",
+                );
+                report.row(
+                    &format!("delayed: due events moved into the stream ({n}, 500 per tick)"),
+                    format!("{:.0} msg/s", d.moved_per_s),
+                    "recorded",
+                );
+                report.row(
+                    &format!(
+                        "delayed: one mover tick with nothing due, {} vs {} scheduled (median round trip)",
+                        d.small, d.large
+                    ),
+                    format!("{} µs vs {} µs", d.tick_small_us, d.tick_large_us),
+                    "independent of the schedule's size",
+                );
+            }
+            Err(e) => report.row("delayed events", "failed".into(), &e),
         }
     }
     if cfg.runs("trim") {
