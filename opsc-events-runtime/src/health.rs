@@ -74,6 +74,8 @@ pub(crate) struct ConsumerStatus {
     /// When the settlement batch in progress started, in ms since `epoch`, plus one; 0 when
     /// none is.
     settling_ms: AtomicU64,
+    /// What became of the deliveries, for the metrics stream.
+    pub(crate) counts: crate::metrics_stream::Counts,
 }
 
 impl ConsumerStatus {
@@ -91,6 +93,7 @@ impl ConsumerStatus {
             epoch: Instant::now(),
             progress_ms: AtomicU64::new(0),
             settling_ms: AtomicU64::new(0),
+            counts: crate::metrics_stream::Counts::default(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod health;
 pub mod info;
 pub mod keys;
 pub mod message_id;
+pub mod metrics_stream;
 pub mod observe;
 #[cfg(feature = "otel")]
 mod otel;
@@ -34,6 +35,10 @@ mod util;
 
 #[doc(hidden)]
 pub mod private;
+// Where the derive macros' code finds its helpers for the runtime's own events
+// (`#[event(crate = "crate")]`).
+#[doc(hidden)]
+pub use private as __private;
 
 pub use dead_letter::{DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters};
 pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata, WireFormat};

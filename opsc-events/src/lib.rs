@@ -80,7 +80,8 @@ pub use opsc_events_runtime::{
     ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
     EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
     PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
-    TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, schema, trim,
+    TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
+    schema, trim,
 };
 
 /// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],

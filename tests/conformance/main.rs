@@ -75,6 +75,7 @@ pub struct Log {
     failures: Arc<AtomicU32>,
     contexts: Arc<Mutex<Vec<Seen>>>,
     greetings: Arc<Mutex<Vec<Greeting>>>,
+    metrics: Arc<Mutex<Vec<opsc_events::metrics_stream::RuntimeMetrics>>>,
 }
 
 impl Log {
@@ -265,6 +266,19 @@ mod told_when {
             return Err(HandlerError::retryable("429 Too Many Requests").retry_after_header("2"));
         }
         Ok(())
+    }
+}
+
+mod metrics_watch {
+    use super::*;
+
+    /// Follows the metrics stream like any service would.
+    #[handler(stream = "metrics")]
+    pub async fn watch_metrics(
+        m: opsc_events::metrics_stream::RuntimeMetrics,
+        State(log): State<Log>,
+    ) {
+        log.metrics.lock().unwrap().push(m);
     }
 }
 
@@ -1400,6 +1414,63 @@ async fn rt_cancel(env: &Env, d: &opsc_events::delayed::Delayed) -> bool {
     admin.publisher().cancel(d).await.unwrap()
 }
 
+/// With `metrics_stream`, the runtime publishes its figures as an event that an ordinary
+/// handler receives: counts per handler, call time quantiles, lag and pending.
+async fn the_metrics_stream_reports_each_handler(env: Env) {
+    let log = Log::default();
+    let rt = env
+        .builder()
+        .state(log.clone())
+        .only(|h| h.name() == "fragile" || h.name() == "watch_metrics")
+        .metrics_stream(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    let publisher = rt.publisher();
+    let service = rt.service().to_owned();
+    let running = spawn(rt);
+    publisher.publish_all(&pings(0..5)).await.unwrap();
+    wait_until("five handled", T, || async { log.of("fragile").len() == 5 }).await;
+    log.broken.store(true, Ordering::SeqCst);
+    publisher.publish_all(&pings(5..7)).await.unwrap();
+    let fragile = |m: &opsc_events::metrics_stream::RuntimeMetrics| {
+        m.handlers
+            .iter()
+            .find(|h| h.handler.ends_with("fragile"))
+            .cloned()
+    };
+    wait_until("a tick with every outcome counted", T, || async {
+        log.metrics.lock().unwrap().iter().any(|m| {
+            fragile(m).is_some_and(|h| h.handled == 5 && h.dead_lettered == 2 && h.pending == 0)
+        })
+    })
+    .await;
+    running.stop().await;
+    let all = log.metrics.lock().unwrap().clone();
+    let last = all
+        .iter()
+        .rev()
+        .find(|m| fragile(m).is_some_and(|h| h.dead_lettered == 2))
+        .unwrap();
+    assert_eq!(last.service, service);
+    assert_eq!(last.interval_ms, 200);
+    let h = fragile(last).unwrap();
+    assert_eq!(h.stream, "conf");
+    assert_eq!((h.failed, h.retried, h.dropped), (2, 0, 0), "{h:?}");
+    assert_eq!(h.lag, Some(0), "{h:?}");
+    assert!(
+        last.handlers.iter().any(|w| w.stream == "metrics"),
+        "the watcher reports itself too"
+    );
+    // Somewhere in the ticks, the calls were timed.
+    assert!(
+        all.iter().filter_map(fragile).any(|h| h.calls > 0
+            && h.latency_p50_ms.is_some()
+            && h.latency_p99_ms >= h.latency_p50_ms),
+        "{all:?}"
+    );
+}
+
 async fn hard_caps_trim_and_count_what_was_still_needed(env: Env) {
     let log = Log::default();
     let rt = env
@@ -1555,6 +1626,7 @@ conformance! {
     a_handler_chosen_retry_delay_overrides_the_backoff,
     a_delayed_event_is_seen_by_every_group_once_due_and_not_before,
     a_cancelled_delayed_event_is_never_delivered,
+    the_metrics_stream_reports_each_handler,
     a_scheduled_retry_survives_trimming_of_its_entry,
     stream_info_reports_length_lag_pending_and_schedule,
     context_links_follow_up_events_to_their_cause,

@@ -502,6 +502,7 @@ impl Runner {
         let took = started.elapsed();
         self.status.progress_at(started + took);
         self.duration.record(took.as_secs_f64());
+        self.status.counts.took(took);
         // An average of recent call times (1/8 weight to the newest), for the read-ahead bound.
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let old = self.handler_ns.load(Ordering::Relaxed);

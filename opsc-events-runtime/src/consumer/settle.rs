@@ -225,6 +225,7 @@ impl<B: Broker> Settler<B> {
         {
             metrics::counter!("opsc_events_handled_total", "stream" => plan.reg.stream, "group" => plan.group.to_string())
                 .increment(n);
+            self.status.counts.handled(n);
         }
     }
 
@@ -299,6 +300,7 @@ impl<B: Broker> Settler<B> {
                     }
                     metrics::counter!("opsc_events_handled_total", "stream" => plan.reg.stream, "group" => group.to_owned())
                         .increment(1);
+                    self.status.counts.handled(1);
                 }
                 return;
             }
@@ -306,6 +308,7 @@ impl<B: Broker> Settler<B> {
         };
         metrics::counter!("opsc_events_failed_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
             .increment(1);
+        self.status.counts.failed();
         let error = cap_error(failure.to_string());
         match after_failure(&plan.reg.config, attempt, failure.retryable()) {
             Next::RetryAfter(backoff) => {
@@ -331,6 +334,7 @@ impl<B: Broker> Settler<B> {
                 if scheduled == Some(true) {
                     metrics::counter!("opsc_events_retried_total", "stream" => plan.reg.stream, "group" => group.to_owned())
                         .increment(1);
+                    self.status.counts.retried();
                     self.retry_scheduled.notify_one();
                 }
             }
@@ -376,6 +380,7 @@ impl<B: Broker> Settler<B> {
                 );
                 metrics::counter!("opsc_events_dead_lettered_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
                     .increment(1);
+                self.status.counts.dead_lettered();
             }
             Some(LetterOutcome::Dropped) => {
                 tracing::error!(
@@ -384,6 +389,7 @@ impl<B: Broker> Settler<B> {
                 );
                 metrics::counter!("opsc_events_dropped_total", "stream" => plan.reg.stream, "group" => group.to_owned(), "reason" => failure.reason())
                     .increment(1);
+                self.status.counts.dropped();
             }
             Some(LetterOutcome::NotOurs) => {
                 tracing::warn!(group, message_id = %id, "message was settled by another consumer meanwhile");

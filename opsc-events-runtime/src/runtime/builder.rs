@@ -41,6 +41,7 @@ pub struct RuntimeBuilder {
     max_replays: u32,
     wire_format: WireFormat,
     stale_group_after: Duration,
+    metrics_stream: Option<Duration>,
     tls: TlsFiles,
     password: Option<SecretSource>,
     replicas: Option<(u32, Duration)>,
@@ -106,6 +107,7 @@ impl RuntimeBuilder {
             password: None,
             replicas: None,
             stale_group_after: crate::health::DEFAULT_STALE_GROUP_AFTER,
+            metrics_stream: None,
         }
     }
 
@@ -301,6 +303,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Publishes a [`RuntimeMetrics`](crate::metrics_stream::RuntimeMetrics) event every
+    /// `interval` while the runtime runs — per handler: handled, failed, retried,
+    /// dead-lettered, call time quantiles, lag and pending — to the stream `metrics`
+    /// (`<prefix>:{metrics}:events`), trimmed to the newest
+    /// [`METRICS_STREAM_LEN`](crate::metrics_stream::METRICS_STREAM_LEN) entries (unless
+    /// `stream_limits("metrics", ..)` says otherwise). Off by default; at least 100 ms.
+    pub fn metrics_stream(mut self, interval: Duration) -> Self {
+        self.metrics_stream = Some(interval);
+        self
+    }
+
     /// Checks every setting that needs no handler and no connection (`docs/WIRE.md` § Names
     /// and limits), appending each problem to `problems`.
     fn check_settings(&self, problems: &mut Vec<ConfigProblem>) {
@@ -334,6 +347,16 @@ impl RuntimeBuilder {
             if value.is_zero() {
                 problems.push(ConfigProblem::ZeroDuration { setting });
             }
+        }
+        if let Some(every) = self.metrics_stream
+            && every < Duration::from_millis(100)
+        {
+            problems.push(ConfigProblem::OutOfRange {
+                setting: "metrics_stream (ms)",
+                value: u64::try_from(every.as_millis()).unwrap_or(u64::MAX),
+                min: 100,
+                max: u64::MAX,
+            });
         }
         if let Some((replicas, timeout)) = self.replicas {
             if replicas == 0 || replicas > 1000 {
@@ -473,6 +496,13 @@ impl RuntimeBuilder {
         for s in &selected {
             streams.entry(s.reg.stream.to_owned()).or_default();
         }
+        if self.metrics_stream.is_some() {
+            streams
+                .entry(crate::metrics_stream::METRICS_STREAM.to_owned())
+                .or_insert_with(|| {
+                    StreamLimits::new().max_len(crate::metrics_stream::METRICS_STREAM_LEN)
+                });
+        }
         Ok(Runtime {
             trim: TrimSettings {
                 interval: self.trim_interval,
@@ -480,6 +510,7 @@ impl RuntimeBuilder {
             },
             max_replays: self.max_replays,
             stale_group_after: self.stale_group_after,
+            metrics_stream: self.metrics_stream,
             publisher: Publisher::new(
                 transport.clone(),
                 keys.clone(),

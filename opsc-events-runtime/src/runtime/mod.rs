@@ -58,6 +58,8 @@ pub struct Runtime {
     max_replays: u32,
     /// How long without consumer activity makes another group stale (see [`Health`]).
     stale_group_after: Duration,
+    /// Publish a `RuntimeMetrics` event this often (see `metrics_stream`).
+    metrics_stream: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,7 @@ impl Runtime {
             trim: self.trim.clone(),
             max_replays: self.max_replays,
             stale_group_after: self.stale_group_after,
+            metrics_stream: None,
         }
     }
 
@@ -381,6 +384,42 @@ impl Runtime {
                     }),
                     Err(e) => Err(Error::TaskFailed {
                         task: "delayed",
+                        reason: join_failure(&e),
+                    }),
+                }
+            }));
+        }
+        if let Some(every) = self.metrics_stream {
+            for status in self.statuses.iter() {
+                status.counts.time_calls();
+            }
+            let handle = tokio::spawn(crate::metrics_stream::run(
+                crate::metrics_stream::Source {
+                    publisher: self.publisher.clone(),
+                    transport: self.transport.clone(),
+                    keys: self.keys.clone(),
+                    service: self.service.clone(),
+                    consumer: self.consumer_name.to_string(),
+                    handlers: self
+                        .selected
+                        .iter()
+                        .zip(self.statuses.iter())
+                        .map(|(s, status)| (s.reg.path(), status.clone()))
+                        .collect(),
+                },
+                every,
+                stop.clone(),
+            ));
+            let stop = stop.clone();
+            tasks.push(Box::pin(async move {
+                match handle.await {
+                    Ok(()) if stop.is_cancelled() => Ok(()),
+                    Ok(()) => Err(Error::TaskFailed {
+                        task: "metrics_stream",
+                        reason: "ended while the runtime was running".to_owned(),
+                    }),
+                    Err(e) => Err(Error::TaskFailed {
+                        task: "metrics_stream",
                         reason: join_failure(&e),
                     }),
                 }
