@@ -38,6 +38,17 @@ const GLOBAL: &str = "Global options";
     subcommand_required = true
 )]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) globals: Globals,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The options every command takes: where Redis is and how to reach it, the key prefix, the
+/// output format. Public (hidden) for the `opsc` binary's own subcommands.
+#[doc(hidden)]
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
     /// The Redis URL, e.g. `redis://user:password@host:6379/0`.
     #[arg(
         long,
@@ -49,7 +60,7 @@ pub(crate) struct Cli {
         value_parser = RedisUrl,
         hide_env_values = true
     )]
-    pub(crate) redis: String,
+    pub redis: String,
     /// The key prefix: 1 to 64 of `A-Z a-z 0-9 _ . -`.
     #[arg(
         long,
@@ -58,25 +69,23 @@ pub(crate) struct Cli {
         help_heading = GLOBAL,
         value_parser = values::prefix
     )]
-    pub(crate) prefix: String,
+    pub prefix: String,
     /// Trust the CA certificate(s) in this PEM file for a `rediss://` URL (instead of the
     /// system's roots).
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Present this client certificate (PEM) on a `rediss://` URL (mutual TLS); with `--tls-key`.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    pub tls_cert: Option<std::path::PathBuf>,
     /// The key (PEM) of `--tls-cert`.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) tls_key: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
     /// Read the Redis password from this file (so it is not in the URL or the command line).
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) password_file: Option<std::path::PathBuf>,
+    pub password_file: Option<std::path::PathBuf>,
     /// Print JSON lines instead of text for people.
     #[arg(long, global = true, help_heading = GLOBAL)]
-    pub(crate) json: bool,
-    #[command(subcommand)]
-    pub(crate) command: Command,
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

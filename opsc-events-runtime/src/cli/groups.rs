@@ -48,7 +48,8 @@ fn lag(g: &GroupInfo) -> String {
 
 /// The groups that hold back trimming: those at the trimming floor that still need an entry
 /// (a group that has read and acknowledged everything holds nothing back).
-fn holders(info: &StreamInfo) -> Vec<&GroupInfo> {
+#[doc(hidden)]
+pub fn holders(info: &StreamInfo) -> Vec<&GroupInfo> {
     info.trim_floor()
         .map(|(_, groups)| {
             groups
@@ -59,7 +60,9 @@ fn holders(info: &StreamInfo) -> Vec<&GroupInfo> {
         .unwrap_or_default()
 }
 
-fn group_json(g: &GroupInfo, stale: bool, holds: bool) -> Value {
+/// A group as `opsc groups --json` prints it (public for the console).
+#[doc(hidden)]
+pub fn group_json(g: &GroupInfo, stale: bool, holds: bool) -> Value {
     let consumers: Vec<Value> = g
         .consumer_list
         .iter()
