@@ -5,73 +5,12 @@
 mod cli_support;
 mod console_support;
 
-use cli_support::{conn, dead_letter, entry, seed, snapshot, xadd};
-use console_support::{Served, csrf, get_json, http, post, runtime, serve};
+use cli_support::{conn, entry, snapshot, xadd};
+use console_support::{Served, csrf, get_json, http, now_ms, post, runtime, seed_all, serve};
 use opsc_events_cli::console::{Console, ConsoleError, ConsoleOptions, Token};
 use opsc_events_runtime::keys::Keys;
 use opsc_events_testkit::RedisServer;
 use serde_json::{Value, json};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64
-}
-
-/// What [`seed_all`] wrote.
-struct Seeded {
-    /// The dead letter of `pings` (group `svc.handler`, reason `timeout`, failed long ago).
-    pings_letter: String,
-    /// The dead letters of `orders`: `panic` (now) and `handler_error` (two hours ago).
-    orders_panic: String,
-    orders_error: String,
-}
-
-/// `pings`: 3 entries, group `svc.handler` that read none (lag 3), one dead letter.
-/// `orders`: 2 entries, group `billing.charge` whose consumer `c1` holds one (pending 1, lag 1),
-/// two dead letters.
-fn seed_all(server: &RedisServer) -> Seeded {
-    let (_, pings_letter) = seed(server);
-    let keys = Keys::new("opsconductor");
-    let mut c = conn(server);
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(keys.events("orders"))
-        .arg("billing.charge")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut c)
-        .expect("XGROUP CREATE");
-    let first = xadd(&mut c, &keys.events("orders"), &entry(10));
-    xadd(&mut c, &keys.events("orders"), &entry(11));
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("billing.charge")
-        .arg("c1")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(keys.events("orders"))
-        .arg(">")
-        .query(&mut c)
-        .expect("XREADGROUP");
-    let now = now_ms();
-    let orders_error = dead_letter(
-        &mut c,
-        "orders",
-        &first,
-        "billing.charge",
-        "handler_error",
-        now - 7_200_000,
-    );
-    let orders_panic = dead_letter(&mut c, "orders", &first, "billing.charge", "panic", now);
-    Seeded {
-        pings_letter,
-        orders_panic,
-        orders_error,
-    }
-}
 
 async fn writable(server: &RedisServer) -> Served {
     serve(runtime(&server.url()).await, |o| o.allow_writes(true)).await

@@ -4,11 +4,17 @@
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+pub(crate) mod webdriver;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use opsc_events_cli::console::{Console, ConsoleError, ConsoleOptions};
 use opsc_events_runtime::Runtime;
+use opsc_events_runtime::keys::Keys;
+use opsc_events_testkit::RedisServer;
+
+use crate::cli_support::{conn, dead_letter, entry, seed, xadd};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -145,8 +151,32 @@ async fn exchange(
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).await.expect("send");
+    // Read to the end of the answer: by its length when it has one (some servers keep the
+    // connection open despite `Connection: close`), else to the end of the connection.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.expect("read");
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(len) = length
+                && raw.len() >= end + 4 + len
+            {
+                break;
+            }
+            if head.contains("transfer-encoding: chunked") && raw.ends_with(b"0\r\n\r\n") {
+                break;
+            }
+        }
+    }
     parse(&raw)
 }
 
@@ -248,5 +278,66 @@ where
             "the condition did not hold within 20s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// What [`seed_all`] wrote.
+pub(crate) struct Seeded {
+    /// The dead letter of `pings` (group `svc.handler`, reason `timeout`, failed long ago).
+    pub(crate) pings_letter: String,
+    /// The dead letters of `orders`: `panic` (now) and `handler_error` (two hours ago).
+    pub(crate) orders_panic: String,
+    pub(crate) orders_error: String,
+}
+
+/// `pings`: 3 entries, group `svc.handler` that read none (lag 3), one dead letter.
+/// `orders`: 2 entries, group `billing.charge` whose consumer `c1` holds one (pending 1, lag 1),
+/// two dead letters.
+pub(crate) fn seed_all(server: &RedisServer) -> Seeded {
+    let (_, pings_letter) = seed(server);
+    let keys = Keys::new("opsconductor");
+    let mut c = conn(server);
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(keys.events("orders"))
+        .arg("billing.charge")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c)
+        .expect("XGROUP CREATE");
+    let first = xadd(&mut c, &keys.events("orders"), &entry(10));
+    xadd(&mut c, &keys.events("orders"), &entry(11));
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("billing.charge")
+        .arg("c1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(keys.events("orders"))
+        .arg(">")
+        .query(&mut c)
+        .expect("XREADGROUP");
+    let now = now_ms();
+    let orders_error = dead_letter(
+        &mut c,
+        "orders",
+        &first,
+        "billing.charge",
+        "handler_error",
+        now - 7_200_000,
+    );
+    let orders_panic = dead_letter(&mut c, "orders", &first, "billing.charge", "panic", now);
+    Seeded {
+        pings_letter,
+        orders_panic,
+        orders_error,
     }
 }

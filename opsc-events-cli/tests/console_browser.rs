@@ -1,0 +1,203 @@
+//! The console in a real browser (headless Chromium through chromedriver; `.ci/run` installs
+//! both): against a seeded Redis, the overview shows the seeded streams and groups with their
+//! numbers; a dead letter is opened, replayed after a confirmation showing the dry-run count,
+//! and leaves the list while its group's retry schedule grows by one; a read-only console
+//! shows no write control.
+
+mod cli_support;
+mod console_support;
+
+use console_support::webdriver::Browser;
+use console_support::{get_json, runtime, seed_all, serve};
+use opsc_events_testkit::RedisServer;
+use serde_json::{Value, json};
+
+/// The overview table as `{ "<stream>": {length, dead_letters}, "<stream>/<group>": {lag,
+/// pending, consumers, scheduled} }`, once it shows `streams` streams.
+const OVERVIEW: &str = r##"
+const rows = document.querySelectorAll("#overview-table tbody tr");
+const out = {};
+let streams = 0;
+for (const r of rows) {
+  const t = (c) => { const e = r.querySelector("td." + c); return e ? e.textContent : null; };
+  if (r.classList.contains("stream")) {
+    streams++;
+    out[r.dataset.stream] = { length: t("length"), dead_letters: t("dead-letters") };
+  } else {
+    out[r.dataset.stream + "/" + r.dataset.group] =
+      { lag: t("lag"), pending: t("pending"), consumers: t("consumers"), scheduled: t("scheduled") };
+  }
+}
+return streams === arguments[0] ? out : null;
+"##;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_sees_the_overview_and_replays_a_dead_letter() {
+    let server = RedisServer::start();
+    let seeded = seed_all(&server);
+    let console = serve(runtime(&server.url()).await, |o| o.allow_writes(true)).await;
+    let base = console.base();
+    let browser = Browser::start().await;
+
+    browser.goto(&format!("{base}/#overview")).await;
+    let table = browser
+        .wait_for("the overview of both streams", OVERVIEW, json!([2]))
+        .await;
+    assert_eq!(
+        table["pings"],
+        json!({ "length": "3", "dead_letters": "1" }),
+        "{table}"
+    );
+    assert_eq!(
+        table["orders"],
+        json!({ "length": "2", "dead_letters": "2" }),
+        "{table}"
+    );
+    assert_eq!(
+        table["pings/svc.handler"],
+        json!({ "lag": "3", "pending": "0", "consumers": "0", "scheduled": "0" })
+    );
+    assert_eq!(
+        table["orders/billing.charge"],
+        json!({ "lag": "1", "pending": "1", "consumers": "1", "scheduled": "0" })
+    );
+    // The charts are drawn (plain SVG).
+    browser
+        .wait_for(
+            "the charts",
+            "return document.querySelectorAll('#overview-table svg.spark').length === 4",
+            json!([]),
+        )
+        .await;
+
+    // The dead letters of `orders`: open the panic one.
+    browser
+        .click("tr.stream[data-stream='orders'] td.dead-letters a")
+        .await;
+    let letter = &seeded.orders_panic;
+    browser
+        .wait_for(
+            "the letters of orders",
+            "return document.querySelectorAll('#letters-table tr.letter').length === 2",
+            json!([]),
+        )
+        .await;
+    browser
+        .click(&format!("tr.letter[data-id='{letter}'] a.open"))
+        .await;
+    let shown = browser
+        .wait_for(
+            "the letter in full",
+            "const t = document.querySelector('#letter-detail'); \
+             return t && t.dataset.id === arguments[0] ? t.innerText : null;",
+            json!([letter]),
+        )
+        .await;
+    let shown = shown.as_str().expect("text");
+    assert!(
+        shown.contains("panic") && shown.contains("handler timed out"),
+        "{shown}"
+    );
+    assert!(shown.contains("\"n\": 0"), "the payload decoded: {shown}");
+
+    // Replay: the confirmation shows the dry-run count; nothing changes before it is confirmed.
+    browser.click("#replay-one").await;
+    let asked = browser
+        .wait_for(
+            "the confirmation",
+            "const m = document.querySelector('#confirm'); \
+             return m && !m.hidden ? document.querySelector('#confirm-text').textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(asked, "Replay 1 dead letter?");
+    let still = get_json(console.addr, "/api/dead-letters?stream=orders").await;
+    assert_eq!(still["letters"].as_array().expect("letters").len(), 2);
+    browser.click("#confirm-yes").await;
+    let left = browser
+        .wait_for(
+            "the list without the replayed letter",
+            "const rows = [...document.querySelectorAll('#letters-table tr.letter')]; \
+             return document.body.dataset.view === 'dead-letters' && rows.length === 1 \
+               ? rows.map(r => r.dataset.id) : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(left, json!([seeded.orders_error]));
+
+    // Its group's retry schedule grew by one, and the dead letters shrank by one.
+    browser.goto(&format!("{base}/#overview")).await;
+    let table: Value = browser
+        .wait_for(
+            "the overview after the replay",
+            &format!(
+                "{} ",
+                OVERVIEW.replace(
+                    "return streams === arguments[0] ? out : null;",
+                    "return streams === arguments[0] && out['orders/billing.charge'].scheduled === '1' ? out : null;"
+                )
+            ),
+            json!([2]),
+        )
+        .await;
+    assert_eq!(table["orders"]["dead_letters"], "1");
+    browser.quit().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_console_shows_no_write_control() {
+    let server = RedisServer::start();
+    let seeded = seed_all(&server);
+    let console = serve(runtime(&server.url()).await, |o| o).await;
+    let base = console.base();
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("{base}/#letter/orders/{}", seeded.orders_panic))
+        .await;
+    browser
+        .wait_for(
+            "the letter",
+            "return document.querySelector('#letter-detail') !== null",
+            json!([]),
+        )
+        .await;
+    let controls = browser
+        .js(
+            "return [...document.querySelectorAll('#replay-one, #purge-one, #replay-selected, \
+             #purge-selected, #replay-matching, #purge-matching')].length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(controls, 0);
+    assert!(
+        browser
+            .js(
+                "return document.querySelector('#mode').textContent",
+                json!([])
+            )
+            .await
+            .as_str()
+            .expect("mode")
+            .contains("read-only")
+    );
+    browser
+        .goto(&format!("{base}/#dead-letters?stream=orders"))
+        .await;
+    browser
+        .wait_for(
+            "the list",
+            "return document.querySelectorAll('#letters-table tr.letter').length === 2",
+            json!([]),
+        )
+        .await;
+    let controls = browser
+        .js(
+            "return document.querySelectorAll('.actions button').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(controls, 0);
+    browser.quit().await;
+    console.stop().await;
+}
