@@ -24,13 +24,13 @@ pub struct OrderPlaced {
 /// its third attempt (retries, then success).
 #[handler(stream = "orders", retries = 4, backoff = "exponential(200ms, 2s)")]
 async fn charge(event: OrderPlaced, ctx: Context) -> Result<(), HandlerError> {
-    if event.order % 5 == 0 {
+    if event.order.is_multiple_of(5) {
         return Err(HandlerError::permanent(format!(
             "card declined for order {}",
             event.order
         )));
     }
-    if event.order % 7 == 0 && ctx.attempt() < 3 {
+    if event.order.is_multiple_of(7) && ctx.attempt() < 3 {
         return Err(HandlerError::retryable("payment provider timed out"));
     }
     Ok(())
