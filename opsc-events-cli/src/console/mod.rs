@@ -245,6 +245,8 @@ pub(crate) async fn run_cli(rt: Runtime, args: ConsoleArgs) -> Result<(), Consol
     // The audit log of writes goes to stderr (RUST_LOG overrides the level).
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only for a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
