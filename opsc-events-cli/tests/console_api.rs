@@ -672,3 +672,54 @@ async fn the_page_is_embedded_and_served_under_a_strict_policy() {
     );
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_removed_after_a_dry_run_as_opsc_groups_remove_does() {
+    let server = RedisServer::start();
+    seed_all(&server);
+    let console = writable(&server).await;
+    let a = console.addr;
+    let mut c = conn(&server);
+    let before = snapshot(&mut c);
+    let body = json!({ "stream": "orders", "group": "billing.charge", "dry_run": true });
+    let dry = post(a, "/api/groups/remove", &body).await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    let dry = dry.json();
+    assert_eq!(
+        (
+            dry["would"].clone(),
+            dry["pending"].clone(),
+            dry["lag"].clone()
+        ),
+        (json!("remove"), json!(1), json!(1))
+    );
+    assert!(snapshot(&mut c) == before, "a dry run changed a key");
+    let missing = post(
+        a,
+        "/api/groups/remove",
+        &json!({ "stream": "orders", "group": "no.such" }),
+    )
+    .await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    let done = post(
+        a,
+        "/api/groups/remove",
+        &json!({ "stream": "orders", "group": "billing.charge" }),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(done.json()["removed"], true);
+    let groups = get_json(a, "/api/groups?stream=orders").await;
+    assert_eq!(groups["streams"][0]["groups"], json!([]));
+    console.stop().await;
+
+    let read_only = serve(runtime(&server.url()).await, |o| o).await;
+    let r = post(
+        read_only.addr,
+        "/api/groups/remove",
+        &json!({ "stream": "pings", "group": "svc.handler" }),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    read_only.stop().await;
+}

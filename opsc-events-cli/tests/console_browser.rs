@@ -201,3 +201,62 @@ async fn a_read_only_console_shows_no_write_control() {
     browser.quit().await;
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_sees_a_stale_group_and_removes_it_after_a_confirmation() {
+    let server = RedisServer::start();
+    seed_all(&server);
+    let console = serve(runtime(&server.url()).await, |o| {
+        o.allow_writes(true)
+            .stale_after(std::time::Duration::from_millis(1))
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/#groups", console.base())).await;
+    let flags = browser
+        .wait_for(
+            "the stale group flagged",
+            "const r = document.querySelector(\"#groups-table tr.group[data-group='billing.charge']\"); \
+             return r && r.classList.contains('stale') ? r.querySelector('.flags').textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert!(flags.as_str().expect("flags").contains("stale"), "{flags}");
+    let consumer = browser
+        .js(
+            "return [...document.querySelectorAll('#groups-table tr.consumer')].map(r => r.dataset.consumer)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(consumer, json!(["c1"]));
+    browser
+        .click("#groups-table tr.group[data-group='billing.charge'] button.remove-group")
+        .await;
+    let asked = browser
+        .wait_for(
+            "the confirmation",
+            "const m = document.querySelector('#confirm'); \
+             return m && !m.hidden ? m.innerText : null;",
+            json!([]),
+        )
+        .await;
+    let asked = asked.as_str().expect("text");
+    assert!(
+        asked.contains("Remove group billing.charge of stream orders?")
+            && asked.contains("pending 1"),
+        "{asked}"
+    );
+    browser.click("#confirm-yes").await;
+    browser
+        .wait_for(
+            "the group gone",
+            "return document.querySelector('#flash') !== null && \
+               document.querySelector(\"#groups-table tr.group[data-group='billing.charge']\") === null",
+            json!([]),
+        )
+        .await;
+    let groups = get_json(console.addr, "/api/groups?stream=orders").await;
+    assert_eq!(groups["streams"][0]["groups"], json!([]));
+    browser.quit().await;
+    console.stop().await;
+}

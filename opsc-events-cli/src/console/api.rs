@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, Query, State};
-use opsc_events_runtime::cli::{entry_json, group_json, holders, letter_json};
+use opsc_events_runtime::cli::{
+    CliError, entry_json, group_json, holders, letter_json, remove_group,
+};
 use opsc_events_runtime::keys::{GROUP_NAME, STREAM_NAME};
 use opsc_events_runtime::{DeadLetterFilter, DeadLetterReason, MessageId, Runtime};
 use serde::Deserialize;
@@ -559,6 +561,58 @@ pub(super) async fn groups(
         out.push(json!({ "stream": stream, "length": info.length, "groups": groups }));
     }
     Ok(Json(json!({ "streams": out })))
+}
+
+/// The body of `POST /api/groups/remove`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupRemoval {
+    stream: String,
+    group: String,
+    /// Count what would go; change nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/groups/remove`: remove a consumer group with its retry schedule and attempt
+/// records, as `opsc groups remove` does (Redis only).
+pub(super) async fn remove_group_route(
+    State(st): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    body: std::result::Result<Json<GroupRemoval>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let stream = stream_name(&req.stream)?;
+    let group = group_name(&req.group)?;
+    let outcome = remove_group(&st.rt, &stream, &group, req.dry_run).await;
+    let (mut j, _) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            if !req.dry_run {
+                tracing::warn!(
+                    target: "opsc::console::audit",
+                    who = %actor, action = "remove group", stream, group, error = %e,
+                    "group removal failed"
+                );
+            }
+            return Err(match e {
+                CliError::NoSuchGroup { stream, group } => {
+                    ApiError::NotFound(format!("no consumer group `{group}` on stream `{stream}`"))
+                }
+                CliError::Runtime(e) => ApiError::Broker(e),
+                other => ApiError::BadRequest(other.to_string()),
+            });
+        }
+    };
+    j["dry_run"] = json!(req.dry_run);
+    if !req.dry_run {
+        tracing::info!(
+            target: "opsc::console::audit",
+            who = %actor, action = "remove group", stream, group, removed = %j,
+            "group removed"
+        );
+    }
+    Ok(Json(j))
 }
 
 /// Anything else: 404 (JSON under `/api`).

@@ -228,6 +228,20 @@ pub(super) async fn remove(
     group: &str,
     dry_run: bool,
 ) -> Result<()> {
+    let (j, text) = remove_group(rt, stream, group, dry_run).await?;
+    out.line(j, || text)
+}
+
+/// Removes `group` of `stream` with its retry schedule and attempt records (with `dry_run`,
+/// only counts them); the JSON `opsc groups remove --json` prints and the line for people.
+/// Public (hidden) for the console. Redis only.
+#[doc(hidden)]
+pub async fn remove_group(
+    rt: &Runtime,
+    stream: &str,
+    group: &str,
+    dry_run: bool,
+) -> Result<(Value, String)> {
     let keys = rt.keys().stream(stream);
     let info = rt.stream_info(stream).await?;
     let Some(g) = info.groups.iter().find(|g| g.name == group) else {
@@ -263,7 +277,7 @@ pub(super) async fn remove(
         let n = records(&mut conn, &keys, group, |_| async { Ok(()) }).await?;
         let mut j = fields(n);
         j["would"] = json!("remove");
-        return out.line(j, || printable(what("would remove", n)));
+        return Ok((j, printable(what("would remove", n))));
     }
     // Attempt records first, the group last: if this stops half-way, the group is still there
     // and running the command again finishes the work.
@@ -300,5 +314,5 @@ pub(super) async fn remove(
     }
     let mut j = fields(n);
     j["removed"] = json!(true);
-    out.line(j, || printable(what("removed", n)))
+    Ok((j, printable(what("removed", n))))
 }

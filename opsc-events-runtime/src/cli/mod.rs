@@ -15,7 +15,7 @@ pub use args::Globals;
 #[doc(hidden)]
 pub use commands::{entry_json, letter_json, letter_line};
 #[doc(hidden)]
-pub use groups::{group_json, holders};
+pub use groups::{group_json, holders, remove_group};
 
 use std::ffi::OsString;
 use std::future::Future;

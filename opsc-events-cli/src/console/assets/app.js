@@ -186,24 +186,22 @@ async function correlation(view, id) {
 
 // ---- Dead letters ----
 
-function confirmChange(action, selection, after) {
+// A write in two steps: a dry run whose answer the confirmation shows, then the write itself.
+function confirmWrite(path, body, question, sample, enabled, done, after) {
   return (async () => {
-    const dry = await api("/api/dead-letters/" + action, Object.assign({}, selection, { dry_run: true }));
+    const dry = await api(path, Object.assign({}, body, { dry_run: true }));
     const modal = document.getElementById("confirm");
-    document.getElementById("confirm-text").textContent =
-      (action === "replay" ? "Replay " : "Purge ") + dry.count + " dead letter" + (dry.count === 1 ? "" : "s") + "?";
-    document.getElementById("confirm-sample").replaceChildren(
-      ...dry.letters.map(l => el("li", {}, l.stream + " " + l.id + " " + l.event_type + " [" + l.reason + "]")));
-    modal.dataset.count = dry.count;
+    document.getElementById("confirm-text").textContent = question(dry);
+    document.getElementById("confirm-sample").replaceChildren(...sample(dry));
     modal.hidden = false;
     const yes = document.getElementById("confirm-yes"), no = document.getElementById("confirm-no");
-    yes.disabled = dry.count === 0;
+    yes.disabled = !enabled(dry);
     return new Promise((resolve) => {
       yes.onclick = async () => {
         modal.hidden = true;
         try {
-          const done = await api("/api/dead-letters/" + action, Object.assign({}, selection, { dry_run: false }));
-          flash(action + "ed " + done.count);
+          const result = await api(path, Object.assign({}, body, { dry_run: false }));
+          flash(done(result));
           if (after) after();
         } catch (e) { showError(e); }
         resolve();
@@ -211,6 +209,25 @@ function confirmChange(action, selection, after) {
       no.onclick = () => { modal.hidden = true; resolve(); };
     });
   })().catch(showError);
+}
+
+function confirmChange(action, selection, after) {
+  return confirmWrite("/api/dead-letters/" + action, selection,
+    (dry) => (action === "replay" ? "Replay " : "Purge ") + dry.count + " dead letter" + (dry.count === 1 ? "" : "s") + "?",
+    (dry) => dry.letters.map(l => el("li", {}, l.stream + " " + l.id + " " + l.event_type + " [" + l.reason + "]")),
+    (dry) => dry.count > 0,
+    (done) => action + "ed " + done.count,
+    after);
+}
+
+function confirmRemoveGroup(stream, group, after) {
+  return confirmWrite("/api/groups/remove", { stream, group },
+    (dry) => "Remove group " + group + " of stream " + stream + "?",
+    (dry) => [el("li", {}, "pending " + dry.pending + ", lag " + (dry.lag === null ? "?" : dry.lag) +
+      ", retrying " + dry.scheduled + ", " + dry.attempt_records + " attempt records")],
+    () => true,
+    () => "removed group " + group,
+    after);
 }
 
 function flash(text) {
@@ -307,22 +324,26 @@ async function groups(view) {
   const data = await api("/api/groups");
   const table = el("table", { id: "groups-table" }, el("thead", {}, el("tr", {},
     el("th", {}, "Stream"), el("th", {}, "Group / consumer"), el("th", {}, "Lag"), el("th", {}, "Pending"),
-    el("th", {}, "Idle"), el("th", {}, "Flags"))));
+    el("th", {}, "Idle"), el("th", {}, "Flags"), el("th", {}, ""))));
   const body = el("tbody", {});
   for (const s of data.streams) for (const g of s.groups) {
     const flags = [g.stale ? "stale" : null, g.never_active ? "never active" : null, g.holds_trim ? "holds trimming" : null].filter(Boolean).join(", ");
     body.append(el("tr", { class: "group" + (g.stale ? " stale" : ""), "data-stream": s.stream, "data-group": g.group },
       el("td", {}, s.stream), el("td", {}, g.group), el("td", {}, g.lag === null ? "?" : g.lag),
-      el("td", {}, g.pending), el("td", {}, g.idle_ms === null ? "" : age(g.idle_ms)), el("td", { class: "flags" }, flags)));
+      el("td", {}, g.pending), el("td", {}, g.idle_ms === null ? "" : age(g.idle_ms)), el("td", { class: "flags" }, flags),
+      el("td", {}, state.session.writes && state.session.transport === "redis"
+        ? el("button", { type: "button", class: "remove-group", onclick: () => confirmRemoveGroup(s.stream, g.group, () => route()) }, "Remove")
+        : null)));
     for (const c of g.consumer_list) {
       body.append(el("tr", { class: "consumer", "data-consumer": c.name },
         el("td", {}), el("td", {}, "\u2003" + c.name), el("td", {}), el("td", {}, c.pending),
-        el("td", {}, c.idle_ms === null ? "" : age(c.idle_ms)), el("td", {})));
+        el("td", {}, c.idle_ms === null ? "" : age(c.idle_ms)), el("td", {}), el("td", {})));
     }
   }
   table.append(body);
   view.replaceChildren(el("h2", {}, "Groups"),
-    el("p", {}, "Stale: no consumer active for " + age(state.session.stale_after_ms) + ". Remove a group with `opsc groups remove`."),
+    el("p", {}, "Stale: no consumer active for " + age(state.session.stale_after_ms) + "." +
+      (state.session.writes ? " Removing a group also deletes its retry schedule and attempt records." : "")),
     table);
 }
 
