@@ -9,6 +9,8 @@ mod console_support;
 
 use console_support::webdriver::Browser;
 use console_support::{get_json, runtime, seed_all, serve};
+use opsc_events_cli::console::Token;
+use opsc_events_runtime::keys::Keys;
 use opsc_events_testkit::RedisServer;
 use serde_json::{Value, json};
 
@@ -257,6 +259,128 @@ async fn an_operator_sees_a_stale_group_and_removes_it_after_a_confirmation() {
         .await;
     let groups = get_json(console.addr, "/api/groups?stream=orders").await;
     assert_eq!(groups["streams"][0]["groups"], json!([]));
+    browser.quit().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_searches_a_stream_and_follows_a_conversation() {
+    let server = RedisServer::start();
+    seed_all(&server);
+    // One conversation across `orders` and `billing`.
+    let keys = Keys::new("opsconductor");
+    let mut c = cli_support::conn(&server);
+    let corr = uuid::Uuid::now_v7().to_string();
+    for (stream, n, ts) in [
+        ("orders", 40, "1700000000100"),
+        ("billing", 41, "1700000000200"),
+    ] {
+        let mut e = cli_support::entry(n);
+        for (k, v) in e.iter_mut() {
+            match *k {
+                "correlation_id" => *v = corr.clone().into_bytes(),
+                "timestamp" => *v = ts.as_bytes().to_vec(),
+                _ => {}
+            }
+        }
+        cli_support::xadd(&mut c, &keys.events(stream), &e);
+    }
+    let console = serve(runtime(&server.url()).await, |o| o).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("{}/#stream/pings", console.base()))
+        .await;
+    let ids = browser
+        .wait_for(
+            "the newest entries of pings",
+            "const rows = [...document.querySelectorAll('#entries-table tr.entry')]; \
+             return rows.length === 3 ? rows.map(r => r.dataset.eventId) : null;",
+            json!([]),
+        )
+        .await;
+    let wanted = ids[1].as_str().expect("event id").to_owned();
+    browser.type_into("#search-event-id", &wanted).await;
+    browser.click("#search-form button").await;
+    let found = browser
+        .wait_for(
+            "the one entry with that event id",
+            "const rows = [...document.querySelectorAll('#entries-table tr.entry')]; \
+             return rows.length === 1 ? rows[0].querySelector('.payload').textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        found.as_str().expect("payload").contains("\"n\": 1"),
+        "{found}"
+    );
+
+    // The conversation: from the orders stream, follow the correlation id.
+    browser
+        .goto(&format!("{}/#stream/orders", console.base()))
+        .await;
+    browser
+        .wait_for(
+            "the orders entries",
+            "return document.querySelectorAll('#entries-table tr.entry').length === 3",
+            json!([]),
+        )
+        .await;
+    browser
+        .click(&format!("#entries-table a[href='#correlation/{corr}']"))
+        .await;
+    let conversation = browser
+        .wait_for(
+            "the conversation across streams",
+            "if (document.body.dataset.view !== 'correlation') return null; \
+             const rows = [...document.querySelectorAll('#entries-table tr.entry')]; \
+             return rows.length === 2 ? rows.map(r => r.cells[0].textContent) : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        conversation,
+        json!(["orders", "billing"]),
+        "in order, across streams"
+    );
+    browser.quit().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_with_a_token_asks_for_it_before_showing_anything() {
+    let server = RedisServer::start();
+    seed_all(&server);
+    let token = "browser-token-0123456789";
+    let console = serve(runtime(&server.url()).await, |o| {
+        o.token(Token::new(token).expect("token"))
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/#overview", console.base())).await;
+    browser
+        .wait_for(
+            "the token form",
+            "return !document.querySelector('#login').hidden",
+            json!([]),
+        )
+        .await;
+    let rows = browser
+        .js(
+            "return document.querySelectorAll('#overview-table tr').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(rows, 0, "nothing shown without the token");
+    browser.type_into("#token-input", token).await;
+    browser.click("#login-form button").await;
+    browser
+        .wait_for(
+            "the overview after signing in",
+            "return document.querySelector('#login').hidden && \
+               document.querySelectorAll('#overview-table tr.stream').length === 2",
+            json!([]),
+        )
+        .await;
     browser.quit().await;
     console.stop().await;
 }

@@ -158,6 +158,27 @@ impl Browser {
 
     /// Clicks the element `css` (which must exist), as a user would.
     pub(crate) async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/click")),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Types `text` into the element `css` (which must exist), as a user would.
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/value")),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    async fn element(&self, css: &str) -> String {
         let found = self
             .call(
                 "POST",
@@ -165,16 +186,10 @@ impl Browser {
                 Some(json!({ "using": "css selector", "value": css })),
             )
             .await;
-        let id = found[ELEMENT]
+        found[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_owned();
-        self.call(
-            "POST",
-            &self.at(&format!("/element/{id}/click")),
-            Some(json!({})),
-        )
-        .await;
+            .to_owned()
     }
 
     /// Ends the session and chromedriver.
