@@ -341,3 +341,35 @@ pub(crate) fn seed_all(server: &RedisServer) -> Seeded {
         orders_error,
     }
 }
+
+/// A console with writes allowed.
+pub(crate) async fn writable(server: &RedisServer) -> Served {
+    serve(runtime(&server.url()).await, |o| o.allow_writes(true)).await
+}
+
+pub(crate) fn stream<'a>(overview: &'a Value, name: &str) -> &'a Value {
+    overview["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["stream"] == name)
+        .unwrap_or_else(|| panic!("no stream {name} in {overview}"))
+}
+
+pub(crate) fn group<'a>(stream: &'a Value, name: &str) -> &'a Value {
+    stream["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == name)
+        .unwrap_or_else(|| panic!("no group {name} in {stream}"))
+}
+
+pub(crate) fn letter_ids(v: &Value) -> Vec<String> {
+    v["letters"]
+        .as_array()
+        .expect("letters")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_owned())
+        .collect()
+}
