@@ -102,6 +102,8 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             "1e3",
             "99999999999999999999999",
         ]),
+        // `latest`, `earliest` or an entry id.
+        "to" => v(&["", "now", "LATEST", "latest ", "1-", "-1", "1-x", "$", "0"]),
         // An IP address and a port.
         "listen" => v(&[
             "",
@@ -149,6 +151,7 @@ fn valid(id: &str) -> &'static str {
         "service" => "svc",
         "group" => "svc.handler",
         "id" => "1-0",
+        "to" => "latest",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
@@ -432,6 +435,7 @@ fn good_value(id: &str) -> &'static str {
         "after" | "id" => "1-0",
         "listen" => "127.0.0.1:0",
         "token" => "0123456789abcdef-token",
+        "to" => "earliest",
         other => panic!("no valid value for `{other}`"),
     }
 }

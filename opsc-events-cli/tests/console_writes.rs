@@ -158,3 +158,50 @@ async fn a_group_is_removed_after_a_dry_run_as_opsc_groups_remove_does() {
     assert_eq!(r.status, 403);
     read_only.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_reset_after_a_dry_run_as_opsc_groups_reset_does() {
+    let server = RedisServer::start();
+    seed_all(&server);
+    let console = writable(&server).await;
+    let a = console.addr;
+    let mut c = conn(&server);
+    let before = snapshot(&mut c);
+    let dry = post(
+        a,
+        "/api/groups/reset",
+        &json!({ "stream": "pings", "group": "svc.handler", "to": "latest", "dry_run": true }),
+    )
+    .await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    assert_eq!(
+        (dry.json()["would"].clone(), dry.json()["lag"].clone()),
+        (json!("reset"), json!(3))
+    );
+    assert!(snapshot(&mut c) == before, "a dry run changed a key");
+    for bad in [
+        json!({ "stream": "pings", "group": "svc.handler", "to": "now" }),
+        json!({ "stream": "pings", "group": "svc.handler" }),
+    ] {
+        let r = post(a, "/api/groups/reset", &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    let missing = post(
+        a,
+        "/api/groups/reset",
+        &json!({ "stream": "pings", "group": "no.such", "to": "latest" }),
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    let done = post(
+        a,
+        "/api/groups/reset",
+        &json!({ "stream": "pings", "group": "svc.handler", "to": "latest" }),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(done.json()["reset"], true);
+    let ov = get_json(a, "/api/overview").await;
+    assert_eq!(group(stream(&ov, "pings"), "svc.handler")["lag"], 0);
+    console.stop().await;
+}

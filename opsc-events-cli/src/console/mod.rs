@@ -200,6 +200,7 @@ fn router(rt: Runtime, options: ConsoleOptions, loopback: bool) -> Router {
         .route("/api/dead-letters/purge", post(api::purge))
         .route("/api/groups", get(api::groups))
         .route("/api/groups/remove", post(api::remove_group_route))
+        .route("/api/groups/reset", post(api::reset_group_route))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

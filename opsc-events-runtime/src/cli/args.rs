@@ -205,7 +205,34 @@ pub(crate) enum GroupsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move one consumer group's read position (pending entries stay pending).
+    #[command(
+        long_about = RESET_LONG_ABOUT,
+        after_help = "Example:\n  opsc groups reset assets inventory.index_asset --to latest --dry-run"
+    )]
+    Reset {
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
+        stream: String,
+        /// The group name: 1 to 128 of `A-Z a-z 0-9 _ . : -`.
+        #[arg(value_parser = values::group)]
+        group: String,
+        /// Where the group goes on reading: `latest` (skip everything not yet delivered),
+        /// `earliest` (deliver the whole stream again) or an entry id (deliver what follows it).
+        #[arg(long, value_name = "POSITION", value_parser = values::reset_to)]
+        to: super::groups::ResetTo,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+const RESET_LONG_ABOUT: &str = "Move one consumer group's read position with `XGROUP SETID`: \
+`--to latest` skips every entry not yet delivered to the group (its lag becomes 0), `--to \
+earliest` delivers the whole stream to it again, `--to <ID>` delivers what follows that entry. \
+Entries already delivered and not acknowledged stay pending (and are reclaimed as usual); the \
+retry schedule is left as it is. With `--dry-run`, prints the group's position, lag and pending \
+and changes nothing. Redis only.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {

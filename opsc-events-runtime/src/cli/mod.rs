@@ -15,7 +15,7 @@ pub use args::Globals;
 #[doc(hidden)]
 pub use commands::{entry_json, letter_json, letter_line};
 #[doc(hidden)]
-pub use groups::{group_json, holders, remove_group};
+pub use groups::{ResetTo, group_json, holders, remove_group, reset_group};
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -116,6 +116,12 @@ impl Extension for NoExtension {
 #[doc(hidden)]
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     values::duration(s).map_err(|e| e.to_string())
+}
+
+/// The parser of `groups reset --to` (`latest`, `earliest` or an entry id), for the console.
+#[doc(hidden)]
+pub fn parse_reset_to(s: &str) -> Result<ResetTo, String> {
+    values::reset_to(s).map_err(|e| e.to_string())
 }
 
 /// The `opsc` command definition, for tools and tests that walk its subcommands and options.
@@ -338,6 +344,15 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
                 group,
                 dry_run,
             }) => groups::remove(&rt, &out, &stream, &group, dry_run).await,
+            Some(args::GroupsCommand::Reset {
+                stream,
+                group,
+                to,
+                dry_run,
+            }) => {
+                let (j, text) = groups::reset_group(&rt, &stream, &group, to, dry_run).await?;
+                out.line(j, || text)
+            }
         },
         args::Command::Dlq { command } => match command {
             args::DlqCommand::List(f) => commands::dlq_list(&rt, &out, &f).await,

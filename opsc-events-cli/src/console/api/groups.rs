@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Query, State};
-use opsc_events_runtime::cli::{CliError, group_json, holders, remove_group};
+use opsc_events_runtime::cli::{
+    CliError, group_json, holders, parse_reset_to, remove_group, reset_group,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -94,6 +96,65 @@ pub(in crate::console) async fn remove_group_route(
             target: "opsc::console::audit",
             who = %actor, action = "remove group", stream, group, removed = %j,
             "group removed"
+        );
+    }
+    Ok(Json(j))
+}
+
+/// The API error of a failed group command.
+fn api_error(e: CliError) -> ApiError {
+    match e {
+        CliError::NoSuchGroup { stream, group } => {
+            ApiError::NotFound(format!("no consumer group `{group}` on stream `{stream}`"))
+        }
+        CliError::Runtime(e) => ApiError::Broker(e),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// The body of `POST /api/groups/reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::console) struct GroupReset {
+    stream: String,
+    group: String,
+    /// `latest`, `earliest` or an entry id.
+    to: String,
+    /// Report where the group is; change nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/groups/reset`: move a group's read position, as `opsc groups reset` does (Redis
+/// only; pending entries stay pending).
+pub(in crate::console) async fn reset_group_route(
+    State(st): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    body: std::result::Result<Json<GroupReset>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let stream = stream_name(&req.stream)?;
+    let group = group_name(&req.group)?;
+    let to = parse_reset_to(&req.to).map_err(ApiError::BadRequest)?;
+    let (mut j, _) = match reset_group(&st.rt, &stream, &group, to, req.dry_run).await {
+        Ok(done) => done,
+        Err(e) => {
+            if !req.dry_run {
+                tracing::warn!(
+                    target: "opsc::console::audit",
+                    who = %actor, action = "reset group", stream, group, to = %to, error = %e,
+                    "group reset failed"
+                );
+            }
+            return Err(api_error(e));
+        }
+    };
+    j["dry_run"] = json!(req.dry_run);
+    if !req.dry_run {
+        tracing::info!(
+            target: "opsc::console::audit",
+            who = %actor, action = "reset group", stream, group, to = %to, before = %j,
+            "group reset"
         );
     }
     Ok(Json(j))

@@ -21,7 +21,7 @@ use super::AppState;
 use super::error::ApiError;
 
 pub(super) use entries::{correlation, entries};
-pub(super) use groups::{groups, remove_group_route};
+pub(super) use groups::{groups, remove_group_route, reset_group_route};
 pub(super) use letters::{letter, letters, purge, replay};
 pub(super) use overview::overview;
 

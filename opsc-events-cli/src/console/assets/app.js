@@ -320,6 +320,16 @@ async function letter(view, streamName, id) {
 
 // ---- Groups ----
 
+function confirmResetGroup(stream, group, after) {
+  return confirmWrite("/api/groups/reset", { stream, group, to: "latest" },
+    (dry) => "Skip group " + group + " of stream " + stream + " to the latest entry?",
+    (dry) => [el("li", {}, "lag " + (dry.lag === null ? "?" : dry.lag) + " entries are skipped; " +
+      dry.pending + " pending stay pending")],
+    () => true,
+    () => "reset group " + group + " to latest",
+    after);
+}
+
 async function groups(view) {
   const data = await api("/api/groups");
   const table = el("table", { id: "groups-table" }, el("thead", {}, el("tr", {},
@@ -331,8 +341,9 @@ async function groups(view) {
     body.append(el("tr", { class: "group" + (g.stale ? " stale" : ""), "data-stream": s.stream, "data-group": g.group },
       el("td", {}, s.stream), el("td", {}, g.group), el("td", {}, g.lag === null ? "?" : g.lag),
       el("td", {}, g.pending), el("td", {}, g.idle_ms === null ? "" : age(g.idle_ms)), el("td", { class: "flags" }, flags),
-      el("td", {}, state.session.writes && state.session.transport === "redis"
-        ? el("button", { type: "button", class: "remove-group", onclick: () => confirmRemoveGroup(s.stream, g.group, () => route()) }, "Remove")
+      el("td", { class: "group-actions" }, state.session.writes && state.session.transport === "redis"
+        ? [el("button", { type: "button", class: "reset-group", onclick: () => confirmResetGroup(s.stream, g.group, () => route()) }, "Skip to latest"),
+           el("button", { type: "button", class: "remove-group", onclick: () => confirmRemoveGroup(s.stream, g.group, () => route()) }, "Remove")]
         : null)));
     for (const c of g.consumer_list) {
       body.append(el("tr", { class: "consumer", "data-consumer": c.name },
