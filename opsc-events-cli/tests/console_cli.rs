@@ -154,3 +154,30 @@ async fn every_write_is_logged_with_who_and_what() {
     );
     assert!(!err.contains(&csrf), "the CSRF token is not logged: {err}");
 }
+
+#[test]
+fn help_lists_the_console_with_the_other_commands() {
+    let out = cli_support::run(&["--help".to_owned()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "Operate opsc-events streams in Redis",
+        "console",
+        "dlq",
+        "groups",
+        "Example:",
+    ] {
+        assert!(help.contains(want), "`{want}` in {help}");
+    }
+    let out = cli_support::run(&["console".to_owned(), "--help".to_owned()], &[]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--listen",
+        "--token",
+        "--allow-writes",
+        "OPSC_CONSOLE_TOKEN",
+        "Example:",
+    ] {
+        assert!(help.contains(want), "`{want}` in {help}");
+    }
+}

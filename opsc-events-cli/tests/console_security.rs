@@ -66,6 +66,30 @@ async fn a_write_without_the_csrf_token_or_from_another_origin_is_refused() {
     .await;
     assert_eq!(put.status, 405);
     assert!(snapshot(&mut c) == before, "a refused write changed a key");
+    // Same host, another port or scheme: another origin.
+    let other_port = format!("http://127.0.0.1:{}", a.port().wrapping_add(1));
+    let r = http(
+        a,
+        "POST",
+        "/api/dead-letters/purge",
+        &[("x-opsc-csrf", &token), ("Origin", &other_port)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(snapshot(&mut c) == before);
+    // Behind a TLS proxy the page's origin is `https://<Host>`.
+    let tls = format!("https://{a}");
+    let dry = json!({ "stream": "orders", "dry_run": true }).to_string();
+    let r = http(
+        a,
+        "POST",
+        "/api/dead-letters/purge",
+        &[("x-opsc-csrf", &token), ("Origin", &tls)],
+        Some(&dry),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     // The same write, from the console's own origin with the token, goes through.
     let origin = format!("http://{a}");
     let ok = http(

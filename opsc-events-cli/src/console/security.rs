@@ -5,7 +5,7 @@
 //! only a same-origin script can read (from `GET /api/session`; the console sends no CORS
 //! headers, so no other origin can read a response). A browser only sends such a custom header
 //! cross-origin after a CORS preflight, which the console never allows. As a second layer, an
-//! `Origin` header, when present, must be the console's own (`http://<Host>`), and bodies are
+//! `Origin` header, when present, must be the console's own (`http(s)://<Host>`), and bodies are
 //! JSON (`application/json`, which a cross-site form cannot send).
 
 use std::fmt;
@@ -143,8 +143,12 @@ fn check(st: &AppState, req: &Request) -> Result<bool, ApiError> {
             "a write needs the `{CSRF_HEADER}` header from `GET /api/session`"
         )));
     }
+    // The console's own origin: its `Host`, over HTTP or (behind a TLS proxy) HTTPS.
     if let Some(origin) = header(headers, header::ORIGIN)
-        && origin != format!("http://{host}")
+        && origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_none_or(|h| !h.eq_ignore_ascii_case(host))
     {
         return Err(ApiError::Forbidden(format!(
             "origin `{origin}` is not the console's"
