@@ -10,13 +10,18 @@ use serde_json::{Value, json};
 use super::http;
 
 /// How long a condition in the page may take to hold.
-pub(crate) const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// One browser at a time per test binary: Chromium is heavy, and tests that wait on a page
+/// should not compete with each other for two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The element key of the W3C protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process (killed on drop) with one headless Chromium session.
 pub(crate) struct Browser {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     driver: Child,
     addr: SocketAddr,
     session: String,
@@ -46,6 +51,7 @@ fn program(env: &str, paths: &[&str]) -> String {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub(crate) async fn start() -> Browser {
+        let turn = ONE_AT_A_TIME.lock().await;
         let driver_path = program(
             "OPSC_CHROMEDRIVER",
             &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
@@ -68,6 +74,7 @@ impl Browser {
             .expect("start chromedriver");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut browser = Browser {
+            _turn: turn,
             driver,
             addr,
             session: String::new(),
