@@ -1103,6 +1103,15 @@ async fn dead_letters_are_selected_by_id(env: Env) {
         assert_eq!(dl.purge(&conf().ids([gap])).await.unwrap(), 0);
     }
     assert_eq!(dl.purge(&conf().ids(Vec::new())).await.unwrap(), 0);
+    // A dry run's count: what the same filter would take, a bounded sample of it.
+    let (n, sample) = dl.count(&conf(), 2).await.unwrap();
+    assert_eq!((n, sample.len()), (4, 2));
+    assert_eq!(sample[0].id, all[0].id);
+    assert_eq!(dl.count(&picked, 10).await.unwrap().0, 2);
+    assert_eq!(
+        dl.count(&conf().limit(3), 0).await.unwrap(),
+        (3, Vec::new())
+    );
     assert_eq!(dl.purge(&picked).await.unwrap(), 2);
     let left: Vec<MessageId> = letters(&check).await.iter().map(|l| l.id).collect();
     assert_eq!(left, vec![all[0].id, all[2].id]);

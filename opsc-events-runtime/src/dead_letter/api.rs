@@ -108,6 +108,32 @@ impl DeadLetters {
         Ok(out)
     }
 
+    /// How many letters match `filter` (at most its `limit`, if set), and the first `sample` of
+    /// them, oldest first: what a replay or purge with the same filter would take now. Reads
+    /// page by page, so memory stays bounded however many letters match.
+    pub async fn count(
+        &self,
+        filter: &DeadLetterFilter,
+        sample: usize,
+    ) -> Result<(usize, Vec<DeadLetter>)> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut count = 0usize;
+        let mut first = Vec::new();
+        let mut cursor = self.cursor(filter, true).await?;
+        while count < limit {
+            let Some(page) = self.next_page(filter, &mut cursor).await? else {
+                break;
+            };
+            for l in page.into_iter().take(limit - count) {
+                count += 1;
+                if first.len() < sample {
+                    first.push(l);
+                }
+            }
+        }
+        Ok((count, first))
+    }
+
     /// One letter of `stream` by its dead-letter id.
     pub async fn get(&self, stream: &str, id: MessageId) -> Result<Option<DeadLetter>> {
         // Reads are exclusive of `after`: start just before `id`.

@@ -225,10 +225,10 @@ async fn change(
         let mut count = 0usize;
         let mut sample = Vec::new();
         for f in &filters {
-            let listed = dl.list(&f.clone().limit(usize::MAX)).await?;
-            count += listed.len();
             let room = DRY_RUN_SAMPLE.saturating_sub(sample.len());
-            sample.extend(listed.iter().take(room).map(|l| letter_json(l, false)));
+            let (n, first) = dl.count(f, room).await?;
+            count += n;
+            sample.extend(first.iter().map(|l| letter_json(l, false)));
         }
         return Ok(Json(json!({
             "dry_run": true, "action": verb, "count": count, "letters": sample,
