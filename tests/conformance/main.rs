@@ -1080,6 +1080,86 @@ async fn dead_letters_list_filter_page_and_purge(env: Env) {
     assert_eq!(dl.list(&all).await.unwrap().len(), 5);
 }
 
+/// A selection by id (the console's "these letters") takes exactly those letters: an id that
+/// names no letter selects nothing, never a neighbour.
+async fn dead_letters_are_selected_by_id(env: Env) {
+    let log = Log::default();
+    let rt = runtime_named(&env, &log, "permanent").await;
+    rt.publisher().publish_all(&pings(0..4)).await.unwrap();
+    let dl = rt.dead_letters();
+    let running = spawn(rt);
+    let check = env.publisher().await;
+    wait_until("four letters", T, || async {
+        letters(&check).await.len() == 4
+    })
+    .await;
+    running.stop().await;
+    let all = letters(&check).await;
+    let conf = || DeadLetterFilter::stream("conf");
+    let picked = conf().ids([all[1].id, all[3].id]);
+    let listed: Vec<MessageId> = dl
+        .list(&picked)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(listed, vec![all[1].id, all[3].id]);
+    // Just before the first letter and just after the last: no letter there.
+    let (f, l) = (all[0].id, all[3].id);
+    let before_first = match f.seq() {
+        0 => MessageId::new(f.ms() - 1, u64::MAX),
+        seq => MessageId::new(f.ms(), seq - 1),
+    };
+    let after_last = MessageId::new(l.ms(), l.seq() + 1);
+    for gap in [before_first, after_last] {
+        assert!(dl.list(&conf().ids([gap])).await.unwrap().is_empty());
+        assert_eq!(dl.purge(&conf().ids([gap])).await.unwrap(), 0);
+    }
+    assert_eq!(dl.purge(&conf().ids(Vec::new())).await.unwrap(), 0);
+    // A dry run's count: what the same filter would take, a bounded sample of it.
+    let (n, sample) = dl.count(&conf(), 2).await.unwrap();
+    assert_eq!((n, sample.len()), (4, 2));
+    assert_eq!(sample[0].id, all[0].id);
+    assert_eq!(dl.count(&picked, 10).await.unwrap().0, 2);
+    assert_eq!(
+        dl.count(&conf().limit(3), 0).await.unwrap(),
+        (3, Vec::new())
+    );
+    assert_eq!(dl.purge(&picked).await.unwrap(), 2);
+    let left: Vec<MessageId> = letters(&check).await.iter().map(|l| l.id).collect();
+    assert_eq!(left, vec![all[0].id, all[2].id]);
+    assert_eq!(dl.replay(&conf().ids([all[2].id])).await.unwrap(), 1);
+    let left: Vec<MessageId> = letters(&check).await.iter().map(|l| l.id).collect();
+    assert_eq!(left, vec![all[0].id]);
+}
+
+/// `read_newest` pages back from the newest entry (the console's stream view).
+async fn the_newest_entries_are_read_newest_first(env: Env) {
+    let rt = env.publisher().await;
+    let ids = rt.publisher().publish_all(&pings(0..5)).await.unwrap();
+    let first = rt.read_newest("conf", None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[3]]
+    );
+    let second = rt.read_newest("conf", Some(ids[3]), 2).await.unwrap();
+    assert_eq!(
+        second.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    let last = rt.read_newest("conf", Some(ids[1]), 2).await.unwrap();
+    assert_eq!(last.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert!(
+        rt.read_newest("conf", Some(ids[0]), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(rt.read_newest("none", None, 2).await.unwrap().is_empty());
+    assert_eq!(first[0].envelope().unwrap().event_type, "ping");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reclaim, resume, shutdown
 
@@ -1618,6 +1698,8 @@ conformance! {
     replay_goes_back_to_the_failing_group_only,
     the_replay_loop_guard_stops_a_letter_replayed_too_often,
     dead_letters_list_filter_page_and_purge,
+    dead_letters_are_selected_by_id,
+    the_newest_entries_are_read_newest_first,
     abandoned_messages_are_reclaimed_after_claim_after,
     a_consumer_restarted_under_its_name_resumes_its_pending_entries,
     shutdown_lets_in_flight_handlers_finish_and_acks_them,

@@ -38,6 +38,17 @@ const GLOBAL: &str = "Global options";
     subcommand_required = true
 )]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) globals: Globals,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The options every command takes: where Redis is and how to reach it, the key prefix, the
+/// output format. Public (hidden) for the `opsc` binary's own subcommands.
+#[doc(hidden)]
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
     /// The Redis URL, e.g. `redis://user:password@host:6379/0`.
     #[arg(
         long,
@@ -49,7 +60,7 @@ pub(crate) struct Cli {
         value_parser = RedisUrl,
         hide_env_values = true
     )]
-    pub(crate) redis: String,
+    pub redis: String,
     /// The key prefix: 1 to 64 of `A-Z a-z 0-9 _ . -`.
     #[arg(
         long,
@@ -58,25 +69,23 @@ pub(crate) struct Cli {
         help_heading = GLOBAL,
         value_parser = values::prefix
     )]
-    pub(crate) prefix: String,
+    pub prefix: String,
     /// Trust the CA certificate(s) in this PEM file for a `rediss://` URL (instead of the
     /// system's roots).
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) tls_ca: Option<std::path::PathBuf>,
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Present this client certificate (PEM) on a `rediss://` URL (mutual TLS); with `--tls-key`.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    pub tls_cert: Option<std::path::PathBuf>,
     /// The key (PEM) of `--tls-cert`.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) tls_key: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
     /// Read the Redis password from this file (so it is not in the URL or the command line).
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", value_parser = values::file)]
-    pub(crate) password_file: Option<std::path::PathBuf>,
+    pub password_file: Option<std::path::PathBuf>,
     /// Print JSON lines instead of text for people.
     #[arg(long, global = true, help_heading = GLOBAL)]
-    pub(crate) json: bool,
-    #[command(subcommand)]
-    pub(crate) command: Command,
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,7 +205,34 @@ pub(crate) enum GroupsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move one consumer group's read position (pending entries stay pending).
+    #[command(
+        long_about = RESET_LONG_ABOUT,
+        after_help = "Example:\n  opsc groups reset assets inventory.index_asset --to latest --dry-run"
+    )]
+    Reset {
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
+        stream: String,
+        /// The group name: 1 to 128 of `A-Z a-z 0-9 _ . : -`.
+        #[arg(value_parser = values::group)]
+        group: String,
+        /// Where the group goes on reading: `latest` (skip everything not yet delivered),
+        /// `earliest` (deliver the whole stream again) or an entry id (deliver what follows it).
+        #[arg(long, value_name = "POSITION", value_parser = values::reset_to)]
+        to: super::groups::ResetTo,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+const RESET_LONG_ABOUT: &str = "Move one consumer group's read position with `XGROUP SETID`: \
+`--to latest` skips every entry not yet delivered to the group (its lag becomes 0), `--to \
+earliest` delivers the whole stream to it again, `--to <ID>` delivers what follows that entry. \
+Entries already delivered and not acknowledged stay pending (and are reclaimed as usual); the \
+retry schedule is left as it is. With `--dry-run`, prints the group's position, lag and pending \
+and changes nothing. Redis only.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {

@@ -48,7 +48,8 @@ fn lag(g: &GroupInfo) -> String {
 
 /// The groups that hold back trimming: those at the trimming floor that still need an entry
 /// (a group that has read and acknowledged everything holds nothing back).
-fn holders(info: &StreamInfo) -> Vec<&GroupInfo> {
+#[doc(hidden)]
+pub fn holders(info: &StreamInfo) -> Vec<&GroupInfo> {
     info.trim_floor()
         .map(|(_, groups)| {
             groups
@@ -59,7 +60,9 @@ fn holders(info: &StreamInfo) -> Vec<&GroupInfo> {
         .unwrap_or_default()
 }
 
-fn group_json(g: &GroupInfo, stale: bool, holds: bool) -> Value {
+/// A group as `opsc groups --json` prints it (public for the console).
+#[doc(hidden)]
+pub fn group_json(g: &GroupInfo, stale: bool, holds: bool) -> Value {
     let consumers: Vec<Value> = g
         .consumer_list
         .iter()
@@ -225,6 +228,20 @@ pub(super) async fn remove(
     group: &str,
     dry_run: bool,
 ) -> Result<()> {
+    let (j, text) = remove_group(rt, stream, group, dry_run).await?;
+    out.line(j, || text)
+}
+
+/// Removes `group` of `stream` with its retry schedule and attempt records (with `dry_run`,
+/// only counts them); the JSON `opsc groups remove --json` prints and the line for people.
+/// Public (hidden) for the console. Redis only.
+#[doc(hidden)]
+pub async fn remove_group(
+    rt: &Runtime,
+    stream: &str,
+    group: &str,
+    dry_run: bool,
+) -> Result<(Value, String)> {
     let keys = rt.keys().stream(stream);
     let info = rt.stream_info(stream).await?;
     let Some(g) = info.groups.iter().find(|g| g.name == group) else {
@@ -260,7 +277,7 @@ pub(super) async fn remove(
         let n = records(&mut conn, &keys, group, |_| async { Ok(()) }).await?;
         let mut j = fields(n);
         j["would"] = json!("remove");
-        return out.line(j, || printable(what("would remove", n)));
+        return Ok((j, printable(what("would remove", n))));
     }
     // Attempt records first, the group last: if this stops half-way, the group is still there
     // and running the command again finishes the work.
@@ -297,5 +314,89 @@ pub(super) async fn remove(
     }
     let mut j = fields(n);
     j["removed"] = json!(true);
-    out.line(j, || printable(what("removed", n)))
+    Ok((j, printable(what("removed", n))))
+}
+
+/// Where `groups reset` moves a group.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTo {
+    /// After the newest entry: everything not yet delivered is skipped.
+    Latest,
+    /// Before the first entry: the whole stream is delivered again.
+    Earliest,
+    /// After this entry.
+    After(MessageId),
+}
+
+impl std::fmt::Display for ResetTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResetTo::Latest => f.write_str("latest"),
+            ResetTo::Earliest => f.write_str("earliest"),
+            ResetTo::After(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// Moves `group` of `stream` to `to` (`XGROUP SETID`; with `dry_run`, only reports where it
+/// is); the JSON `opsc groups reset --json` prints and the line for people. Pending entries stay
+/// pending, the retry schedule stays. Public (hidden) for the console. Redis only.
+#[doc(hidden)]
+pub async fn reset_group(
+    rt: &Runtime,
+    stream: &str,
+    group: &str,
+    to: ResetTo,
+    dry_run: bool,
+) -> Result<(Value, String)> {
+    let keys = rt.keys().stream(stream);
+    let info = rt.stream_info(stream).await?;
+    let Some(g) = info.groups.iter().find(|g| g.name == group) else {
+        return Err(CliError::NoSuchGroup {
+            stream: stream.to_owned(),
+            group: group.to_owned(),
+        });
+    };
+    let mut conn = rt.redis_connection().await?.ok_or_else(|| {
+        CliError::Runtime(Error::UnexpectedReply {
+            command: "CONNECT",
+            key: keys.events.clone(),
+            reply: "not a Redis transport".to_owned(),
+        })
+    })?;
+    let mut j = json!({
+        "stream": stream, "group": group, "to": to.to_string(),
+        "last_delivered": g.last_delivered.map(|id| id.to_string()),
+        "lag": g.lag, "pending": g.pending, "stream_length": info.length,
+    });
+    let what = |verb: &str| {
+        printable(format!(
+            "{verb} group {group} of stream {stream} to {to}: last delivered {}, lag {}, \
+             pending {} (pending entries stay pending)",
+            g.last_delivered
+                .map_or_else(|| "none".to_owned(), |id| id.to_string()),
+            lag(g),
+            g.pending
+        ))
+    };
+    if dry_run {
+        j["would"] = json!("reset");
+        return Ok((j, what("would reset")));
+    }
+    let id = match to {
+        ResetTo::Latest => "$".to_owned(),
+        ResetTo::Earliest => "0".to_owned(),
+        ResetTo::After(id) => id.to_string(),
+    };
+    let _: () = redis::cmd("XGROUP")
+        .arg("SETID")
+        .arg(&keys.events)
+        .arg(group)
+        .arg(&id)
+        .query_async(&mut conn)
+        .await
+        .map_err(redis_error("XGROUP SETID", &keys.events))?;
+    j["reset"] = json!(true);
+    Ok((j, what("reset")))
 }

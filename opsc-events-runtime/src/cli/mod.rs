@@ -11,9 +11,14 @@ mod groups;
 mod values;
 
 #[doc(hidden)]
+pub use args::Globals;
+#[doc(hidden)]
 pub use commands::{entry_json, letter_json, letter_line};
+#[doc(hidden)]
+pub use groups::{ResetTo, group_json, holders, remove_group, reset_group};
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -53,11 +58,97 @@ pub enum CliError {
         /// The dead-letter id.
         id: String,
     },
+    /// A subcommand of the `opsc` binary's own crate (e.g. `console`) failed.
+    #[error(transparent)]
+    Extension(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Subcommands that the `opsc` binary's crate (`opsc-events-cli`) adds to the commands here,
+/// so that tools only operators run (the web console) stay out of this crate. Hidden: the
+/// entry point of that crate, not an API for services.
+#[doc(hidden)]
+pub trait Extension: clap::Subcommand + Sized {
+    /// Runs the subcommand against a runtime connected as the global options say.
+    fn run(
+        self,
+        runtime: Runtime,
+        globals: Globals,
+    ) -> impl Future<Output = Result<(), CliError>> + Send;
+}
+
+/// `opsc` with no added subcommands.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum NoExtension {}
+
+impl FromArgMatches for NoExtension {
+    fn from_arg_matches(_: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Err(clap::Error::new(ErrorKind::MissingSubcommand))
+    }
+
+    fn update_from_arg_matches(&mut self, _: &clap::ArgMatches) -> Result<(), clap::Error> {
+        match *self {}
+    }
+}
+
+impl clap::Subcommand for NoExtension {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+
+    fn has_subcommand(_: &str) -> bool {
+        false
+    }
+}
+
+impl Extension for NoExtension {
+    async fn run(self, _: Runtime, _: Globals) -> Result<(), CliError> {
+        match self {}
+    }
+}
+
+/// The parser of `groups --stale-after` (a whole number and a unit `ms`, `s`, `m`, `h`, `d`;
+/// 1ms to 36500d), for the `opsc` binary's own subcommands.
+#[doc(hidden)]
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    values::duration(s).map_err(|e| e.to_string())
+}
+
+/// The parser of `groups reset --to` (`latest`, `earliest` or an entry id), for the console.
+#[doc(hidden)]
+pub fn parse_reset_to(s: &str) -> Result<ResetTo, String> {
+    values::reset_to(s).map_err(|e| e.to_string())
 }
 
 /// The `opsc` command definition, for tools and tests that walk its subcommands and options.
 pub fn command() -> clap::Command {
     args::Cli::command()
+}
+
+/// The `opsc` command definition with the subcommands of `E` added.
+#[doc(hidden)]
+pub fn command_with<E: Extension>() -> clap::Command {
+    let base = args::Cli::command();
+    // A derived `Subcommand` sets the doc comment of its enum as the command's about: keep
+    // the tool's own.
+    let about = base.get_about().cloned();
+    let long_about = base.get_long_about().cloned();
+    let after_help = base.get_after_help().cloned();
+    let mut cmd = E::augment_subcommands(base);
+    if let Some(a) = about {
+        cmd = cmd.about(a);
+    }
+    if let Some(a) = long_about {
+        cmd = cmd.long_about(a);
+    }
+    if let Some(a) = after_help {
+        cmd = cmd.after_help(a);
+    }
+    cmd
 }
 
 /// Parses and checks a command line (the program name first), including the checks that
@@ -70,7 +161,7 @@ where
     let mut cmd = args::Cli::command();
     let matches = cmd.try_get_matches_from_mut(argv)?;
     let cli = args::Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
-    if cli.tls_cert.is_some() != cli.tls_key.is_some() {
+    if cli.globals.tls_cert.is_some() != cli.globals.tls_key.is_some() {
         return Err(cmd.error(
             ErrorKind::MissingRequiredArgument,
             "`--tls-cert` and `--tls-key` go together: give both or neither",
@@ -125,8 +216,40 @@ where
 
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = match parse(std::env::args_os()) {
-        Ok(cli) => cli,
+    main_with::<NoExtension>()
+}
+
+/// What the command line asks for: one of the commands here, or one of `E`.
+enum Parsed<E> {
+    Own(Box<args::Cli>),
+    Extension(Box<Globals>, E),
+}
+
+/// Parses `argv` against the commands here and those of `E` (its `--help` lists both).
+fn parse_with<E: Extension>(argv: Vec<OsString>) -> Result<Parsed<E>, clap::Error> {
+    let mut cmd = command_with::<E>();
+    let matches = cmd.try_get_matches_from_mut(argv.clone())?;
+    match matches.subcommand_name() {
+        Some(name) if E::has_subcommand(name) => {
+            let globals = Globals::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+            if globals.tls_cert.is_some() != globals.tls_key.is_some() {
+                return Err(cmd.error(
+                    ErrorKind::MissingRequiredArgument,
+                    "`--tls-cert` and `--tls-key` go together: give both or neither",
+                ));
+            }
+            let ext = E::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+            Ok(Parsed::Extension(Box::new(globals), ext))
+        }
+        _ => parse(argv).map(|cli| Parsed::Own(Box::new(cli))),
+    }
+}
+
+/// [`main`] with the subcommands of `E` added: the entry point of the `opsc` binary.
+#[doc(hidden)]
+pub fn main_with<E: Extension>() -> ExitCode {
+    let parsed = match parse_with::<E>(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             // `--help` and `--version` exit 0; usage errors exit 2.
             let code = u8::try_from(e.exit_code()).unwrap_or(2);
@@ -135,17 +258,30 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The console serves many requests at once: a multi-threaded runtime for extensions.
+    let rt = match &parsed {
+        Parsed::Own(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Parsed::Extension(..) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("opsc: cannot start: {e}");
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(run(cli)) {
+    let outcome = match parsed {
+        Parsed::Own(cli) => rt.block_on(run(*cli)),
+        Parsed::Extension(globals, ext) => rt.block_on(async move {
+            let runtime = connect(&globals).await?;
+            ext.run(runtime, *globals).await
+        }),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // The reader stopped reading (`opsc tail x | head -1`): nothing left to do.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -156,28 +292,42 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A runtime without handlers, connected as the global options say.
+#[doc(hidden)]
+pub async fn connect(g: &Globals) -> Result<Runtime, CliError> {
+    let mut builder = Runtime::builder()
+        .service("opsc")
+        .prefix(&g.prefix)
+        .redis(&g.redis)
+        .connect_timeout(Duration::from_secs(5))
+        .no_handlers();
+    if let Some(ca) = &g.tls_ca {
+        builder = builder.tls_ca_file(ca);
+    }
+    if let (Some(cert), Some(key)) = (&g.tls_cert, &g.tls_key) {
+        builder = builder.tls_client_cert_files(cert, key);
+    }
+    if let Some(file) = &g.password_file {
+        builder = builder.redis_password_file(file);
+    }
+    Ok(builder.build().await?)
+}
+
 async fn run(cli: args::Cli) -> Result<(), CliError> {
     // Computed from the arguments alone: no connection.
     if let args::Command::Acl(a) = &cli.command {
-        return acl::print(&commands::Out { json: cli.json }, &cli.prefix, a);
+        return acl::print(
+            &commands::Out {
+                json: cli.globals.json,
+            },
+            &cli.globals.prefix,
+            a,
+        );
     }
-    let mut builder = Runtime::builder()
-        .service("opsc")
-        .prefix(&cli.prefix)
-        .redis(&cli.redis)
-        .connect_timeout(Duration::from_secs(5))
-        .no_handlers();
-    if let Some(ca) = &cli.tls_ca {
-        builder = builder.tls_ca_file(ca);
-    }
-    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
-        builder = builder.tls_client_cert_files(cert, key);
-    }
-    if let Some(file) = &cli.password_file {
-        builder = builder.redis_password_file(file);
-    }
-    let rt = builder.build().await?;
-    let out = commands::Out { json: cli.json };
+    let rt = connect(&cli.globals).await?;
+    let out = commands::Out {
+        json: cli.globals.json,
+    };
     match cli.command {
         args::Command::Acl(_) => Ok(()), // answered above, without a connection
         args::Command::Streams => commands::streams(&rt, &out).await,
@@ -194,6 +344,15 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
                 group,
                 dry_run,
             }) => groups::remove(&rt, &out, &stream, &group, dry_run).await,
+            Some(args::GroupsCommand::Reset {
+                stream,
+                group,
+                to,
+                dry_run,
+            }) => {
+                let (j, text) = groups::reset_group(&rt, &stream, &group, to, dry_run).await?;
+                out.line(j, || text)
+            }
         },
         args::Command::Dlq { command } => match command {
             args::DlqCommand::List(f) => commands::dlq_list(&rt, &out, &f).await,

@@ -61,6 +61,12 @@ pub(crate) enum ValueError {
     /// Not a stream entry id.
     #[error("{0}; expected a stream entry id `<ms>-<seq>` (e.g. `1700000000000-0`) ({SEE})")]
     EntryId(&'static str),
+    /// Not a position of `groups reset --to`.
+    #[error(
+        "{0}; expected `latest`, `earliest` or a stream entry id `<ms>-<seq>` (e.g. \
+         `1700000000000-0`) ({SEE})"
+    )]
+    ResetTo(&'static str),
     /// Not an ACL user name (the service name's rule).
     #[error(
         "invalid user name: {0}; expected 1 to 64 of `A-Z a-z 0-9 _ . -`, the service name's \
@@ -145,6 +151,19 @@ pub(crate) fn entry_id(s: &str) -> Result<MessageId, ValueError> {
     }
     s.parse()
         .map_err(|_| ValueError::EntryId("a part is larger than 18446744073709551615"))
+}
+
+/// `groups reset --to`: `latest`, `earliest` or an entry id.
+pub(crate) fn reset_to(s: &str) -> Result<super::groups::ResetTo, ValueError> {
+    use super::groups::ResetTo;
+    match s {
+        "latest" => Ok(ResetTo::Latest),
+        "earliest" => Ok(ResetTo::Earliest),
+        "" => Err(ValueError::ResetTo("it is empty")),
+        _ => entry_id(s)
+            .map(ResetTo::After)
+            .map_err(|_| ValueError::ResetTo("not a position")),
+    }
 }
 
 /// A point in time as `--since` / `--until` give it.

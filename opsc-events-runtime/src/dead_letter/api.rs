@@ -108,14 +108,36 @@ impl DeadLetters {
         Ok(out)
     }
 
+    /// How many letters match `filter` (at most its `limit`, if set), and the first `sample` of
+    /// them, oldest first: what a replay or purge with the same filter would take now. Reads
+    /// page by page, so memory stays bounded however many letters match.
+    pub async fn count(
+        &self,
+        filter: &DeadLetterFilter,
+        sample: usize,
+    ) -> Result<(usize, Vec<DeadLetter>)> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut count = 0usize;
+        let mut first = Vec::new();
+        let mut cursor = self.cursor(filter, true).await?;
+        while count < limit {
+            let Some(page) = self.next_page(filter, &mut cursor).await? else {
+                break;
+            };
+            for l in page.into_iter().take(limit - count) {
+                count += 1;
+                if first.len() < sample {
+                    first.push(l);
+                }
+            }
+        }
+        Ok((count, first))
+    }
+
     /// One letter of `stream` by its dead-letter id.
     pub async fn get(&self, stream: &str, id: MessageId) -> Result<Option<DeadLetter>> {
         // Reads are exclusive of `after`: start just before `id`.
-        let before = match (id.ms(), id.seq()) {
-            (0, 0) => None,
-            (ms, 0) => Some(MessageId::new(ms - 1, u64::MAX)),
-            (ms, seq) => Some(MessageId::new(ms, seq - 1)),
-        };
+        let before = before(id);
         let keys = self.keys.stream(stream);
         let page = with_broker!(&self.transport, r => r.read_dead_letters(&keys, before, Some(id), 1).await?);
         Ok(page
@@ -192,12 +214,33 @@ struct Cursor {
 
 impl Cursor {
     fn new(filter: &DeadLetterFilter, until: Option<MessageId>) -> Self {
+        // A selection by id is read from just before its first id to its last one.
+        let (after, until, done) = match &filter.ids {
+            Some(ids) => match (ids.first(), ids.last()) {
+                (Some(first), Some(last)) => (
+                    filter.after.max(before(*first)),
+                    Some(until.map_or(*last, |u| u.min(*last))),
+                    false,
+                ),
+                _ => (filter.after, until, true),
+            },
+            None => (filter.after, until, false),
+        };
         Cursor {
-            after: filter.after,
+            after,
             until,
             // Small until the letters' size is known.
             count: FIRST_PAGE,
-            done: false,
+            done,
         }
+    }
+}
+
+/// The id just before `id` (reads are exclusive of their start); `None` before the first id.
+fn before(id: MessageId) -> Option<MessageId> {
+    match (id.ms(), id.seq()) {
+        (0, 0) => None,
+        (ms, 0) => Some(MessageId::new(ms - 1, u64::MAX)),
+        (ms, seq) => Some(MessageId::new(ms, seq - 1)),
     }
 }

@@ -184,6 +184,7 @@ pub struct DeadLetterFilter {
     pub(crate) until: Option<u64>,
     pub(crate) after: Option<MessageId>,
     pub(crate) limit: Option<usize>,
+    pub(crate) ids: Option<std::collections::BTreeSet<MessageId>>,
 }
 
 impl DeadLetterFilter {
@@ -197,7 +198,15 @@ impl DeadLetterFilter {
             until: None,
             after: None,
             limit: None,
+            ids: None,
         }
+    }
+
+    /// Only the letters with these dead-letter ids (one letter, or an operator's selection);
+    /// an id that names no letter selects nothing. An empty set selects nothing.
+    pub fn ids(mut self, ids: impl IntoIterator<Item = MessageId>) -> Self {
+        self.ids = Some(ids.into_iter().collect());
+        self
     }
 
     /// Only those failed by `group`.
@@ -242,7 +251,8 @@ impl DeadLetterFilter {
     }
 
     pub(crate) fn matches(&self, letter: &DeadLetter) -> bool {
-        self.group.as_ref().is_none_or(|g| *g == letter.group)
+        self.ids.as_ref().is_none_or(|ids| ids.contains(&letter.id))
+            && self.group.as_ref().is_none_or(|g| *g == letter.group)
             && self.reason.as_ref().is_none_or(|r| *r == letter.reason)
             && self.since.is_none_or(|t| letter.failed_at >= t)
             && self.until.is_none_or(|t| letter.failed_at < t)

@@ -155,6 +155,31 @@ impl Runtime {
             .collect())
     }
 
+    /// Up to `count` raw entries of `stream` before `before` (from the newest when `None`),
+    /// newest first: for tools that show the latest events. The next page starts
+    /// `before(last.id)`.
+    pub async fn read_newest(
+        &self,
+        stream: &str,
+        before: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
+        let key = self.keys.events(stream);
+        let raw = with_broker!(&self.transport, b => b.read_range_rev(&key, before, count).await)?;
+        Ok(raw
+            .into_iter()
+            .map(|e| Entry {
+                id: e.id,
+                fields: e
+                    .fields
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                    .collect(),
+            })
+            .collect())
+    }
+
     /// The streams of the handlers this runtime runs.
     pub fn handler_streams(&self) -> Vec<&'static str> {
         let mut streams: Vec<&'static str> = self.selected.iter().map(|s| s.reg.stream).collect();

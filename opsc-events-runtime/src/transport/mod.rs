@@ -302,6 +302,15 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         count: usize,
     ) -> impl Future<Output = Result<Vec<RawEntry>>> + Send;
 
+    /// Up to `count` entries of the stream at `key` before `before` (from the newest when
+    /// `None`), newest first.
+    fn read_range_rev(
+        &self,
+        key: &str,
+        before: Option<MessageId>,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<RawEntry>>> + Send;
+
     /// The stream's length, dead letters and groups.
     fn stream_info(
         &self,

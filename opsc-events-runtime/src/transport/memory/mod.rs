@@ -347,6 +347,28 @@ impl Broker for MemoryBroker {
             .collect())
     }
 
+    async fn read_range_rev(
+        &self,
+        key: &str,
+        before: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        let state = self.lock();
+        let Some(s) = state.streams.get(key) else {
+            return Ok(Vec::new());
+        };
+        let to = before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(s.entries
+            .range((std::ops::Bound::Unbounded, to))
+            .rev()
+            .take(count.max(1))
+            .map(|(id, f)| RawEntry {
+                id: *id,
+                fields: Some(f.clone()),
+            })
+            .collect())
+    }
+
     async fn stream_info(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
         self.stream_info_now(keys)
     }

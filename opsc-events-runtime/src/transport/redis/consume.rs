@@ -420,6 +420,15 @@ impl Broker for RedisTransport {
         self.range(key, after, count).await
     }
 
+    async fn read_range_rev(
+        &self,
+        key: &str,
+        before: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        self.range_rev(key, before, count).await
+    }
+
     async fn stream_info(&self, keys: &StreamKeys) -> Result<crate::info::StreamInfo> {
         self.info(keys).await
     }

@@ -496,6 +496,27 @@ impl RedisTransport {
         reply::entries(v).map_err(|r| Self::bad_reply("XRANGE", key, r))
     }
 
+    /// `XREVRANGE`: up to `count` entries before `before` (exclusive), newest first.
+    pub(super) async fn range_rev(
+        &self,
+        key: &str,
+        before: Option<MessageId>,
+        count: usize,
+    ) -> Result<Vec<RawEntry>> {
+        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let mut conn = self.conn.clone();
+        let v: Value = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("XREVRANGE", key, e))?;
+        reply::entries(v).map_err(|r| Self::bad_reply("XREVRANGE", key, r))
+    }
+
     pub(super) async fn stream_names(&self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{prefix}:{{*}}:events");
         let head = format!("{prefix}:{{");

@@ -8,14 +8,23 @@ mod cli_support;
 use std::collections::BTreeSet;
 
 use cli_support::{conn, connections, dead_letter, entry, opsc, run, seed, snapshot, xadd};
-use opsc_events_runtime::cli;
+use opsc_events_cli as cli;
 use opsc_events_testkit::RedisServer;
 
 /// Options that take no value (nothing to get wrong but their spelling).
-const FLAGS: &[&str] = &["json", "from_start", "dry_run", "verbose"];
+const FLAGS: &[&str] = &["json", "from_start", "dry_run", "verbose", "allow_writes"];
 
 /// Where every error message sends the reader.
 const RULES: &str = "docs/WIRE.md § Names and limits";
+
+/// Where the errors about `id` send the reader: the console's own options are explained with
+/// its security.
+fn rules(id: &str) -> &'static str {
+    match id {
+        "listen" | "token" => "docs/OPERATIONS.md § Console",
+        _ => RULES,
+    }
+}
 
 /// A password that must never be printed.
 const SECRET: &str = "s3cret-pw";
@@ -93,6 +102,20 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             "1e3",
             "99999999999999999999999",
         ]),
+        // `latest`, `earliest` or an entry id.
+        "to" => v(&["", "now", "LATEST", "latest ", "1-", "-1", "1-x", "$", "0"]),
+        // An IP address and a port.
+        "listen" => v(&[
+            "",
+            "localhost",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "localhost:8080",
+            ":8080",
+            "127.0.0.1:x",
+        ]),
+        // 16 to 256 visible ASCII characters.
+        "token" => v(&["", "short", "has spaces in it!!", "tøken-0123456789abc"]),
         "after" | "id" => v(&[
             "",
             "abc",
@@ -113,6 +136,7 @@ fn invalid(id: &str) -> Option<Vec<String>> {
         "limit" => values.push("1000001".to_owned()),
         "count" => values.push("1000000001".to_owned()),
         "scan" => values.push("10000001".to_owned()),
+        "token" => values.push("t".repeat(257)),
         "redis" => values.push(format!("redis://:{SECRET}@127.0.0.1:notaport")),
         _ => {}
     }
@@ -127,6 +151,7 @@ fn valid(id: &str) -> &'static str {
         "service" => "svc",
         "group" => "svc.handler",
         "id" => "1-0",
+        "to" => "latest",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
@@ -340,7 +365,7 @@ fn invalid_values_are_usage_errors_that_touch_nothing() {
                     "{what} does not name the argument: {err}"
                 );
                 assert!(
-                    err.contains(RULES),
+                    err.contains(rules(id)),
                     "{what} does not point to the rules: {err}"
                 );
                 assert!(!err.contains(SECRET), "{what} shows the password: {err}");
@@ -408,6 +433,9 @@ fn good_value(id: &str) -> &'static str {
         "stale_after" => "1h",
         "tls_ca" | "tls_cert" | "tls_key" | "password_file" => "/etc/passwd",
         "after" | "id" => "1-0",
+        "listen" => "127.0.0.1:0",
+        "token" => "0123456789abcdef-token",
+        "to" => "earliest",
         other => panic!("no valid value for `{other}`"),
     }
 }

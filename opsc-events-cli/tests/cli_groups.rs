@@ -397,3 +397,101 @@ fn groups_remove_of_a_missing_group_fails_and_changes_nothing() {
     }
     assert!(snapshot(&mut c) == before);
 }
+
+#[test]
+fn groups_reset_moves_the_read_position_and_keeps_pending_entries() {
+    let server = RedisServer::start();
+    seed(&server);
+    let mut c = conn(&server);
+    // `holder` has read every entry and acknowledged none: 3 pending.
+    read_all(&mut c, "svc.holder", "h1", false);
+    let before = snapshot(&mut c);
+    let dry = opsc(
+        &server,
+        &[
+            "--json",
+            "groups",
+            "reset",
+            "pings",
+            "svc.handler",
+            "--to",
+            "latest",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let line = &json_lines(&dry)[0];
+    assert_eq!(
+        (line["would"].clone(), line["lag"].clone()),
+        (Value::from("reset"), Value::from(3))
+    );
+    assert!(snapshot(&mut c) == before, "a dry run changed a key");
+
+    let lag_of = |g: &str| -> Value {
+        let out = opsc(&server, &["--json", "groups", "pings"]);
+        group(&json_lines(&out)[0], g)["lag"].clone()
+    };
+    let out = opsc(
+        &server,
+        &["groups", "reset", "pings", "svc.handler", "--to", "latest"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("reset group svc.handler of stream pings to latest"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        lag_of("svc.handler"),
+        Value::from(0),
+        "nothing left to deliver"
+    );
+
+    let out = opsc(
+        &server,
+        &["groups", "reset", "pings", "svc.holder", "--to", "latest"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (pending, _, _, _): (u64, redis::Value, redis::Value, redis::Value) =
+        redis::cmd("XPENDING")
+            .arg(EVENTS)
+            .arg("svc.holder")
+            .query(&mut c)
+            .expect("XPENDING");
+    assert_eq!(pending, 3, "pending entries stay pending");
+
+    // `earliest`: the whole stream is delivered again.
+    let out = opsc(
+        &server,
+        &[
+            "groups",
+            "reset",
+            "pings",
+            "svc.handler",
+            "--to",
+            "earliest",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("svc.handler")
+        .arg("c9")
+        .arg("STREAMS")
+        .arg(EVENTS)
+        .arg(">")
+        .query(&mut c)
+        .expect("XREADGROUP");
+    assert_eq!(again.keys[0].ids.len(), 3);
+
+    let missing = opsc(
+        &server,
+        &["groups", "reset", "pings", "no.such", "--to", "latest"],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no consumer group `no.such`"),
+        "{}",
+        stderr(&missing)
+    );
+}
