@@ -115,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fetch_one(&pool)
         .await?;
 
-    let (_, first) = create_asset(&pool, &outbox, "db-1", true).await?;
+    let (first_asset, first) = create_asset(&pool, &outbox, "db-1", true).await?;
     create_asset(&pool, &outbox, "web-1", true).await?;
     create_asset(&pool, &outbox, "tmp-1", false).await?;
     // A relay that crashed after publishing but before marking the row sent publishes it again,
@@ -123,8 +123,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let copy = publisher
         .publish_with(
             &AssetCreated {
-                asset_id: 0,
-                hostname: "db-1 (again)".into(),
+                asset_id: first_asset,
+                hostname: "db-1".into(),
             },
             &PublishOptions::new().event_id(first),
         )
