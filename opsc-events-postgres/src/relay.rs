@@ -172,9 +172,13 @@ impl Relay {
         let mut tx = self.pool.begin().await.map_err(Error::db("relay: begin"))?;
         // A relay that stops answering (paused, cut off) must not keep the stream's lock until
         // TCP notices: PostgreSQL ends its session after this long idle in the transaction.
+        // The marks need no flush to disk before the commit returns: a mark lost to a database
+        // crash makes its rows published again (a duplicate, which delivery allows anyway),
+        // never lost, and it saves a WAL flush per batch.
         let locked: bool = sqlx::query_scalar(
             "SELECT pg_try_advisory_xact_lock($1, hashtext($2))
-             FROM (SELECT set_config('idle_in_transaction_session_timeout', '60000', true)) AS s",
+             FROM (SELECT set_config('idle_in_transaction_session_timeout', '60000', true),
+                          set_config('synchronous_commit', 'off', true)) AS s",
         )
         .bind(LOCK_CLASS)
         .bind(stream)
