@@ -1,6 +1,7 @@
 //! The outbox's cost (BENCHMARKS.md § Outbox): `cargo bench -p opsc-events-postgres --bench
 //! outbox` against a private redis-server and a fresh database on the PostgreSQL at
-//! 127.0.0.1:5432 (as the tests). `OPSC_BENCH_QUICK=1` for a smoke run.
+//! 127.0.0.1:5432 (as the tests). `OPSC_BENCH_QUICK=1` for a run at a twenty-fifth of the
+//! sizes; `cargo test` runs it once at a hundredth as a smoke check.
 //!
 //! 1. Relay throughput: rows already committed, then one relay publishes them all (staged →
 //!    published, events per second), for batch sizes 64 and 256.
@@ -49,8 +50,32 @@ fn asset(i: i64) -> AssetCreated {
 
 const STREAM: &str = "bench-outbox";
 
-fn quick() -> bool {
-    std::env::var("OPSC_BENCH_QUICK").is_ok_and(|v| v == "1")
+/// How much to run: `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) does not,
+/// and gets a smoke check at a hundredth of the sizes.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Full,
+    Quick,
+    Smoke,
+}
+
+fn mode() -> Mode {
+    if !std::env::args().any(|a| a == "--bench") {
+        Mode::Smoke
+    } else if std::env::var("OPSC_BENCH_QUICK").is_ok_and(|v| v == "1") {
+        Mode::Quick
+    } else {
+        Mode::Full
+    }
+}
+
+/// `full` scaled down for quick runs (a twenty-fifth) and smoke checks (a hundredth).
+fn size(full: u64) -> u64 {
+    match mode() {
+        Mode::Full => full,
+        Mode::Quick => (full / 25).max(1),
+        Mode::Smoke => (full / 100).max(1),
+    }
 }
 
 async fn relay_throughput(batch: usize, n: i64) {
@@ -154,11 +179,11 @@ async fn watch_arrivals(url: String, prefix_key: String, until: usize) -> HashMa
     seen
 }
 
-async fn latency(rate: u64, seconds: u64) {
+async fn latency(rate: u64, events: u64) {
     let (db, redis) = (TestDb::create().await, RedisServer::start());
     let rt = reader(&redis.url()).await;
     let key = rt.keys().events(STREAM);
-    let n = (rate * seconds) as usize;
+    let n = events as usize;
     for via_outbox in [false, true] {
         // A fresh stream per run: the ids restart at 0.
         let _: () = redis::cmd("DEL")
@@ -184,7 +209,7 @@ async fn latency(rate: u64, seconds: u64) {
         };
         let outbox = Outbox::for_publisher(&rt.publisher());
         let publisher = rt.publisher();
-        let done: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+        let done: Arc<Mutex<HashMap<i64, (Instant, Instant)>>> = Arc::default();
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut writers = Vec::new();
@@ -207,7 +232,7 @@ async fn latency(rate: u64, seconds: u64) {
                 } else {
                     publisher.publish(&asset(i)).await.unwrap();
                 }
-                done.lock().await.insert(i, start);
+                done.lock().await.insert(i, (start, Instant::now()));
             }));
         }
         for w in writers {
@@ -224,20 +249,35 @@ async fn latency(rate: u64, seconds: u64) {
         let done = done.lock().await;
         let mut lat: Vec<Duration> = done
             .iter()
-            .map(|(i, at)| arrivals[i].saturating_duration_since(*at))
+            .map(|(i, (start, _))| arrivals[i].saturating_duration_since(*start))
+            .collect();
+        let mut after: Vec<Duration> = done
+            .iter()
+            .map(|(i, (_, returned))| arrivals[i].saturating_duration_since(*returned))
             .collect();
         lat.sort();
+        after.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "latency at {rate}/s  {:<30} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({n} events)",
+            "latency at {rate}/s  {:<36} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({n} events)",
             if via_outbox {
                 "begin..commit → in Redis (outbox):"
             } else {
-                "publish() → in Redis (direct):   "
+                "publish() → in Redis (direct):"
             },
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99)),
+            ms(lat.last().copied().unwrap_or_default()),
         );
+        if via_outbox {
+            println!(
+                "latency at {rate}/s  {:<36} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
+                "commit returned → in Redis (relay):",
+                ms(percentile(&after, 0.5)),
+                ms(percentile(&after, 0.99)),
+                ms(after.last().copied().unwrap_or_default()),
+            );
+        }
     }
 }
 
@@ -245,16 +285,19 @@ async fn latency(rate: u64, seconds: u64) {
 async fn main() {
     let only = std::env::var("OPSC_BENCH_ONLY").unwrap_or_default();
     let run = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
+    if mode() == Mode::Smoke {
+        println!("smoke check (`cargo test`): the figures mean nothing; run `cargo bench -p opsc-events-postgres --bench outbox`");
+    }
     if run("relay") {
-        let n = if quick() { 2_000 } else { 50_000 };
         for batch in [64, 256] {
-            relay_throughput(batch, n).await;
+            relay_throughput(batch, size(50_000) as i64).await;
         }
     }
     if run("staging") {
-        staging_cost(if quick() { 500 } else { 5_000 }).await;
+        staging_cost(size(5_000) as i64).await;
     }
     if run("latency") {
-        latency(1000, if quick() { 2 } else { 10 }).await;
+        // 10 s at 1,000 events/s; a fraction of a second in smoke checks.
+        latency(1000, size(10_000)).await;
     }
 }
