@@ -286,7 +286,9 @@ async fn main() {
     let only = std::env::var("OPSC_BENCH_ONLY").unwrap_or_default();
     let run = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
     if mode() == Mode::Smoke {
-        println!("smoke check (`cargo test`): the figures mean nothing; run `cargo bench -p opsc-events-postgres --bench outbox`");
+        println!(
+            "smoke check (`cargo test`): the figures mean nothing; run `cargo bench -p opsc-events-postgres --bench outbox`"
+        );
     }
     if run("relay") {
         for batch in [64, 256] {
