@@ -448,3 +448,54 @@ async fn migrate_is_idempotent() {
         .unwrap();
     assert_eq!(versions, [1]);
 }
+
+#[tokio::test]
+async fn opsc_outbox_status_prints_the_backlog_per_stream() {
+    let db = TestDb::create().await;
+    let outbox = Outbox::new("inventory");
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox
+        .stage_all(
+            &mut tx,
+            &[AssetCreated { asset_id: 1 }, AssetCreated { asset_id: 2 }],
+        )
+        .await
+        .unwrap();
+    outbox
+        .stage(&mut tx, &UserRegistered { user: "ada".into() })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsc-outbox"))
+        .args(["--database-url", &db.url, "status"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |stream: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(stream))
+            .unwrap_or_else(|| panic!("no line for {stream} in:\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(line(ASSETS)[1], "2", "unsent rows of {ASSETS}:\n{text}");
+    assert_eq!(line("outbox-users")[1], "1");
+
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsc-outbox"))
+        .args([
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+            "status",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}

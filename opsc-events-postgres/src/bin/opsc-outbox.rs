@@ -29,6 +29,7 @@ async fn main() -> std::process::ExitCode {
     let result = async {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&cli.database_url)
             .await
             .map_err(|e| format!("cannot connect to the database: {e}"))?;
