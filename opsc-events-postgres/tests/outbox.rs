@@ -499,3 +499,81 @@ async fn opsc_outbox_status_prints_the_backlog_per_stream() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn without_notifications_the_relay_still_publishes_by_polling() {
+    let (db, redis) = (TestDb::create().await, RedisServer::start());
+    let rt = reader(&redis.url()).await;
+    // Rows inserted without the trigger (another tool, or the trigger dropped): no NOTIFY.
+    sqlx::raw_sql("ALTER TABLE opsc_outbox DISABLE TRIGGER opsc_outbox_notify")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let config = RelayConfig {
+        poll_interval: Duration::from_millis(100),
+        ..RelayConfig::default()
+    };
+    let task = tokio::spawn(relay(&db, &rt, config).run(stop.clone()));
+    let mut tx = db.pool.begin().await.unwrap();
+    Outbox::new("inventory")
+        .stage(&mut tx, &AssetCreated { asset_id: 5 })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            rt.read(ASSETS, None, 10).await.unwrap().len() == 1
+        })
+        .await,
+        "the polling relay did not publish the row"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_running_relay_deletes_sent_rows_once_the_retention_ends() {
+    let (db, redis) = (TestDb::create().await, RedisServer::start());
+    let rt = reader(&redis.url()).await;
+    let stop = CancellationToken::new();
+    let config = RelayConfig {
+        poll_interval: Duration::from_millis(50),
+        retention: Duration::from_millis(200),
+        cleanup_interval: Duration::from_millis(50),
+        ..RelayConfig::default()
+    };
+    let task = tokio::spawn(relay(&db, &rt, config).run(stop.clone()));
+    let mut tx = db.pool.begin().await.unwrap();
+    Outbox::new("inventory")
+        .stage_all(
+            &mut tx,
+            &[AssetCreated { asset_id: 1 }, AssetCreated { asset_id: 2 }],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM opsc_outbox")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            rt.read(ASSETS, None, 10).await.unwrap().len() == 2
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async { rows().await == 0 }).await,
+        "sent rows were not deleted after the retention"
+    );
+    assert_eq!(
+        rt.read(ASSETS, None, 10).await.unwrap().len(),
+        2,
+        "published once"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
