@@ -36,6 +36,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The event has the nil UUID as its id (written by another program): the inbox cannot
+    /// tell its deliveries apart from those of other such events, so it refuses it rather than
+    /// skip events it never applied.
+    #[error("the inbox of group `{group}` cannot deduplicate an event whose id is the nil UUID")]
+    NilEventId {
+        /// The consumer group.
+        group: String,
+    },
     /// The database holds a migration of this crate newer than this build knows.
     #[error(
         "the database has opsc-events-postgres migration {found}, newer than this build's {known}; upgrade the crate"

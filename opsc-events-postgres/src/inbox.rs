@@ -92,7 +92,13 @@ impl<'p> Inbox<'p> {
     /// A transaction that records the event in the inbox, for the handler's writes; `None` when
     /// the group already applied the event (nothing to do: return `Ok`, so that it is acked).
     /// Dropping the transaction without committing rolls back the record with the writes.
+    ///
+    /// An event whose id is the nil UUID (written by another program) is refused with
+    /// [`Error::NilEventId`]: it cannot be told apart from other such events.
     pub async fn begin(self) -> Result<Option<Transaction<'static, Postgres>>> {
+        if self.event_id.is_nil() {
+            return Err(Error::NilEventId { group: self.group });
+        }
         let mut tx = self.pool.begin().await.map_err(Error::db("inbox: begin"))?;
         let inserted = sqlx::query(
             "INSERT INTO opsc_inbox (consumer_group, event_id, stream) VALUES ($1, $2, $3)

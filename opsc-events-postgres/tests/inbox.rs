@@ -119,6 +119,19 @@ async fn two_deliveries_at_once_commit_once() {
 }
 
 #[tokio::test]
+async fn an_event_without_an_id_is_refused_not_skipped() {
+    let db = TestDb::create().await;
+    for _ in 0..2 {
+        let refused = Inbox::new(&db.pool, "g", Uuid::nil(), "s").begin().await;
+        assert!(matches!(
+            refused,
+            Err(opsc_events_postgres::Error::NilEventId { .. })
+        ));
+    }
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM opsc_inbox").await, 0);
+}
+
+#[tokio::test]
 async fn purge_forgets_old_rows_only() {
     let db = TestDb::create().await;
     let tx = Inbox::new(&db.pool, "g", Uuid::now_v7(), "s")
