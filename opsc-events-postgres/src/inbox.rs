@@ -63,7 +63,8 @@ impl InboxExt for Context {
 /// eventually succeeds are applied exactly once. Not covered: anything done outside the
 /// transaction (HTTP calls, publishes — stage those in the outbox through the same transaction
 /// instead), and an event id seen again after its inbox row was purged
-/// ([`purge_inbox`](crate::purge_inbox)). Other groups have their own rows: each applies the
+/// ([`purge_inbox`](crate::purge_inbox)), and an event whose id is the nil UUID (refused:
+/// [`Error::NilEventId`]). Other groups have their own rows: each applies the
 /// event once.
 #[derive(Debug)]
 pub struct Inbox<'p> {

@@ -117,7 +117,7 @@ impl Relay {
             let notified = wake.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            let failed = match self.relay_once().await {
+            let failed = match self.pass(stop).await {
                 Ok(_) => false,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay: a pass failed; trying again");
@@ -148,6 +148,12 @@ impl Relay {
     /// Publishes every unsent row there is now, stream by stream, and returns how many rows it
     /// published. Streams another relay is publishing are skipped (that relay publishes them).
     pub async fn relay_once(&self) -> Result<usize> {
+        self.pass(&CancellationToken::new()).await
+    }
+
+    /// [`relay_once`](Self::relay_once), ending early between two batches once `stop` is
+    /// cancelled (what is left is published by the next relay to run).
+    async fn pass(&self, stop: &CancellationToken) -> Result<usize> {
         let streams: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT stream FROM opsc_outbox WHERE sent_at IS NULL")
                 .fetch_all(&self.pool)
@@ -156,6 +162,9 @@ impl Relay {
         let mut total = 0;
         for stream in streams {
             loop {
+                if stop.is_cancelled() {
+                    return Ok(total);
+                }
                 let n = self.relay_batch(&stream).await?;
                 total += n;
                 if n < self.config.batch_size {
