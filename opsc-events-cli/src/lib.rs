@@ -45,7 +45,67 @@ pub enum Command {
         after_help = "Example:\n  opsc console --listen 127.0.0.1:8080 --allow-writes"
     )]
     Console(console::ConsoleArgs),
+    /// The transactional outbox on PostgreSQL (opsc-events-postgres).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
 }
+
+/// `opsc outbox …`.
+#[derive(Debug, clap::Subcommand)]
+#[non_exhaustive]
+pub enum OutboxCommand {
+    /// The backlog per stream: rows committed and not yet published, the oldest one's age, rows
+    /// sent (kept until the retention ends) and rows the relay could not read.
+    #[command(after_help = "Example:\n  opsc outbox status --database-url postgres://app@db/app")]
+    Status {
+        /// The service's database (its password, if any, is never printed).
+        #[arg(long, env = "DATABASE_URL", value_name = "URL", value_parser = database_url)]
+        database_url: String,
+    },
+}
+
+/// Where the outbox's operations are described.
+const OUTBOX_DOCS: &str = "docs/OPERATIONS.md § Outbox";
+
+/// A PostgreSQL URL: `postgres://` or `postgresql://`, then a host, no spaces or control
+/// characters (the driver checks the rest when it connects).
+fn database_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("postgres://")
+        .or_else(|| s.strip_prefix("postgresql://"))
+        .ok_or(format!(
+            "expected postgres://[user[:password]@]host[:port]/database (see {OUTBOX_DOCS})"
+        ))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("the URL names no host (see {OUTBOX_DOCS})"));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "the URL holds spaces or control characters (see {OUTBOX_DOCS})"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// `opsc outbox status`.
+async fn outbox_status(database_url: &str) -> Result<(), String> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(database_url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let backlog = opsc_events_postgres::status(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    print!("{}", opsc_events_postgres::render_status(&backlog));
+    Ok(())
+}
+
+/// A failure of `opsc outbox`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct OutboxError(String);
 
 impl Extension for Command {
     async fn run(self, runtime: Runtime, _globals: Globals) -> Result<(), CliError> {
@@ -53,6 +113,9 @@ impl Extension for Command {
             Command::Console(args) => console::run_cli(runtime, args)
                 .await
                 .map_err(|e| CliError::Extension(Box::new(e))),
+            Command::Outbox(OutboxCommand::Status { database_url }) => outbox_status(&database_url)
+                .await
+                .map_err(|e| CliError::Extension(Box::new(OutboxError(e)))),
         }
     }
 }

@@ -22,6 +22,7 @@ const RULES: &str = "docs/WIRE.md § Names and limits";
 fn rules(id: &str) -> &'static str {
     match id {
         "listen" | "token" => "docs/OPERATIONS.md § Console",
+        "database_url" => "docs/OPERATIONS.md § Outbox",
         _ => RULES,
     }
 }
@@ -114,6 +115,15 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             ":8080",
             "127.0.0.1:x",
         ]),
+        // postgres:// or postgresql://, a host, no spaces.
+        "database_url" => v(&[
+            "",
+            "not a url",
+            "mysql://127.0.0.1/app",
+            "postgres://",
+            "postgres:///app",
+            "postgres://127.0.0.1/my app",
+        ]),
         // 16 to 256 visible ASCII characters.
         "token" => v(&["", "short", "has spaces in it!!", "tøken-0123456789abc"]),
         "after" | "id" => v(&[
@@ -152,6 +162,7 @@ fn valid(id: &str) -> &'static str {
         "group" => "svc.handler",
         "id" => "1-0",
         "to" => "latest",
+        "database_url" => "postgres://postgres@127.0.0.1:5432/app",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
@@ -436,6 +447,7 @@ fn good_value(id: &str) -> &'static str {
         "listen" => "127.0.0.1:0",
         "token" => "0123456789abcdef-token",
         "to" => "earliest",
+        "database_url" => "postgres://postgres@127.0.0.1:5432/app",
         other => panic!("no valid value for `{other}`"),
     }
 }

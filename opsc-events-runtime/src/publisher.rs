@@ -161,6 +161,22 @@ impl PublishOptions {
         }
     }
 
+    /// Encodes `event` as `service` would publish it now with these options, without publishing
+    /// it: its event id and the fields of its entry (the outbox stores them in a transaction and
+    /// its relay appends them later with [`Publisher::append_encoded`]).
+    #[doc(hidden)]
+    pub fn encode_now<E: Event>(
+        &self,
+        event: &E,
+        service: &str,
+        format: WireFormat,
+    ) -> Result<(Uuid, EncodedEvent)> {
+        self.validate()?;
+        let parts = self.parts(service, now_ms());
+        let entry = encode_parts(event, &parts, format)?;
+        Ok((parts.event_id, entry))
+    }
+
     /// The metadata of one event published with these options: a fresh event id unless one was
     /// chosen.
     fn parts<'a>(&'a self, service: &'a str, timestamp_ms: u64) -> MetaParts<'a> {
@@ -359,6 +375,23 @@ impl Publisher {
         let key = self.inner.keys.events(E::STREAM);
         let ids = self.inner.transport.append_all(&key, entries).await?;
         metrics::counter!("opsc_events_published_total", "stream" => E::STREAM)
+            .increment(ids.len() as u64);
+        self.replicated(&key, &ids).await?;
+        Ok(ids)
+    }
+
+    /// Appends entries encoded earlier (by [`PublishOptions::encode_now`]) to `stream` in one
+    /// round trip, in order, waiting for replicas as `publish` does: the outbox relay's way to
+    /// publish rows staged by a process that may no longer run.
+    #[doc(hidden)]
+    pub async fn append_encoded(
+        &self,
+        stream: &str,
+        entries: &[EncodedEvent],
+    ) -> Result<Vec<MessageId>> {
+        let key = self.inner.keys.events(stream);
+        let ids = self.inner.transport.append_all(&key, entries).await?;
+        metrics::counter!("opsc_events_published_total", "stream" => stream.to_owned())
             .increment(ids.len() as u64);
         self.replicated(&key, &ids).await?;
         Ok(ids)

@@ -200,6 +200,29 @@ impl EncodedEvent {
             })
     }
 
+    /// Rebuilds an encoded event from its fields, as [`fields`](Self::fields) listed them (an
+    /// outbox row holds them until its relay appends them); `None` for more fields than an
+    /// envelope has or a field too large for a stream entry.
+    #[doc(hidden)]
+    pub fn from_fields<'a>(
+        fields: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Option<EncodedEvent> {
+        let mut e = EncodedEvent::with_capacity(0);
+        for (name, value) in fields {
+            if usize::from(e.len) == MAX_FIELDS
+                || e.buf
+                    .len()
+                    .saturating_add(name.len())
+                    .saturating_add(value.len())
+                    > u32::MAX as usize
+            {
+                return None;
+            }
+            e.push(name, value);
+        }
+        Some(e)
+    }
+
     /// The value of one field.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.fields().find(|(k, _)| *k == name).map(|(_, v)| v)

@@ -45,6 +45,7 @@ pub struct RuntimeBuilder {
     tls: TlsFiles,
     password: Option<SecretSource>,
     replicas: Option<(u32, Duration)>,
+    background: Vec<super::BackgroundTask>,
 }
 
 /// Certificate files for a `rediss://` connection.
@@ -108,7 +109,16 @@ impl RuntimeBuilder {
             replicas: None,
             stale_group_after: crate::health::DEFAULT_STALE_GROUP_AFTER,
             metrics_stream: None,
+            background: Vec::new(),
         }
+    }
+
+    /// Runs `task` beside the consumers while the runtime runs (the outbox relay of
+    /// `opsc-events-postgres` is added this way, through its `RuntimeBuilder::outbox`).
+    #[doc(hidden)]
+    pub fn background_task(mut self, task: super::BackgroundTask) -> Self {
+        self.background.push(task);
+        self
     }
 
     /// Names the service: it prefixes consumer group and consumer names and is written to every
@@ -529,6 +539,7 @@ impl RuntimeBuilder {
             selected,
             state: Arc::new(self.state),
             settings: self.settings,
+            background: self.background,
         })
     }
 }

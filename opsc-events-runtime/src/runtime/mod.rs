@@ -1,7 +1,10 @@
 //! The runtime and its builder.
 
+mod background;
 mod builder;
 
+#[doc(hidden)]
+pub use background::{BackgroundResult, BackgroundTask};
 pub use builder::RuntimeBuilder;
 
 use std::collections::BTreeMap;
@@ -60,6 +63,8 @@ pub struct Runtime {
     stale_group_after: Duration,
     /// Publish a `RuntimeMetrics` event this often (see `metrics_stream`).
     metrics_stream: Option<Duration>,
+    /// Tasks other crates added (the outbox relay), started by `run`.
+    background: Vec<BackgroundTask>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +128,7 @@ impl Runtime {
             max_replays: self.max_replays,
             stale_group_after: self.stale_group_after,
             metrics_stream: None,
+            background: Vec::new(),
         }
     }
 
@@ -300,7 +306,7 @@ impl Runtime {
     /// the task (or [`Error::TaskFailed`](crate::Error::TaskFailed) for the maintenance task):
     /// the process can exit and be restarted rather than run with a consumer that silently does
     /// nothing.
-    pub async fn run_until<F>(self, shutdown: F) -> Result<()>
+    pub async fn run_until<F>(mut self, shutdown: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -445,6 +451,25 @@ impl Runtime {
                     }),
                     Err(e) => Err(Error::TaskFailed {
                         task: "metrics_stream",
+                        reason: join_failure(&e),
+                    }),
+                }
+            }));
+        }
+        for task in std::mem::take(&mut self.background) {
+            let name = task.name;
+            let handle = tokio::spawn((task.start)(self.publisher.clone(), stop.clone()));
+            let stop = stop.clone();
+            tasks.push(Box::pin(async move {
+                match handle.await {
+                    Ok(Ok(())) if stop.is_cancelled() => Ok(()),
+                    Ok(Ok(())) => Err(Error::TaskFailed {
+                        task: name,
+                        reason: "ended while the runtime was running".to_owned(),
+                    }),
+                    Ok(Err(reason)) => Err(Error::TaskFailed { task: name, reason }),
+                    Err(e) => Err(Error::TaskFailed {
+                        task: name,
                         reason: join_failure(&e),
                     }),
                 }
