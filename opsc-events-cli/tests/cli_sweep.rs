@@ -115,6 +115,18 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             ":8080",
             "127.0.0.1:x",
         ]),
+        // 13-digit milliseconds or a time from now.
+        "due_after" | "due_before" => v(&["", "soon", "-5m", "30x", "1.5h", "1700000000", "5 m"]),
+        // A UUID.
+        "event_id" => v(&[
+            "",
+            "abc",
+            "1-0",
+            "0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e6",
+            "0191c6d2_7b0e_7f3a_8c1e_5b8f2a9d4e61x",
+        ]),
+        // `a-z 0-9 _ . -`, 1 to 128 bytes.
+        "event_type" => v(&["", "Asset", "a b", "asset@1", "ässet"]),
         // postgres:// or postgresql://, a host, no spaces.
         "database_url" => v(&[
             "",
@@ -143,6 +155,7 @@ fn invalid(id: &str) -> Option<Vec<String>> {
     match id {
         "prefix" | "stream" | "publish" | "service" | "user" => values.push("a".repeat(65)),
         "group" => values.push("g".repeat(129)),
+        "event_type" => values.push("t".repeat(129)),
         "limit" => values.push("1000001".to_owned()),
         "count" => values.push("1000000001".to_owned()),
         "scan" => values.push("10000001".to_owned()),
@@ -163,6 +176,7 @@ fn valid(id: &str) -> &'static str {
         "id" => "1-0",
         "to" => "latest",
         "database_url" => "postgres://postgres@127.0.0.1:5432/app",
+        "event_id" => "0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e61",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
@@ -448,6 +462,9 @@ fn good_value(id: &str) -> &'static str {
         "token" => "0123456789abcdef-token",
         "to" => "earliest",
         "database_url" => "postgres://postgres@127.0.0.1:5432/app",
+        "event_id" => "0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e61",
+        "due_after" | "due_before" => "2h",
+        "event_type" => "asset_created",
         other => panic!("no valid value for `{other}`"),
     }
 }

@@ -138,6 +138,14 @@ pub const STREAM_NAME: NameRule = NameRule {
     allowed: |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-',
 };
 
+/// An event type, the `#[event(name)]`: `[a-z0-9_.-]{1,128}`.
+pub const EVENT_TYPE: NameRule = NameRule {
+    what: "event type",
+    max_len: 128,
+    charset: "a-z 0-9 _ . -",
+    allowed: |b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'),
+};
+
 /// A key prefix: `[A-Za-z0-9_.-]{1,64}` (service and consumer names follow the same rule).
 pub const KEY_PREFIX: NameRule = NameRule {
     what: "key prefix",

@@ -122,6 +122,15 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Delayed events not yet due (`publish_after`): list, show, cancel.
+    #[command(
+        subcommand_required = true,
+        after_help = "Example:\n  opsc delayed list assets --due-before 1h --type asset_created"
+    )]
+    Delayed {
+        #[command(subcommand)]
+        command: DelayedCommand,
+    },
     /// The event types, versions and schema fingerprints seen on each stream.
     #[command(after_help = "Example:\n  opsc schema assets --scan 1000")]
     Schema {
@@ -233,6 +242,56 @@ earliest` delivers the whole stream to it again, `--to <ID>` delivers what follo
 Entries already delivered and not acknowledged stay pending (and are reclaimed as usual); the \
 retry schedule is left as it is. With `--dry-run`, prints the group's position, lag and pending \
 and changes nothing. Redis only.";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DelayedCommand {
+    /// List a stream's scheduled events, soonest due first.
+    #[command(after_help = "Example:\n  opsc delayed list assets --due-before 1h --limit 20")]
+    List {
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
+        stream: String,
+        /// Only those due at or after: milliseconds since the epoch (13 digits) or a time from
+        /// now such as `30m`, `2h`, `7d`.
+        #[arg(long, value_parser = values::due)]
+        due_after: Option<values::Due>,
+        /// Only those due before (same forms as `--due-after`).
+        #[arg(long, value_parser = values::due)]
+        due_before: Option<values::Due>,
+        /// Only events of this type (the `#[event(name)]`, e.g. `asset_created`): 1 to 128 of
+        /// `a-z 0-9 _ . -`.
+        #[arg(long = "type", value_name = "TYPE", value_parser = values::event_type)]
+        event_type: Option<String>,
+        /// At most this many (1 to 1000000; default 100).
+        #[arg(long, value_parser = values::limit)]
+        limit: Option<usize>,
+    },
+    /// Show one scheduled event in full, with its decoded payload.
+    #[command(
+        after_help = "Example:\n  opsc delayed show assets 0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e61"
+    )]
+    Show {
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
+        stream: String,
+        /// The event id (as `delayed list` shows it).
+        #[arg(value_parser = values::event_id)]
+        event_id: uuid::Uuid,
+    },
+    /// Cancel a scheduled event: it is never delivered. Exit 1 when it is not scheduled (any
+    /// more).
+    #[command(
+        after_help = "Example:\n  opsc delayed cancel assets 0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e61"
+    )]
+    Cancel {
+        /// The stream name: 1 to 64 of `a-z 0-9 _ -`.
+        #[arg(value_parser = values::stream)]
+        stream: String,
+        /// The event id (as `delayed list` shows it).
+        #[arg(value_parser = values::event_id)]
+        event_id: uuid::Uuid,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {

@@ -335,6 +335,160 @@ pub(super) async fn dlq_show(rt: &Runtime, out: &Out, stream: &str, id: MessageI
     }
 }
 
+/// The filters of `delayed list`.
+pub(super) struct DelayedQuery {
+    pub(super) due_after: Option<super::values::Due>,
+    pub(super) due_before: Option<super::values::Due>,
+    pub(super) event_type: Option<String>,
+    pub(super) limit: Option<usize>,
+}
+
+/// One scheduled event as JSON: its entry (decoded as `tail` shows one) with the due time.
+fn delayed_json(stream: &str, d: &crate::delayed::DelayedEvent, with_data: bool) -> Value {
+    let mut j = entry_json(&d.entry);
+    if let Some(o) = j.as_object_mut() {
+        o.remove("id");
+        if !with_data {
+            o.remove("data");
+        }
+        o.insert("stream".to_owned(), json!(stream));
+        o.insert("event_id".to_owned(), json!(d.event_id.to_string()));
+        o.insert("due".to_owned(), json!(d.due_ms));
+    }
+    j
+}
+
+/// How far ahead `ms` is: `in 5m`, or `due` once passed.
+fn until(ms: u64) -> String {
+    let secs = ms.saturating_sub(now_ms()) / 1000;
+    match secs {
+        0 => "due".to_owned(),
+        s if s < 120 => format!("in {s}s"),
+        s if s < 7200 => format!("in {}m", s / 60),
+        s if s < 172_800 => format!("in {}h", s / 3600),
+        s => format!("in {}d", s / 86_400),
+    }
+}
+
+pub(super) async fn delayed_list(
+    rt: &Runtime,
+    out: &Out,
+    stream: &str,
+    q: DelayedQuery,
+) -> Result<()> {
+    let now = now_ms();
+    let limit = q.limit.unwrap_or(100);
+    let mut filter = crate::delayed::DelayedFilter::new();
+    if let Some(a) = q.due_after {
+        filter = filter.after_ms(a.resolve(now));
+    }
+    if let Some(b) = q.due_before {
+        filter = filter.before_ms(b.resolve(now));
+    }
+    // Pages of the schedule, soonest first, until `limit` events of the type are listed.
+    let mut shown = 0;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let page = rt.delayed(stream, &filter.clone().limit(1000)).await?;
+        let last_due = page.last().map(|d| d.due_ms);
+        let mut new = 0;
+        for d in &page {
+            if !seen.insert(d.event_id) {
+                continue;
+            }
+            new += 1;
+            let typ = d.entry.envelope().map(|e| e.event_type).ok();
+            if q.event_type
+                .as_deref()
+                .is_some_and(|t| typ.as_deref() != Some(t))
+            {
+                continue;
+            }
+            if shown == limit {
+                return Ok(());
+            }
+            shown += 1;
+            out.line(delayed_json(stream, d, false), || {
+                format!(
+                    "{}  {:>8}  {}  {}",
+                    d.due_ms,
+                    until(d.due_ms),
+                    d.event_id,
+                    typ.as_deref().unwrap_or("<undecodable>")
+                )
+            })?;
+        }
+        // Events due at the same millisecond as the page's last are read again (and skipped).
+        match last_due {
+            Some(due) if page.len() == 1000 && new > 0 => filter = filter.after_ms(due),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The scheduled event `id` of `stream`, found by paging the schedule.
+async fn find_delayed(
+    rt: &Runtime,
+    stream: &str,
+    id: uuid::Uuid,
+) -> Result<Option<crate::delayed::DelayedEvent>> {
+    let mut filter = crate::delayed::DelayedFilter::new().limit(10_000);
+    loop {
+        let page = rt.delayed(stream, &filter).await?;
+        if let Some(d) = page.iter().find(|d| d.event_id == id) {
+            return Ok(Some(d.clone()));
+        }
+        match page.last() {
+            Some(last) if page.len() == 10_000 && last.due_ms > filter.after_ms.unwrap_or(0) => {
+                filter = filter.after_ms(last.due_ms);
+            }
+            _ => return Ok(None),
+        }
+    }
+}
+
+pub(super) async fn delayed_show(
+    rt: &Runtime,
+    out: &Out,
+    stream: &str,
+    id: uuid::Uuid,
+) -> Result<()> {
+    match find_delayed(rt, stream, id).await? {
+        Some(d) => {
+            let j = delayed_json(stream, &d, true);
+            out.line(j.clone(), || {
+                serde_json::to_string_pretty(&j).unwrap_or_default()
+            })
+        }
+        None => Err(CliError::NoSuchDelayed {
+            stream: stream.to_owned(),
+            id: id.to_string(),
+        }),
+    }
+}
+
+pub(super) async fn delayed_cancel(
+    rt: &Runtime,
+    out: &Out,
+    stream: &str,
+    id: uuid::Uuid,
+) -> Result<()> {
+    let handle: crate::delayed::Delayed = format!("{stream}/{id}")
+        .parse()
+        .map_err(|e: crate::delayed::ParseDelayedError| CliError::Extension(Box::new(e)))?;
+    if rt.publisher().cancel(&handle).await? {
+        out.line(
+            json!({"stream": stream, "event_id": id.to_string(), "cancelled": true}),
+            || format!("cancelled {handle}"),
+        )
+    } else {
+        Err(CliError::NoSuchDelayed {
+            stream: stream.to_owned(),
+            id: id.to_string(),
+        })
+    }
+}
+
 /// What `dlq replay` / `dlq purge` do.
 pub(super) enum Change {
     Replay,

@@ -58,6 +58,14 @@ pub enum CliError {
         /// The dead-letter id.
         id: String,
     },
+    /// `delayed show` / `delayed cancel` found no such scheduled event.
+    #[error("no delayed event `{id}` scheduled on stream `{stream}`")]
+    NoSuchDelayed {
+        /// The stream.
+        stream: String,
+        /// The event id.
+        id: String,
+    },
     /// A subcommand of the `opsc` binary's own crate (e.g. `console`) failed.
     #[error(transparent)]
     Extension(Box<dyn std::error::Error + Send + Sync>),
@@ -352,6 +360,34 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
             }) => {
                 let (j, text) = groups::reset_group(&rt, &stream, &group, to, dry_run).await?;
                 out.line(j, || text)
+            }
+        },
+        args::Command::Delayed { command } => match command {
+            args::DelayedCommand::List {
+                stream,
+                due_after,
+                due_before,
+                event_type,
+                limit,
+            } => {
+                commands::delayed_list(
+                    &rt,
+                    &out,
+                    &stream,
+                    commands::DelayedQuery {
+                        due_after,
+                        due_before,
+                        event_type,
+                        limit,
+                    },
+                )
+                .await
+            }
+            args::DelayedCommand::Show { stream, event_id } => {
+                commands::delayed_show(&rt, &out, &stream, event_id).await
+            }
+            args::DelayedCommand::Cancel { stream, event_id } => {
+                commands::delayed_cancel(&rt, &out, &stream, event_id).await
             }
         },
         args::Command::Dlq { command } => match command {

@@ -58,6 +58,17 @@ pub(crate) enum ValueError {
          from 1ms to 36500d ({SEE})"
     )]
     Duration(&'static str),
+    /// Not a due time.
+    #[error(
+        "{0}; expected milliseconds since the epoch (13 digits, e.g. `1800000000000`) or a time \
+         from now: a whole number and a unit `s`, `m`, `h` or `d` (e.g. `2h`), at most 36500d ({SEE})"
+    )]
+    Due(&'static str),
+    /// Not an event id.
+    #[error(
+        "{0}; expected an event id, a UUID such as `0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e61` ({SEE})"
+    )]
+    EventId(&'static str),
     /// Not a stream entry id.
     #[error("{0}; expected a stream entry id `<ms>-<seq>` (e.g. `1700000000000-0`) ({SEE})")]
     EntryId(&'static str),
@@ -89,6 +100,11 @@ pub(crate) enum ValueError {
 /// `--stream` and the `STREAM` arguments.
 pub(crate) fn stream(s: &str) -> Result<String, InvalidName> {
     STREAM_NAME.check(s).map(|()| s.to_owned())
+}
+
+/// `delayed list --type`.
+pub(crate) fn event_type(s: &str) -> Result<String, InvalidName> {
+    crate::keys::EVENT_TYPE.check(s).map(|()| s.to_owned())
 }
 
 /// `--group`.
@@ -223,6 +239,47 @@ pub(crate) fn time(s: &str) -> Result<Time, ValueError> {
         .filter(|d| *d <= MAX_AGE)
         .ok_or(ValueError::Time("the age is too long"))?;
     Ok(Time::Ago(age))
+}
+
+/// `delayed list --due-before/--due-after`: 13-digit milliseconds since the epoch, or a time
+/// from now such as `2h` (the form of `--since`, counted forward); milliseconds since the epoch.
+pub(crate) fn due(s: &str) -> Result<Due, ValueError> {
+    match time(s) {
+        Ok(Time::At(ms)) => Ok(Due::At(ms)),
+        Ok(Time::Ago(d)) => Ok(Due::In(d)),
+        Err(ValueError::Time(why)) => Err(ValueError::Due(why)),
+        Err(other) => Err(other),
+    }
+}
+
+/// A due time of `delayed list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Milliseconds since the epoch.
+    At(u64),
+    /// This long after the command runs.
+    In(Duration),
+}
+
+impl Due {
+    /// Milliseconds since the epoch.
+    pub(crate) fn resolve(self, now_ms: u64) -> u64 {
+        match self {
+            Due::At(ms) => ms,
+            Due::In(d) => now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// An event id: a UUID in its hyphenated form.
+pub(crate) fn event_id(s: &str) -> Result<uuid::Uuid, ValueError> {
+    if s.is_empty() {
+        return Err(ValueError::EventId("it is empty"));
+    }
+    if s.len() != 36 {
+        return Err(ValueError::EventId("not 36 characters"));
+    }
+    uuid::Uuid::parse_str(s).map_err(|_| ValueError::EventId("not a UUID"))
 }
 
 /// `groups --stale-after`: a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), the same form
