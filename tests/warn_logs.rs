@@ -97,5 +97,14 @@ async fn a_reclaim_that_keeps_failing_is_warned_about_once_per_minute() {
             1,
             "one warning for ten failures: {warnings:#?}"
         );
+        // Every log line of a consumer names its stream, group and handler (its span).
+        assert!(
+            warnings[0].contains("stream=warn_stream")
+                && warnings[0].contains(&format!("group={group}"))
+                && warnings[0].contains("handler=")
+                && warnings[0].contains("reclaiming::on_"),
+            "{}",
+            warnings[0]
+        );
     }
 }

@@ -70,9 +70,34 @@ pub(crate) async fn run<B: Broker>(
     status: Arc<ConsumerStatus>,
     stop_all: CancellationToken,
 ) -> crate::Result<()> {
+    // Every log line of the consumer, its tasks included, names its stream, group and handler.
+    // At error level, so that it is on whenever any of the consumer's lines is (a subscriber
+    // filtering at `warn` still shows the fields).
+    let span = tracing::error_span!(
+        "consumer",
+        stream = %plan.reg.stream,
+        group = %plan.group,
+        handler = %plan.reg.path(),
+    );
+    tracing::Instrument::instrument(
+        run_in_span(broker, plan, parts, settings, status, stop_all, span.clone()),
+        span,
+    )
+    .await
+}
+
+async fn run_in_span<B: Broker>(
+    broker: B,
+    plan: HandlerPlan,
+    parts: ContextParts,
+    settings: ConsumerSettings,
+    status: Arc<ConsumerStatus>,
+    stop_all: CancellationToken,
+    span: tracing::Span,
+) -> crate::Result<()> {
     // Its own stop, so that a failed task stops this consumer (the runtime then stops the rest).
     let stop = stop_all.child_token();
-    let supervisor = supervise::Supervisor::new(stop.clone(), plan.group.clone());
+    let supervisor = supervise::Supervisor::new(stop.clone(), plan.group.clone(), span);
     status.starting(
         settings
             .stall_after

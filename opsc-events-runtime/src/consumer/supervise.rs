@@ -30,15 +30,19 @@ pub(crate) struct Supervisor {
     /// The consumer's own stop (a task ending after it is cancelled is not a failure).
     stop: CancellationToken,
     group: Arc<str>,
+    /// The consumer's span (stream, group, handler): every task runs in it, so every log line
+    /// of the consumer names them.
+    span: tracing::Span,
 }
 
 impl Supervisor {
-    pub(crate) fn new(stop: CancellationToken, group: Arc<str>) -> Self {
+    pub(crate) fn new(stop: CancellationToken, group: Arc<str>, span: tracing::Span) -> Self {
         Supervisor {
             failed: CancellationToken::new(),
             first: Arc::default(),
             stop,
             group,
+            span,
         }
     }
 
@@ -71,11 +75,15 @@ impl Supervisor {
         F: Future<Output = ()>,
     {
         let this = self.clone();
-        async move {
-            if let Err(payload) = AssertUnwindSafe(fut).catch_unwind().await {
-                this.fail(task, format!("panicked: {}", panic_message(&*payload)));
-            }
-        }
+        let span = self.span.clone();
+        tracing::Instrument::instrument(
+            async move {
+                if let Err(payload) = AssertUnwindSafe(fut).catch_unwind().await {
+                    this.fail(task, format!("panicked: {}", panic_message(&*payload)));
+                }
+            },
+            span,
+        )
     }
 
     /// `fut` guarded as [`Supervisor::guard`], for a task meant to run until the consumer stops:
@@ -89,15 +97,21 @@ impl Supervisor {
         F: Future<Output = ()>,
     {
         let this = self.clone();
-        async move {
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Err(payload) => this.fail(task, format!("panicked: {}", panic_message(&*payload))),
-                Ok(()) if !this.stop.is_cancelled() && !this.failed.is_cancelled() => {
-                    this.fail(task, "ended while the consumer was running".to_owned());
+        let span = self.span.clone();
+        tracing::Instrument::instrument(
+            async move {
+                match AssertUnwindSafe(fut).catch_unwind().await {
+                    Err(payload) => {
+                        this.fail(task, format!("panicked: {}", panic_message(&*payload)));
+                    }
+                    Ok(()) if !this.stop.is_cancelled() && !this.failed.is_cancelled() => {
+                        this.fail(task, "ended while the consumer was running".to_owned());
+                    }
+                    Ok(()) => {}
                 }
-                Ok(()) => {}
-            }
-        }
+            },
+            span,
+        )
     }
 }
 
