@@ -267,7 +267,15 @@ class Consumer:
         if start == "0" and not entries:
             self._pending_checked = True
             return self.poll(count, block_ms)
-        return [self._handle(_text(eid), fields) for eid, fields in entries if fields is not None]
+        out = []
+        for eid, fields in entries:
+            if not fields:
+                # A pending entry trimmed from the stream meanwhile: nothing left to handle.
+                self.client.xack(self.key, self.group, eid)
+                out.append(Outcome(_text(eid), "skipped", error="entry no longer in the stream"))
+            else:
+                out.append(self._handle(_text(eid), fields))
+        return out
 
     def run(self, stop: Callable[[], bool], block_ms: int = 500) -> None:
         """Polls until ``stop()`` returns true."""

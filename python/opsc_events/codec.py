@@ -4,8 +4,6 @@ UUIDs (16-byte bin) and enum representations match the Rust side."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import struct
 import uuid
 from typing import Any, NamedTuple
@@ -484,11 +482,3 @@ def _enum_from_wire(o: Any, shape: Enum) -> Tagged:
             return Tagged(v.name, from_wire(rest, v.payload))
         return Tagged(v.name, _fields_from_wire(rest, tuple(v.payload)))
     return Tagged(v.name, _variant_content(v, m.get(t[2])))
-
-
-def _is_dataclass_instance(v: Any) -> bool:
-    return dataclasses.is_dataclass(v) and not isinstance(v, type)
-
-
-def check_finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -87,5 +86,3 @@ def golden_blocks() -> dict[str, dict[str, str]]:
         current[key.strip()] = value.strip() if value else ""
     return blocks
 
-
-_ = os

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
 from opsc_events import (
-    CHAR,
     F64,
     I16,
     I32,
@@ -31,10 +30,8 @@ from opsc_events import (
     Option,
     Struct,
     Tagged,
-    Tuple,
     Variant,
     event,
-    shape_of,
     wire_name,
 )
 
@@ -234,4 +231,3 @@ ALL: list[Any] = [
     SkipsAndDefaults, UpcastV1, UpcastV2, Empty,
 ]  # fmt: skip
 
-_ = (CHAR, shape_of, Tuple)

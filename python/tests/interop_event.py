@@ -79,5 +79,3 @@ def as_serde_json(e: InteropEvent) -> dict[str, Any]:
         "big": e.big, "delta": e.delta, "ratio": e.ratio, "status": status, "attrs": e.attrs,
     }  # fmt: skip
 
-
-_ = (U64, U128, I64, F32)

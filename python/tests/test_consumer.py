@@ -160,3 +160,17 @@ def test_a_crashed_consumers_pending_entries_are_handled_on_restart(r: redis.Red
     restarted = Consumer(r, "billing", OrderPlaced, lambda e, m: seen.append(e.order_id), handler_name="h", consumer_name="c1")
     poll_until(restarted, lambda: seen == [8])
     assert r.xpending(key, first.group)["pending"] == 0
+
+
+def test_a_pending_entry_deleted_from_the_stream_is_acknowledged(r: redis.Redis) -> None:
+    key = events_key("py-orders")
+    seen: list[int] = []
+    consumer = Consumer(r, "billing", OrderPlaced, lambda e, m: seen.append(e.order_id), handler_name="h", consumer_name="c1")
+    consumer.ensure_group()
+    gone = Publisher(r, "shop").publish(OrderPlaced(1, "c"))
+    r.xreadgroup(consumer.group, "c1", {key: ">"}, count=1)
+    r.xdel(key, gone)
+    Publisher(r, "shop").publish(OrderPlaced(2, "c"))
+    outcomes = poll_until(consumer, lambda: seen == [2])
+    assert [(o.entry_id, o.status) for o in outcomes][0] == (gone, "skipped")
+    assert r.xpending(key, consumer.group)["pending"] == 0
