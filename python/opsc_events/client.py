@@ -214,7 +214,7 @@ class Consumer:
         self.client = client
         self.event_type = event_type_of(event)
         self.handler = handler
-        self.handler_name = handler_name or getattr(handler, "__name__", "handler")
+        self.handler_name: str = handler_name or str(getattr(handler, "__name__", "handler"))
         self.group = group or f"{service}.{self.handler_name}"
         if not GROUP.match(self.group):
             raise ValueError(f"group {self.group!r} breaks [A-Za-z0-9_.:-]{{1,128}}")
@@ -256,18 +256,18 @@ class Consumer:
         if not self._group_ready:
             self.ensure_group()
         start = "0" if not self._pending_checked else ">"
-        reply = self.client.xreadgroup(
+        reply: Any = self.client.xreadgroup(
             self.group,
             self.consumer_name,
             {self.key: start},
             count=count,
             block=None if start == "0" else block_ms,
         )
-        entries = reply[0][1] if reply else []
+        entries: list[Any] = reply[0][1] if reply else []
         if start == "0" and not entries:
             self._pending_checked = True
             return self.poll(count, block_ms)
-        out = []
+        out: list[Outcome] = []
         for eid, fields in entries:
             if not fields:
                 # A pending entry trimmed from the stream meanwhile: nothing left to handle.
@@ -369,7 +369,8 @@ def dead_letters(
     from . import codec
 
     out = []
-    for eid, raw in client.xrange(dead_letter_key(stream, prefix), count=count):
+    page: Any = client.xrange(dead_letter_key(stream, prefix), count=count)
+    for eid, raw in page:
         own: dict[str, str] = {}
         original: list[tuple[bytes, bytes]] = []
         for k, v in raw.items():

@@ -8,7 +8,7 @@ import struct
 import uuid
 from typing import Any, NamedTuple
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from .errors import EncodeError
 from .schema import (

@@ -167,9 +167,9 @@ def shape_of(tp: Any) -> Shape:
             f"{tp.__name__} has no width: annotate with U64, I32, F64, ... from opsc_events"
         )
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return Option(shape_of(args[0]))
+        present = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(present) == 1 and len(typing.get_args(tp)) == 2:
+            return Option(shape_of(present[0]))
         raise SchemaError(f"only Optional[T] unions have a shape, not {tp!r}")
     if origin in (list, set, frozenset):
         (item,) = typing.get_args(tp)
@@ -181,6 +181,7 @@ def shape_of(tp: Any) -> Shape:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
             return Seq(shape_of(args[0]))
+        # Python 3.10 spells tuple[()] with the argument ().
         return Tuple(tuple(shape_of(a) for a in args if a != ()))
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return struct_of(tp)
