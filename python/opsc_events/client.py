@@ -298,7 +298,8 @@ class Consumer:
         return env, et, et.decode_payload(env.payload)
 
     def _handle(self, entry_id: str, fields: Any) -> Outcome:
-        if wire.peek_type(fields) != self.event_type.name:
+        found = wire.peek_type(fields)
+        if found is not None and found != self.event_type.name:
             self.client.xack(self.key, self.group, entry_id)
             return Outcome(entry_id, "skipped")
         try:

@@ -104,17 +104,19 @@ def _pairs(fields: FieldsLike) -> list[tuple[bytes, bytes]]:
 
 
 def peek_type(fields: FieldsLike) -> Optional[str]:
-    """The event type of an entry without parsing anything else (``None``: not an event).
+    """The event type of an entry without parsing anything else; ``None`` when the entry has no
+    single event type (no event field, two ``@`` fields, two ``event_type`` fields).
 
-    A consumer compares this with its types first and skips entries of other types."""
+    A consumer compares this with its type first and skips entries of other types; an entry
+    without a type is decoded (and dead-lettered as ``decode_error``), as in Rust."""
     pairs = _pairs(fields)
     named = [k for k, _ in pairs if b"@" in k]
-    if named:
+    if len(named) == 1:
         return named[0].split(b"@", 1)[0].decode(errors="replace")
-    for k, v in pairs:
-        if k == b"event_type":
-            return v.decode(errors="replace")
-    return None
+    if named:
+        return None
+    v1 = [v for k, v in pairs if k == b"event_type"]
+    return v1[0].decode(errors="replace") if len(v1) == 1 else None
 
 
 def decode(fields: FieldsLike) -> Envelope:

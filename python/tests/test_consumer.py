@@ -83,14 +83,17 @@ def test_poison_entry_is_dead_lettered_not_fatal(r: redis.Redis) -> None:
     wrong_fp = Publisher(r, "shop").entry(OrderPlaced(9, "x"))[2]
     wrong_fp = wrong_fp[:6] + b"\x00" * 8 + wrong_fp[14:]
     mismatch = r.xadd(key, {"order_placed@2": wrong_fp})
+    no_type = r.xadd(key, {"data": b"\x80"})
     Publisher(r, "shop").publish(OrderPlaced(3, "c"))
     outcomes = poll_until(consumer, lambda: seen == [3])
     assert [(o.status, o.reason) for o in outcomes] == [
-        ("dead_letter", "decode_error"), ("dead_letter", "schema_mismatch"), ("handled", ""),
+        ("dead_letter", "decode_error"), ("dead_letter", "schema_mismatch"),
+        ("dead_letter", "decode_error"), ("handled", ""),
     ]  # fmt: skip
     letters = dead_letters(r, "py-orders")
     assert [(l.original_id, l.reason) for l in letters] == [
         (bad.decode(), "decode_error"), (mismatch.decode(), "schema_mismatch"),
+        (no_type.decode(), "decode_error"),
     ]  # fmt: skip
     first = letters[0]
     assert (first.stream, first.group, first.handler, first.attempts, first.replays) == (
