@@ -190,7 +190,8 @@ class _Route:
 
 class Consumer:
     """One handler's consumer: reads ``<prefix>:{<stream>}:events`` with the group ``group``
-    (default ``<service>.<handler name>``, like Rust), calls the handler, acknowledges, retries
+    (default ``<service>.<handler name>``, like Rust; ``handler_name`` defaults to the
+    function's ``__name__``), calls the handler, acknowledges, retries
     in process and dead-letters with the Rust runtime's fields."""
 
     def __init__(
@@ -216,6 +217,13 @@ class Consumer:
         self.handler = handler
         self.handler_name: str = handler_name or str(getattr(handler, "__name__", "handler"))
         self.group = group or f"{service}.{self.handler_name}"
+        # A dead letter's `handler`: Rust writes the fn's path (`my_crate::billing::on_order`),
+        # Python the function's module and qualified name (`billing.on_order`).
+        module = getattr(handler, "__module__", None)
+        qualname = getattr(handler, "__qualname__", self.handler_name)
+        self.handler_path: str = (
+            f"{module}.{qualname}" if handler_name is None and module else self.handler_name
+        )
         if not GROUP.match(self.group):
             raise ValueError(f"group {self.group!r} breaks [A-Za-z0-9_.:-]{{1,128}}")
         self.consumer_name = consumer_name or f"{service}-{uuid.uuid4().hex[:8]}"
@@ -332,7 +340,7 @@ class Consumer:
         letter = self._dead_letter(
             keys=[self.key, self.dead_key],
             args=[
-                self.group, entry_id, self.handler_name, reason, error, str(attempts),
+                self.group, entry_id, self.handler_path, reason, error, str(attempts),
                 first_failed, self.stream,
             ],  # fmt: skip
         )

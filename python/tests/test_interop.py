@@ -106,25 +106,25 @@ def test_python_publishes_rust_handles(server: RedisServer) -> None:
     # The Rust handler's group, created first so that no event is published before it exists.
     r.xgroup_create(events_key("interop"), "py_interop.record", id="$", mkstream=True)
     proc = subprocess.Popen(
-        [interop_bin(), "handle", server.url, "6"], stdout=subprocess.PIPE, text=True
+        [interop_bin(), "handle", server.url, "7"], stdout=subprocess.PIPE, text=True
     )
     try:
         lines = Lines(proc)
         assert lines.next() == "ready"
         pub = Publisher(r, "py_side")
         conversation = uuid.UUID(int=0x0193717C4A0070008000000000000001)
-        ids = [
-            pub.entry(sample(i, "py"), correlation_id=conversation, headers={"tenant": "t1"})
-            for i in range(6)
-        ]
-        for et, name, value in ids:
-            r.xadd(events_key(et.stream), {name: value})
+        for i in range(6):
+            pub.publish(sample(i, "py"), correlation_id=conversation, headers={"tenant": "t1"})
+        refused = sample(6, "py")
+        refused.label = "fail-6"
+        refused_id = pub.publish(refused)
         handled = []
         for _ in range(6):
             line = lines.next()
             assert line.startswith("handled "), line
             body, service, _event_id, correlation = line[len("handled ") :].rsplit(" ", 3)
             handled.append((json.loads(body), service, correlation))
+        assert lines.next() == "refused 6"
         assert lines.next() == "done"
         assert proc.wait(30) == 0
     finally:
@@ -133,6 +133,15 @@ def test_python_publishes_rust_handles(server: RedisServer) -> None:
             proc.wait()
     expected = [(as_serde_json(sample(i, "py")), "py_side", str(conversation)) for i in range(6)]
     assert handled == expected
+    # The Rust runtime's dead letter, read by the Python client.
+    (letter,) = dead_letters(r, "interop")
+    assert (letter.original_id, letter.group, letter.handler, letter.reason) == (
+        refused_id, "py_interop.record", "py_interop::record", "permanent",
+    )  # fmt: skip
+    assert (letter.attempts, letter.replays, letter.error) == (1, 0, "refused fail-6")
+    env = letter.envelope()
+    assert (env.service, env.field_name) == ("py_side", "interop_event@1")
+    assert event_type_of(InteropEvent).decode_payload(env.payload) == refused
 
 
 def test_python_dead_letters_are_read_by_rust(server: RedisServer) -> None:
@@ -142,6 +151,7 @@ def test_python_dead_letters_are_read_by_rust(server: RedisServer) -> None:
         raise PermanentError(f"cannot audit {e.label}")
 
     consumer = Consumer(r, "py_side", InteropEvent, audit)
+    assert consumer.group == "py_side.audit"
     consumer.ensure_group()
     poison = r.xadd(events_key("interop"), {"interop_event@1": b"\x02\x00\x00\x00\x01"})
     good = Publisher(r, "py_side").publish(sample(1, "py"))
@@ -150,7 +160,7 @@ def test_python_dead_letters_are_read_by_rust(server: RedisServer) -> None:
     assert [l["original_id"] for l in letters] == [poison.decode(), good]
     for l in letters:
         assert (l["stream"], l["group"], l["handler"], l["replays"]) == (
-            "interop", "py_side.audit", "audit", 0,
+            "interop", "py_side.audit", "test_interop.test_python_dead_letters_are_read_by_rust.<locals>.audit", 0,
         )  # fmt: skip
         assert l["event_type"] == "interop_event"
         assert l["failed_at"] >= l["first_failed_at"] > 0

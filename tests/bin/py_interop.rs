@@ -4,8 +4,10 @@
 //! - `py-interop publish <redis-url> <n>` publishes `n` [`InteropEvent`]s (`sample(0..n)`)
 //!   through a runtime of service `py_interop`, then prints `published <n>`;
 //! - `py-interop handle <redis-url> <n>` runs the `#[handler]` `record` (group
-//!   `py_interop.record`), prints `ready`, then `handled <event as JSON> <service> <event id> <correlation id>` for every event
-//!   it handles, and exits 0 once it has handled `n` (1 after 30 s without them);
+//!   `py_interop.record`), prints `ready`, then for every event it handles
+//!   `handled <event as JSON> <service> <event id> <correlation id>` (or `refused <seq>` for an
+//!   event labelled `fail…`, which it dead-letters as permanent), and exits 0 once it has taken
+//!   `n` (1 after 30 s without them);
 //! - `py-interop dead-letters <redis-url> <stream>` prints each dead letter of the stream as one
 //!   JSON line, read through the runtime's dead-letter API (what `opsc dlq` uses).
 //!
@@ -60,7 +62,7 @@ fn sample(seq: u64) -> InteropEvent {
         seq,
         label: format!("rust-{seq}"),
         tags: (0..seq % 3).map(|i| format!("t{i}")).collect(),
-        note: (seq % 2 == 0).then(|| format!("note {seq}")),
+        note: seq.is_multiple_of(2).then(|| format!("note {seq}")),
         id: uuid::Uuid::from_u128(0x0193_717c_4a00_7000_8000_0000_0000_0000 + u128::from(seq)),
         big: u128::MAX - u128::from(seq),
         delta: -(seq as i64) * 1000,
@@ -80,8 +82,19 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// Handles every event; one whose label starts with `fail` is refused as permanent (a dead
+/// letter written by Rust, for the Python reader), and counts as handled.
 #[handler(stream = "interop")]
-async fn record(event: InteropEvent, ctx: Context, State(progress): State<Progress>) {
+async fn record(
+    event: InteropEvent,
+    ctx: Context,
+    State(progress): State<Progress>,
+) -> Result<(), HandlerError> {
+    if event.label.starts_with("fail") {
+        progress.0.send_modify(|n| *n += 1);
+        say(&format!("refused {}", event.seq));
+        return Err(HandlerError::permanent(format!("refused {}", event.label)));
+    }
     let json = serde_json::to_string(&event).unwrap_or_else(|e| format!("\"{e}\""));
     say(&format!(
         "handled {json} {} {} {}",
@@ -90,6 +103,7 @@ async fn record(event: InteropEvent, ctx: Context, State(progress): State<Progre
         ctx.correlation_id()
     ));
     progress.0.send_modify(|n| *n += 1);
+    Ok(())
 }
 
 fn usage() -> ! {
