@@ -232,7 +232,9 @@ pub(crate) fn unpack(mut data: &[u8]) -> Option<Fields> {
     if !len.is_multiple_of(2) {
         return None;
     }
-    let mut fields = Vec::with_capacity(len / 2);
+    // The length comes from the data: each name and value takes at least a byte, so the
+    // bytes left bound what is worth reserving (a forged length must not allocate gigabytes).
+    let mut fields = Vec::with_capacity((len / 2).min(data.len() / 2));
     for _ in 0..len / 2 {
         let k = read_bytes(&mut data)?;
         let v = read_bytes(&mut data)?;
