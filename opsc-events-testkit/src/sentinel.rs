@@ -14,7 +14,6 @@
 //! ```
 
 use std::io;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,6 @@ pub struct SentinelSet {
 struct Sentinel {
     port: u16,
     child: Option<Child>,
-    config: PathBuf,
 }
 
 impl Drop for Sentinel {
@@ -169,7 +167,6 @@ impl SentinelSet {
             let mut sentinel = Sentinel {
                 port,
                 child: Some(child),
-                config,
             };
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -195,7 +192,6 @@ impl SentinelSet {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let _ = &sentinel.config;
         }
         Err(last.unwrap_or_else(|| io::Error::other("sentinel did not start")))
     }
