@@ -112,6 +112,7 @@ async fn found_through_the_sentinels_it_publishes_handles_acks_and_dead_letters(
         replicas: 1,
         data_password: Some("data-secret".into()),
         sentinel_password: Some("sentinel-secret".into()),
+        tls: false,
     });
     let password = std::env::temp_dir().join(format!("opsc-sentinel-pw-{}", std::process::id()));
     std::fs::write(&password, "data-secret\n").expect("password file");
@@ -164,6 +165,72 @@ async fn found_through_the_sentinels_it_publishes_handles_acks_and_dead_letters(
         "the entries are on the master the sentinels name"
     );
     assert_eq!(handled.snapshot(), (0..10).collect());
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_it_finds_the_master_and_follows_a_failover() {
+    common::init_tracing();
+    let mut set = SentinelSet::start_with(SentinelOptions {
+        replicas: 1,
+        data_password: Some("data-secret".into()),
+        sentinel_password: None,
+        tls: true,
+    });
+    let ca = set.tls().expect("tls files").ca.clone();
+    let password = set
+        .tls()
+        .expect("tls files")
+        .ca
+        .with_file_name("data-password");
+    std::fs::write(&password, "data-secret").expect("password file");
+    let handled = Handled::default();
+    let rt = Runtime::builder()
+        .service("shop")
+        .redis_sentinel(set.master_name(), set.sentinel_urls())
+        .tls_ca_file(ca)
+        .redis_password_file(&password)
+        .connect_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(1))
+        .shutdown_timeout(Duration::from_secs(2))
+        .state(handled.clone())
+        .build()
+        .await
+        .expect("builds over TLS");
+    let p = rt.publisher();
+    let running = spawn(rt);
+    for n in 0..5 {
+        p.publish(&Order { n, poison: false })
+            .await
+            .expect("publish");
+    }
+    wait_until("5 handled", Duration::from_secs(10), || async {
+        handled.snapshot().len() == 5
+    })
+    .await;
+    let old = set.kill_master();
+    let new = tokio::task::block_in_place(|| set.wait_for_failover(Duration::from_secs(30)));
+    assert_ne!(old, new);
+    // The same runtime publishes to the new master over TLS once it has moved there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 100;
+    while n < 105 {
+        if p.publish(&Order { n, poison: false }).await.is_ok() {
+            n += 1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no publish succeeded after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_until(
+        "the new publishes handled",
+        Duration::from_secs(15),
+        || async { (100..105).all(|n| handled.snapshot().contains(&n)) },
+    )
+    .await;
+    assert!(xlen(&set.node_url(new)).await >= 5);
     running.stop().await;
 }
 

@@ -17,7 +17,7 @@ use std::io;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, ServerOptions, free_port, ping};
+use crate::{RedisServer, ServerOptions, TlsFiles, free_port, ping};
 
 /// The name the sentinels monitor the master under.
 pub const MASTER_NAME: &str = "opsc-master";
@@ -32,13 +32,19 @@ pub struct SentinelOptions {
     pub data_password: Option<String>,
     /// `requirepass` on the sentinels themselves (then in [`SentinelSet::sentinel_urls`]).
     pub sentinel_password: Option<String>,
+    /// Every process also listens for TLS (one CA for all, [`SentinelSet::tls`]); replication,
+    /// the sentinels' connections and the addresses they announce use the TLS ports, and
+    /// [`SentinelSet::sentinel_urls`] are `rediss://`. The plain ports stay for the testkit's own
+    /// checks.
+    pub tls: bool,
 }
 
 /// A master, its replicas and three sentinels; every process is killed when dropped.
 #[derive(Debug)]
 pub struct SentinelSet {
-    /// The data nodes; index 0 was the first master.
-    nodes: Vec<RedisServer>,
+    /// The data nodes (index 0 was the first master) and their TLS ports (0 without TLS).
+    nodes: Vec<(RedisServer, u16)>,
+    tls: Option<TlsFiles>,
     sentinels: Vec<Sentinel>,
     options: SentinelOptions,
     /// The sentinels' configuration files and logs.
@@ -48,6 +54,7 @@ pub struct SentinelSet {
 #[derive(Debug)]
 struct Sentinel {
     port: u16,
+    tls_port: u16,
     child: Option<Child>,
 }
 
@@ -84,30 +91,50 @@ impl SentinelSet {
         let dir = tempfile::Builder::new()
             .prefix("opsc-sentinel-")
             .tempdir()?;
-        let auth = |extra: &mut Vec<(String, String)>| {
+        let tls = if options.tls {
+            Some(TlsFiles::create(dir.path())?)
+        } else {
+            None
+        };
+        let common = |extra: &mut Vec<(String, String)>| -> io::Result<u16> {
             if let Some(pw) = &options.data_password {
                 extra.push(("requirepass".into(), pw.clone()));
                 extra.push(("masterauth".into(), pw.clone()));
             }
+            match &tls {
+                None => Ok(0),
+                Some(files) => {
+                    let port = free_port()?;
+                    extra.extend(tls_args(files, port));
+                    Ok(port)
+                }
+            }
         };
         let mut extra = Vec::new();
-        auth(&mut extra);
+        let master_tls = common(&mut extra)?;
         let master = RedisServer::try_start_with(ServerOptions {
             extra,
             ..ServerOptions::default()
         })?;
-        let master_port = master.port();
-        let mut nodes = vec![master];
+        // Replicas and sentinels reach the master on the port they would announce.
+        let master_port = if tls.is_some() {
+            master_tls
+        } else {
+            master.port()
+        };
+        let mut nodes = vec![(master, master_tls)];
         for _ in 0..options.replicas {
             let mut extra = vec![("replicaof".into(), format!("127.0.0.1 {master_port}"))];
-            auth(&mut extra);
-            nodes.push(RedisServer::try_start_with(ServerOptions {
+            let tls_port = common(&mut extra)?;
+            let node = RedisServer::try_start_with(ServerOptions {
                 extra,
                 ..ServerOptions::default()
-            })?);
+            })?;
+            nodes.push((node, tls_port));
         }
         let mut set = SentinelSet {
             nodes,
+            tls,
             sentinels: Vec::new(),
             options,
             dir,
@@ -138,6 +165,7 @@ impl SentinelSet {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
+            let tls_port = if self.tls.is_some() { free_port()? } else { 0 };
             let config = self.dir.path().join(format!("sentinel-{i}.conf"));
             let log = self.dir.path().join(format!("sentinel-{i}.log"));
             let mut text = format!(
@@ -153,6 +181,11 @@ impl SentinelSet {
             if let Some(pw) = &self.options.data_password {
                 text.push_str(&format!("sentinel auth-pass {MASTER_NAME} {pw}\n"));
             }
+            if let Some(files) = &self.tls {
+                for (k, v) in tls_args(files, tls_port) {
+                    text.push_str(&format!("{k} {v}\n"));
+                }
+            }
             if let Some(pw) = &self.options.sentinel_password {
                 text.push_str(&format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n"));
             }
@@ -166,6 +199,7 @@ impl SentinelSet {
                 .spawn()?;
             let mut sentinel = Sentinel {
                 port,
+                tls_port,
                 child: Some(child),
             };
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -201,7 +235,8 @@ impl SentinelSet {
         MASTER_NAME
     }
 
-    /// `redis://[:password@]127.0.0.1:<port>` of each sentinel.
+    /// `redis://[:password@]127.0.0.1:<port>` of each sentinel (`rediss://` and the TLS port
+    /// with [`SentinelOptions::tls`]).
     pub fn sentinel_urls(&self) -> Vec<String> {
         let auth = match &self.options.sentinel_password {
             Some(pw) => format!(":{pw}@"),
@@ -209,8 +244,24 @@ impl SentinelSet {
         };
         self.sentinels
             .iter()
-            .map(|s| format!("redis://{auth}127.0.0.1:{}", s.port))
+            .map(|s| match self.tls {
+                Some(_) => format!("rediss://{auth}127.0.0.1:{}", s.tls_port),
+                None => format!("redis://{auth}127.0.0.1:{}", s.port),
+            })
             .collect()
+    }
+
+    /// The certificate files shared by every process (with [`SentinelOptions::tls`]).
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// The plain port of the data node the sentinels know as `port` (its TLS port with TLS).
+    fn plain_port(&self, port: u16) -> u16 {
+        self.nodes
+            .iter()
+            .find(|(n, tls)| n.port() == port || (*tls != 0 && *tls == port))
+            .map_or(port, |(n, _)| n.port())
     }
 
     /// The port of the master the sentinels name now (asks them; panics if none answers).
@@ -225,8 +276,10 @@ impl SentinelSet {
         self.node_url(self.master_port())
     }
 
-    /// `redis://[:password@]127.0.0.1:<port>` of the data node on `port`.
+    /// `redis://[:password@]127.0.0.1:<port>` of the data node the sentinels know as `port`
+    /// (always its plain port).
     pub fn node_url(&self, port: u16) -> String {
+        let port = self.plain_port(port);
         match &self.options.data_password {
             Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}"),
             None => format!("redis://127.0.0.1:{port}"),
@@ -237,14 +290,18 @@ impl SentinelSet {
     pub fn live_node_ports(&mut self) -> Vec<u16> {
         self.nodes
             .iter_mut()
-            .filter_map(|n| n.is_running().then(|| n.port()))
+            .filter_map(|(n, tls)| {
+                let known = if *tls != 0 { *tls } else { n.port() };
+                n.is_running().then_some(known)
+            })
             .collect()
     }
 
     /// Kills the current master with SIGKILL; returns its port.
     pub fn kill_master(&mut self) -> u16 {
         let port = self.master_port();
-        if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
+        let plain = self.plain_port(port);
+        if let Some((node, _)) = self.nodes.iter_mut().find(|(n, _)| n.port() == plain) {
             node.kill();
         }
         port
@@ -351,6 +408,21 @@ impl SentinelSet {
     }
 }
 
+/// The server arguments of a TLS port with the set's certificates; replication over TLS.
+fn tls_args(files: &TlsFiles, port: u16) -> Vec<(String, String)> {
+    let path = |p: &std::path::Path| p.display().to_string();
+    vec![
+        ("tls-port".into(), port.to_string()),
+        ("tls-cert-file".into(), path(&files.server_cert)),
+        ("tls-key-file".into(), path(&files.server_key)),
+        ("tls-client-cert-file".into(), path(&files.client_cert)),
+        ("tls-client-key-file".into(), path(&files.client_key)),
+        ("tls-ca-cert-file".into(), path(&files.ca)),
+        ("tls-auth-clients".into(), "optional".into()),
+        ("tls-replication".into(), "yes".into()),
+    ]
+}
+
 /// Replicas in a `SENTINEL REPLICAS` reply whose flags say neither down nor disconnected.
 fn count_online_replicas(v: &redis::Value) -> usize {
     let redis::Value::Array(replicas) = v else {
@@ -384,6 +456,23 @@ mod tests {
     #[test]
     fn a_killed_master_is_replaced_by_a_replica() {
         let mut set = SentinelSet::start(1);
+        let old = set.kill_master();
+        let new = set.wait_for_failover(Duration::from_secs(30));
+        assert_ne!(old, new);
+    }
+
+    #[test]
+    fn over_tls_a_killed_master_is_replaced_too() {
+        let mut set = SentinelSet::start_with(SentinelOptions {
+            replicas: 1,
+            tls: true,
+            ..SentinelOptions::default()
+        });
+        assert!(
+            set.sentinel_urls()
+                .iter()
+                .all(|u| u.starts_with("rediss://"))
+        );
         let old = set.kill_master();
         let new = set.wait_for_failover(Duration::from_secs(30));
         assert_ne!(old, new);
