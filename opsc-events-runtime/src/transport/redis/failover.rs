@@ -15,11 +15,22 @@ use super::{RedisSettings, Secret};
 use crate::error::redact_url;
 
 /// The master name and the sentinels to ask for its address.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct SentinelSettings {
     pub(crate) master: String,
     /// `redis://[:password@]host:port` or `rediss://…` (then the data nodes use TLS as well).
     pub(crate) sentinels: Vec<String>,
+}
+
+/// Shows the sentinels' URLs without their passwords.
+impl std::fmt::Debug for SentinelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<String> = self.sentinels.iter().map(|u| redact_url(u)).collect();
+        f.debug_struct("SentinelSettings")
+            .field("master", &self.master)
+            .field("sentinels", &shown)
+            .finish()
+    }
 }
 
 /// How often at most the sentinels are asked after errors (callers retry on their own).
@@ -331,5 +342,21 @@ pub(crate) fn client_with_tls(
                 root_cert: tls.ca.clone(),
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_sentinels_passwords() {
+        let s = SentinelSettings {
+            master: "events".into(),
+            sentinels: vec!["redis://:hunter2@10.0.0.1:26379".into()],
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("10.0.0.1:26379"), "{shown}");
     }
 }
