@@ -226,8 +226,16 @@ pub enum ConfigProblem {
     #[error("no transport: call `.redis(url)` or `.memory()`")]
     MissingTransport,
     /// Both `.redis(url)` and `.memory()` were chosen.
-    #[error("two transports: call either `.redis(url)` or `.memory()`, not both")]
+    #[error(
+        "two transports: call one of `.redis(url)`, `.redis_sentinel(master, sentinels)` or `.memory()`"
+    )]
     TwoTransports,
+    /// The `.redis_sentinel(..)` settings cannot be used.
+    #[error("sentinel settings: {reason}")]
+    Sentinel {
+        /// What is wrong.
+        reason: String,
+    },
     /// The Redis URL does not parse.
     #[error("invalid redis url `{url}`: {reason}")]
     InvalidUrl {

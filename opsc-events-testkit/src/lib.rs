@@ -9,6 +9,10 @@
 //! // ... the server is killed and its directory removed when `server` is dropped.
 //! ```
 
+mod sentinel;
+
+pub use sentinel::{MASTER_NAME, SentinelOptions, SentinelSet};
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -28,6 +28,7 @@ pub struct RuntimeBuilder {
     service: Option<String>,
     prefix: String,
     redis_url: Option<String>,
+    sentinel: Option<crate::transport::redis::SentinelSettings>,
     memory: Option<MemoryBroker>,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -84,6 +85,7 @@ impl RuntimeBuilder {
             service: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             redis_url: None,
+            sentinel: None,
             memory: None,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
@@ -145,6 +147,43 @@ impl RuntimeBuilder {
     /// Uses the Redis server at `url` (`redis://[user:password@]host[:port][/db]`).
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Finds the Redis master through Redis Sentinel: `master` is the name the sentinels monitor
+    /// (`sentinel monitor <master> …`), `sentinels` their URLs
+    /// (`redis://[:password@]host:26379`, or `rediss://` for TLS). `build()` asks the first
+    /// sentinel that answers for the master's address; after a failover (connection errors, or
+    /// `READONLY` from a demoted master) every connection — publishes, settlements, blocking
+    /// readers — moves to the master the sentinels name then, without a restart.
+    ///
+    /// The sentinels' password goes in their URLs; the data nodes' password comes from
+    /// [`redis_password_env`](Self::redis_password_env) or
+    /// [`redis_password_file`](Self::redis_password_file). With `rediss://` sentinels the data
+    /// nodes are reached over TLS too, with the same [`tls_ca_file`](Self::tls_ca_file) and
+    /// [`tls_client_cert_files`](Self::tls_client_cert_files). Asynchronous replication can lose
+    /// the last writes of a master that fails: see
+    /// [`wait_for_replicas`](Self::wait_for_replicas).
+    ///
+    /// ```no_run
+    /// # async fn f() -> opsc_events_runtime::Result<()> {
+    /// let rt = opsc_events_runtime::Runtime::builder()
+    ///     .service("billing")
+    ///     .redis_sentinel("events", ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"])
+    ///     .redis_password_env("REDIS_PASSWORD")
+    ///     .build()
+    ///     .await?;
+    /// # let _ = rt; Ok(()) }
+    /// ```
+    pub fn redis_sentinel<I, S>(mut self, master: impl Into<String>, sentinels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sentinel = Some(crate::transport::redis::SentinelSettings {
+            master: master.into(),
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+        });
         self
     }
 
@@ -434,7 +473,20 @@ impl RuntimeBuilder {
                 });
             }
         }
-        let transport = match (&self.redis_url, &self.memory) {
+        let redis_url = match (&self.redis_url, &self.sentinel) {
+            (Some(_), Some(_)) => {
+                problems.push(ConfigProblem::TwoTransports);
+                None
+            }
+            (Some(url), None) => Some(url.clone()),
+            (None, Some(sentinel)) => {
+                self.check_sentinel(sentinel, &mut problems);
+                sentinel.sentinels.first().cloned()
+            }
+            (None, None) => None,
+        };
+        let transport = match (&redis_url, &self.memory) {
+            (None, None) if self.sentinel.is_some() => None,
             (None, None) => {
                 problems.push(ConfigProblem::MissingTransport);
                 None
@@ -457,6 +509,7 @@ impl RuntimeBuilder {
                         response_timeout: self.response_timeout,
                         tls,
                         password,
+                        sentinel: self.sentinel.clone(),
                     };
                     match RedisTransport::connect(&settings).await {
                         Ok(t) => Some(Transport::Redis(t)),
@@ -545,6 +598,33 @@ impl RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
+    /// The sentinel settings make sense: a master name, at least one sentinel, one scheme.
+    fn check_sentinel(
+        &self,
+        sentinel: &crate::transport::redis::SentinelSettings,
+        problems: &mut Vec<ConfigProblem>,
+    ) {
+        let bad = |reason: String| ConfigProblem::Sentinel { reason };
+        if sentinel.master.is_empty() {
+            problems.push(bad("the master name is empty".to_owned()));
+        }
+        match sentinel.sentinels.first() {
+            None => problems.push(bad("no sentinel URL was given".to_owned())),
+            Some(first) => {
+                let tls = first.starts_with("rediss://");
+                if sentinel
+                    .sentinels
+                    .iter()
+                    .any(|u| u.starts_with("rediss://") != tls)
+                {
+                    problems.push(bad(
+                        "the sentinel URLs mix `redis://` and `rediss://`".to_owned()
+                    ));
+                }
+            }
+        }
+    }
+
     /// The certificates to use for `url`, read from their files; problems are pushed.
     fn tls_material(
         &self,

@@ -13,7 +13,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult};
 use tokio::sync::oneshot;
 
@@ -247,7 +246,7 @@ impl RedisTransport {
 /// Sends queued appends (a task of its own, so that a caller that stops waiting does not stop
 /// the others' appends).
 struct Flusher {
-    conn: ConnectionManager,
+    conn: super::Conn,
     appends: Arc<Appends>,
     response_timeout: Duration,
 }

@@ -145,7 +145,9 @@ impl Broker for RedisTransport {
             .set_connection_timeout(Some(self.response_timeout))
             .set_response_timeout(Some(self.response_timeout + Duration::from_secs(5)));
         let conn = self
-            .client
+            .conn
+            .master_client()
+            .await
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| self.error("CONNECT", "reader", e))?;

@@ -4,6 +4,7 @@
 mod append;
 mod consume;
 mod delayed;
+mod failover;
 mod reply;
 mod retry;
 mod scripts;
@@ -16,6 +17,9 @@ use redis::{IntoConnectionInfo, RedisError};
 
 use crate::error::{ConfigProblem, Error, Result, redact_url};
 
+pub(crate) use failover::SentinelSettings;
+use failover::{Conn, client_with_tls};
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisSettings {
@@ -26,6 +30,8 @@ pub(crate) struct RedisSettings {
     pub(crate) tls: Option<TlsMaterial>,
     /// A password that is not in the URL.
     pub(crate) password: Option<Secret>,
+    /// Find the master through these sentinels (`url` is then the first sentinel's).
+    pub(crate) sentinel: Option<SentinelSettings>,
 }
 
 /// PEM bytes of a CA and of a client certificate and key.
@@ -56,9 +62,9 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Clone)]
 pub(crate) struct RedisTransport {
-    /// Shared: with TLS settings a client is a few hundred bytes, and transports are cloned often.
-    client: Arc<redis::Client>,
-    conn: ConnectionManager,
+    /// The connection manager of the (current) master; it holds the client for dedicated
+    /// connections too.
+    conn: Conn,
     pub(crate) response_timeout: Duration,
     /// Single appends waiting to be pipelined together (see `append`).
     appends: Arc<append::Appends>,
@@ -78,31 +84,21 @@ impl RedisTransport {
             url: shown.clone(),
             reason: e.to_string(),
         };
-        let mut info = s.url.as_str().into_connection_info().map_err(invalid)?;
-        if let Some(Secret(password)) = &s.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        let client = match &s.tls {
-            None => redis::Client::open(info),
-            Some(tls) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: tls
-                        .client
-                        .as_ref()
-                        .map(|(cert, key)| redis::ClientTlsConfig {
-                            client_cert: cert.clone(),
-                            client_key: key.clone(),
-                        }),
-                    root_cert: tls.ca.clone(),
-                },
-            ),
-        }
-        .map_err(|e| ConfigProblem::InvalidUrl {
-            url: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let client = if s.sentinel.is_some() {
+            None
+        } else {
+            let mut info = s.url.as_str().into_connection_info().map_err(invalid)?;
+            if let Some(Secret(password)) = &s.password {
+                let settings = info.redis_settings().clone().set_password(password);
+                info = info.set_redis_settings(settings);
+            }
+            Some(
+                client_with_tls(info, s).map_err(|e| ConfigProblem::InvalidUrl {
+                    url: shown.clone(),
+                    reason: e.to_string(),
+                })?,
+            )
+        };
         let unreachable = |reason: String| ConfigProblem::Unreachable {
             url: shown.clone(),
             timeout: s.connect_timeout,
@@ -114,21 +110,31 @@ impl RedisTransport {
             .set_number_of_retries(4)
             .set_max_delay(Duration::from_secs(2));
         let connect = async {
-            let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
-            Ok::<_, RedisError>(conn)
+            let mut conn = match client {
+                Some(client) => Conn::fixed(
+                    ConnectionManager::new_with_config(client.clone(), config)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    client,
+                ),
+                None => Conn::sentinel(s, config).await?,
+            };
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(conn)
         };
         match tokio::time::timeout(s.connect_timeout, connect).await {
             Ok(Ok(mut conn)) => {
                 check_server(&mut conn, &shown, s.connect_timeout).await?;
                 Ok(RedisTransport {
-                    client: Arc::new(client),
                     conn,
                     response_timeout: s.response_timeout,
                     appends: Arc::default(),
                 })
             }
-            Ok(Err(e)) => Err(unreachable(e.to_string())),
+            Ok(Err(e)) => Err(unreachable(e)),
             Err(_) => Err(unreachable("timed out".to_owned())),
         }
     }
@@ -169,7 +175,9 @@ impl RedisTransport {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.response_timeout))
             .set_response_timeout(Some(self.response_timeout));
-        self.client
+        self.conn
+            .master_client()
+            .await
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| self.error("CONNECT", "", e))
@@ -264,7 +272,7 @@ pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
 /// settlement). A server that does not let this client run `INFO` or `COMMAND` (an ACL) is not
 /// refused for it: the check is skipped, logged.
 async fn check_server(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     url: &str,
     within: Duration,
 ) -> std::result::Result<(), ConfigProblem> {
