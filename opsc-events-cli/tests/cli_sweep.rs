@@ -43,7 +43,7 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             "redis://127.0.0.1:6379/not-a-db",
         ]),
         // A readable file.
-        "tls_ca" | "tls_cert" | "tls_key" | "password_file" => {
+        "tls_ca" | "tls_cert" | "tls_key" | "password_file" | "lock" | "current" => {
             v(&["", "/nonexistent/opsc/file.pem", "/tmp"])
         }
         // Allowed: `A-Z a-z 0-9 _ . -`, 1 to 64 bytes.
@@ -163,6 +163,7 @@ fn valid(id: &str) -> &'static str {
         "id" => "1-0",
         "to" => "latest",
         "database_url" => "postgres://postgres@127.0.0.1:5432/app",
+        "lock" | "current" => "/etc/passwd",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
@@ -442,7 +443,7 @@ fn good_value(id: &str) -> &'static str {
         "since" | "until" => "1700000000000",
         "limit" | "count" | "scan" => "10",
         "stale_after" => "1h",
-        "tls_ca" | "tls_cert" | "tls_key" | "password_file" => "/etc/passwd",
+        "tls_ca" | "tls_cert" | "tls_key" | "password_file" | "lock" | "current" => "/etc/passwd",
         "after" | "id" => "1-0",
         "listen" => "127.0.0.1:0",
         "token" => "0123456789abcdef-token",

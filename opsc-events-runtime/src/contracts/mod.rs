@@ -6,10 +6,12 @@
 
 mod analysis;
 mod entry;
+mod lock;
 mod shape_json;
 
 pub use analysis::{Mismatch, mismatches};
 pub use entry::{EventRegistration, HandlerPolicy, Readable, RegistryEntry, Role, linked};
+pub use lock::{LOCK_FORMAT, Lock, LockProblem, LockedEvent, check_lock};
 pub use shape_json::shape_json;
 
 pub(crate) use entry::entries;
