@@ -159,3 +159,31 @@ fn check_fails_naming_the_event_for_each_broken_rule() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn asyncapi_describes_the_registry() {
+    let server = RedisServer::start();
+    let mut c = conn(&server);
+    put(&mut c, "p1", producer("api", 1, "00000000000000aa"));
+    put(&mut c, "c1", consumer("inventory", 1, "00000000000000aa"));
+    let out = opsc(&server, &["asyncapi"]);
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(
+        doc["channels"]["assets"]["address"],
+        "opsconductor:{assets}:events"
+    );
+    assert_eq!(
+        doc["components"]["messages"]["asset_created.v1"]["x-opsc-fingerprint"],
+        "00000000000000aa"
+    );
+    assert_eq!(
+        doc["operations"]["publish.asset_created.v1"]["action"],
+        "send"
+    );
+    assert_eq!(
+        doc["operations"]["receive.inventory.index.asset_created.v1"]["x-opsc-group"],
+        "inventory.index"
+    );
+}

@@ -139,6 +139,9 @@ pub(crate) enum Command {
         #[arg(long, default_value = "10000", value_parser = values::scan)]
         scan: usize,
     },
+    /// An AsyncAPI 3.0 document of every event and handler in the schema registry.
+    #[command(after_help = "Example:\n  opsc asyncapi > asyncapi.json")]
+    Asyncapi,
     #[command(
         about = GROUPS_ABOUT,
         long_about = GROUPS_LONG_ABOUT,

@@ -116,3 +116,10 @@ pub(super) fn check(out: &Out, lock: &Path, current: &Path) -> Result<()> {
         problems: problems.iter().map(ToString::to_string).collect(),
     })
 }
+
+/// Prints the AsyncAPI document of the whole registry.
+pub(super) async fn asyncapi(rt: &Runtime, out: &Out, prefix: &str) -> Result<()> {
+    let (entries, _) = rt.schema_registry().await?;
+    let doc = crate::contracts::asyncapi(&entries, "opsc-events schema registry", "1.0.0", prefix);
+    out.say(&serde_json::to_string_pretty(&doc).unwrap_or_default())
+}

@@ -375,6 +375,7 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
             // answered above, without a connection
             Some(args::SchemaCommand::Check { .. }) => Ok(()),
         },
+        args::Command::Asyncapi => contracts::asyncapi(&rt, &out, &cli.globals.prefix).await,
         args::Command::Groups { command, list } => match command {
             None => groups::list(&rt, &out, list.stream, list.stale_after, list.verbose).await,
             Some(args::GroupsCommand::Remove {

@@ -5,11 +5,13 @@
 //! The registry layout is specified in `docs/CONTRACTS.md`, for readers in other languages.
 
 mod analysis;
+mod asyncapi;
 mod entry;
 mod lock;
 mod shape_json;
 
 pub use analysis::{Mismatch, mismatches};
+pub use asyncapi::{asyncapi, json_schema};
 pub use entry::{EventRegistration, HandlerPolicy, Readable, RegistryEntry, Role, linked};
 pub use lock::{LOCK_FORMAT, Lock, LockProblem, LockedEvent, check_lock};
 pub use shape_json::shape_json;

@@ -82,6 +82,12 @@ impl Runtime {
         &self.schema_mismatches
     }
 
+    /// The AsyncAPI 3.0 document of this runtime's events and handlers (see
+    /// [`contracts::asyncapi`]); `opsc asyncapi` writes the one of the whole registry.
+    pub fn asyncapi(&self) -> serde_json::Value {
+        contracts::asyncapi(&self.schemas, &self.service, "1.0.0", self.keys.prefix())
+    }
+
     /// Every entry of the schema registry (`<prefix>:{schemas}:registry`), sorted, and the
     /// fields that are not valid entries.
     pub async fn schema_registry(&self) -> Result<(Vec<RegistryEntry>, Vec<Unreadable>)> {
