@@ -506,7 +506,10 @@ fn acl_prints_the_library_rules_without_connecting() {
     assert_eq!(v["user"], "web-prod");
     assert_eq!(
         v["keys"],
-        serde_json::json!(["~opsconductor:{orders}:events"])
+        serde_json::json!([
+            "~opsconductor:{orders}:events",
+            "~opsconductor:{schemas}:registry"
+        ])
     );
     let out = opsc(&server, &["acl", "--service", "web"]);
     assert_eq!(out.status.code(), Some(2));
