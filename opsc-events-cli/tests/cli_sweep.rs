@@ -43,7 +43,7 @@ fn invalid(id: &str) -> Option<Vec<String>> {
             "redis://127.0.0.1:6379/not-a-db",
         ]),
         // A readable file.
-        "tls_ca" | "tls_cert" | "tls_key" | "password_file" => {
+        "tls_ca" | "tls_cert" | "tls_key" | "password_file" | "lock" | "current" => {
             v(&["", "/nonexistent/opsc/file.pem", "/tmp"])
         }
         // Allowed: `A-Z a-z 0-9 _ . -`, 1 to 64 bytes.
@@ -177,6 +177,7 @@ fn valid(id: &str) -> &'static str {
         "to" => "latest",
         "database_url" => "postgres://postgres@127.0.0.1:5432/app",
         "event_id" => "0191c6d2-7b0e-7f3a-8c1e-5b8f2a9d4e61",
+        "lock" | "current" => "/etc/passwd",
         other => panic!("the sweep has no valid value for the positional `{other}`"),
     }
 }
@@ -456,7 +457,7 @@ fn good_value(id: &str) -> &'static str {
         "since" | "until" => "1700000000000",
         "limit" | "count" | "scan" => "10",
         "stale_after" => "1h",
-        "tls_ca" | "tls_cert" | "tls_key" | "password_file" => "/etc/passwd",
+        "tls_ca" | "tls_cert" | "tls_key" | "password_file" | "lock" | "current" => "/etc/passwd",
         "after" | "id" => "1-0",
         "listen" => "127.0.0.1:0",
         "token" => "0123456789abcdef-token",
@@ -522,7 +523,10 @@ fn acl_prints_the_library_rules_without_connecting() {
     assert_eq!(v["user"], "web-prod");
     assert_eq!(
         v["keys"],
-        serde_json::json!(["~opsconductor:{orders}:events"])
+        serde_json::json!([
+            "~opsconductor:{orders}:events",
+            "~opsconductor:{schemas}:registry"
+        ])
     );
     let out = opsc(&server, &["acl", "--service", "web"]);
     assert_eq!(out.status.code(), Some(2));

@@ -9,7 +9,11 @@
 //! let rules = acl::rules("inventory", "opsconductor", ["audit"], ["assets"])?;
 //! assert_eq!(
 //!     rules.key_patterns(),
-//!     ["~opsconductor:{assets}:*", "~opsconductor:{audit}:events"]
+//!     [
+//!         "~opsconductor:{assets}:*",
+//!         "~opsconductor:{audit}:events",
+//!         "~opsconductor:{schemas}:registry",
+//!     ]
 //! );
 //! // `ACL SETUSER inventory on ><password> resetkeys ~opsconductor:{assets}:* ... -@all +ping ...`
 //! println!("{rules}");
@@ -48,6 +52,10 @@ const CONNECT: &[&str] = &["ping", "info", "command|info", "select"];
 
 /// Publishing: one `XADD` per event (pipelined).
 const PUBLISH: &[&str] = &["xadd"];
+
+/// Recording the service's entries in the schema registry at build: `HSET` and `HGETALL` in
+/// one `MULTI` (docs/CONTRACTS.md).
+const REGISTRY: &[&str] = &["multi", "hset", "hgetall", "exec"];
 
 /// Scheduling and cancelling delayed events (`publish_after`, `cancel`): two scripts.
 const PUBLISH_DELAYED: &[&str] = &[
@@ -217,7 +225,11 @@ impl AclRules {
             }))
             .collect();
         out.sort();
-        out.into_iter().map(|(_, p)| p).collect()
+        let registry = format!("~{}:{{schemas}}:registry", glob(&self.prefix));
+        out.into_iter()
+            .map(|(_, p)| p)
+            .chain(std::iter::once(registry))
+            .collect()
     }
 
     /// The commands allowed, as ACL rules (`+xadd`, `+xinfo|groups`, ...), after `-@all`.
@@ -236,6 +248,7 @@ impl AclRules {
         CONNECT
             .iter()
             .chain(PUBLISH)
+            .chain(REGISTRY)
             .chain(delayed)
             .chain(handling)
             .filter(|c| seen.insert(**c))
@@ -319,7 +332,10 @@ mod tests {
     #[test]
     fn a_handled_stream_gets_its_family_and_the_handling_commands() {
         let r = rules("inventory", "ops", [], ["assets"]).expect("valid rules");
-        assert_eq!(r.key_patterns(), ["~ops:{assets}:*"]);
+        assert_eq!(
+            r.key_patterns(),
+            ["~ops:{assets}:*", "~ops:{schemas}:registry"]
+        );
         let c = r.commands();
         for cmd in [
             "+xadd",
@@ -345,18 +361,29 @@ mod tests {
             r.key_patterns(),
             [
                 "~opsconductor:{audit}:events",
-                "~opsconductor:{orders}:events"
+                "~opsconductor:{orders}:events",
+                "~opsconductor:{schemas}:registry"
             ]
         );
         assert_eq!(
             r.commands(),
-            ["+ping", "+info", "+command|info", "+select", "+xadd"]
+            [
+                "+ping",
+                "+info",
+                "+command|info",
+                "+select",
+                "+xadd",
+                "+multi",
+                "+hset",
+                "+hgetall",
+                "+exec"
+            ]
         );
         assert_eq!(
             r.to_string(),
             "ACL SETUSER web on ><password> resetkeys ~opsconductor:{audit}:events \
-             ~opsconductor:{orders}:events resetchannels -@all +ping +info +command|info \
-             +select +xadd"
+             ~opsconductor:{orders}:events ~opsconductor:{schemas}:registry resetchannels -@all \
+             +ping +info +command|info +select +xadd +multi +hset +hgetall +exec"
         );
     }
 
@@ -369,7 +396,8 @@ mod tests {
             r.key_patterns(),
             [
                 "~opsconductor:{orders}:delayed*",
-                "~opsconductor:{orders}:events"
+                "~opsconductor:{orders}:events",
+                "~opsconductor:{schemas}:registry"
             ]
         );
         let c = r.commands();
@@ -384,7 +412,10 @@ mod tests {
     #[test]
     fn a_stream_both_published_and_handled_is_handled() {
         let r = rules("svc", "p", ["a", "b"], ["a"]).expect("valid rules");
-        assert_eq!(r.key_patterns(), ["~p:{a}:*", "~p:{b}:events"]);
+        assert_eq!(
+            r.key_patterns(),
+            ["~p:{a}:*", "~p:{b}:events", "~p:{schemas}:registry"]
+        );
     }
 
     #[test]

@@ -36,6 +36,17 @@ impl Keys {
         format!("{}:{{{stream}}}:events", self.prefix)
     }
 
+    /// `<prefix>:{schemas}:registry`: the schema registry, a hash with one field per event
+    /// type a service publishes or handles (see `docs/CONTRACTS.md`).
+    ///
+    /// ```
+    /// use opsc_events_runtime::keys::Keys;
+    /// assert_eq!(Keys::new("opsconductor").schemas(), "opsconductor:{schemas}:registry");
+    /// ```
+    pub fn schemas(&self) -> String {
+        format!("{}:{{schemas}}:registry", self.prefix)
+    }
+
     /// `<prefix>:{<stream>}:dead_letter`: the stream's dead letters.
     pub fn dead_letter(&self, stream: &str) -> String {
         format!("{}:{{{stream}}}:dead_letter", self.prefix)

@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod cli;
 mod consumer;
+pub mod contracts;
 pub mod dead_letter;
 pub mod delayed;
 pub mod envelope;

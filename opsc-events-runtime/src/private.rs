@@ -170,6 +170,7 @@ pub const fn upcast_error<P: Event>(
     }
 }
 
+pub use crate::contracts::EventRegistration;
 pub use crate::envelope::Envelope;
 pub use crate::handler::{
     Backoff, CallError, Context, EventDescriptor, FromContext, HandlerConfig, HandlerError,

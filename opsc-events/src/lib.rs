@@ -140,6 +140,12 @@ pub mod acl {
     pub use opsc_events_runtime::acl::*;
 }
 
+/// Schema contracts between services: the schema registry and its mismatches
+/// (see `docs/CONTRACTS.md`).
+pub mod contracts {
+    pub use opsc_events_runtime::contracts::*;
+}
+
 /// Health checks for liveness and readiness probes: see `Runtime::health`.
 pub mod health {
     pub use opsc_events_runtime::health::*;

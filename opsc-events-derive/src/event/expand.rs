@@ -200,6 +200,7 @@ pub(crate) fn event_impl(
     };
     let bounds = assumed_bounds(k, ident, upcast_from);
     let checks = event_checks(k, ident, id, upcast_from, check_serde);
+    let type_name = ident.to_string();
     quote! {
         #[automatically_derived]
         impl #p::Event for #ident #bounds {
@@ -210,6 +211,19 @@ pub(crate) fn event_impl(
             type Upcast = #upcast;
         }
         #checks
+        // The event type linked into the binary, for the schema registry. Only the
+        // `EventSchema` impl is named (through a fn, evaluated at run time), so an event whose
+        // serde impls are missing is reported once, by the checks above.
+        #p::inventory::submit! {
+            #p::EventRegistration {
+                type_name: #type_name,
+                module_path: ::core::module_path!(),
+                stream: #stream,
+                name: #name,
+                version: #version,
+                shape: || <#ident as #p::EventSchema>::SHAPE,
+            }
+        }
     }
 }
 

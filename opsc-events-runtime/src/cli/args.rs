@@ -131,9 +131,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: DelayedCommand,
     },
-    /// The event types, versions and schema fingerprints seen on each stream.
-    #[command(after_help = "Example:\n  opsc schema assets --scan 1000")]
+    /// The event types, versions and schema fingerprints seen on each stream; the schema
+    /// registry; the `events.lock` of a service and its check.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Example:\n  opsc schema assets --scan 1000\n  opsc schema registry\n  \
+                      opsc schema check --lock events.lock --current new.lock"
+    )]
     Schema {
+        #[command(subcommand)]
+        command: Option<SchemaCommand>,
         /// Only this stream: 1 to 64 of `a-z 0-9 _ -`.
         #[arg(value_parser = values::stream)]
         stream: Option<String>,
@@ -141,6 +148,9 @@ pub(crate) enum Command {
         #[arg(long, default_value = "10000", value_parser = values::scan)]
         scan: usize,
     },
+    /// An AsyncAPI 3.0 document of every event and handler in the schema registry.
+    #[command(after_help = "Example:\n  opsc asyncapi > asyncapi.json")]
+    Asyncapi,
     #[command(
         about = GROUPS_ABOUT,
         long_about = GROUPS_LONG_ABOUT,
@@ -194,6 +204,38 @@ pub(crate) struct GroupsList {
     /// Also list each consumer with its pending entries and idle time (always in `--json`).
     #[arg(long)]
     pub(crate) verbose: bool,
+}
+
+/// `opsc schema registry|lock|check` (see `docs/CONTRACTS.md`).
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchemaCommand {
+    /// Per event type, the producers and consumers recorded in the schema registry with their
+    /// versions and fingerprints; flags a consumer whose fingerprint no producer writes and a
+    /// producer whose version some consumer cannot read.
+    #[command(after_help = "Example:\n  opsc schema registry --json")]
+    Registry,
+    /// Print the `events.lock` of a service, from its entries in the schema registry.
+    #[command(after_help = "Example:\n  opsc schema lock --service inventory > events.lock")]
+    Lock {
+        /// The service: 1 to 64 of `A-Z a-z 0-9 _ . -`.
+        #[arg(long, value_parser = values::service)]
+        service: String,
+    },
+    /// Check a new lock against the committed one (no connection): exit 1, naming the event,
+    /// when a fingerprint changed without a version bump, a version a handler read disappeared
+    /// or an upcast path was removed.
+    #[command(
+        after_help = "Example:\n  opsc schema check --lock events.lock --current target/events.lock"
+    )]
+    Check {
+        /// The committed lock file (a file that exists).
+        #[arg(long, value_parser = values::file)]
+        lock: std::path::PathBuf,
+        /// The lock of the new build (a file that exists), e.g. written by a test with
+        /// `Lock::linked()`.
+        #[arg(long, value_parser = values::file)]
+        current: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

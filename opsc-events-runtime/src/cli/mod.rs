@@ -7,6 +7,7 @@
 mod acl;
 mod args;
 mod commands;
+mod contracts;
 mod groups;
 mod values;
 
@@ -65,6 +66,20 @@ pub enum CliError {
         stream: String,
         /// The event id.
         id: String,
+    },
+    /// A lock file could not be read or parsed.
+    #[error("cannot read the lock file `{path}`: {reason}")]
+    LockFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// `schema check` found the new lock breaks the committed one (each problem names the event).
+    #[error("the events lock is broken:\n{}", problems.join("\n"))]
+    LockBroken {
+        /// One line per problem.
+        problems: Vec<String>,
     },
     /// A subcommand of the `opsc` binary's own crate (e.g. `console`) failed.
     #[error(transparent)]
@@ -332,6 +347,17 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
             a,
         );
     }
+    // Computed from the files alone: no connection.
+    if let args::Command::Schema {
+        command: Some(args::SchemaCommand::Check { lock, current }),
+        ..
+    } = &cli.command
+    {
+        let out = commands::Out {
+            json: cli.globals.json,
+        };
+        return contracts::check(&out, lock, current);
+    }
     let rt = connect(&cli.globals).await?;
     let out = commands::Out {
         json: cli.globals.json,
@@ -344,7 +370,20 @@ async fn run(cli: args::Cli) -> Result<(), CliError> {
             from_start,
             count,
         } => commands::tail(&rt, &out, &stream, from_start, count).await,
-        args::Command::Schema { stream, scan } => commands::schema(&rt, &out, stream, scan).await,
+        args::Command::Schema {
+            command,
+            stream,
+            scan,
+        } => match command {
+            None => commands::schema(&rt, &out, stream, scan).await,
+            Some(args::SchemaCommand::Registry) => contracts::registry(&rt, &out).await,
+            Some(args::SchemaCommand::Lock { service }) => {
+                contracts::lock(&rt, &out, &service).await
+            }
+            // answered above, without a connection
+            Some(args::SchemaCommand::Check { .. }) => Ok(()),
+        },
+        args::Command::Asyncapi => contracts::asyncapi(&rt, &out, &cli.globals.prefix).await,
         args::Command::Groups { command, list } => match command {
             None => groups::list(&rt, &out, list.stream, list.stale_after, list.verbose).await,
             Some(args::GroupsCommand::Remove {

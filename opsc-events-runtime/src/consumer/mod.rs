@@ -80,7 +80,15 @@ pub(crate) async fn run<B: Broker>(
         handler = %plan.reg.path(),
     );
     tracing::Instrument::instrument(
-        run_in_span(broker, plan, parts, settings, status, stop_all, span.clone()),
+        run_in_span(
+            broker,
+            plan,
+            parts,
+            settings,
+            status,
+            stop_all,
+            span.clone(),
+        ),
         span,
     )
     .await

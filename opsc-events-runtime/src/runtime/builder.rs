@@ -47,6 +47,8 @@ pub struct RuntimeBuilder {
     password: Option<SecretSource>,
     replicas: Option<(u32, Duration)>,
     background: Vec<super::BackgroundTask>,
+    /// Event types declared with `publishes`: `(name, version, fingerprint)`.
+    publishes: Vec<(&'static str, u16, u64)>,
 }
 
 /// Certificate files for a `rediss://` connection.
@@ -112,7 +114,18 @@ impl RuntimeBuilder {
             stale_group_after: crate::health::DEFAULT_STALE_GROUP_AFTER,
             metrics_stream: None,
             background: Vec::new(),
+            publishes: Vec::new(),
         }
+    }
+
+    /// Declares that this service publishes `E`, for the schema registry.
+    ///
+    /// Not needed in general: every event type linked into the binary that no linked handler
+    /// reads is recorded as published. Declare the types a service both publishes and handles
+    /// (or upcasts from), which would otherwise be recorded as read only.
+    pub fn publishes<E: crate::Event>(mut self) -> Self {
+        self.publishes.push((E::NAME, E::VERSION, E::FINGERPRINT));
+        self
     }
 
     /// Runs `task` beside the consumers while the runtime runs (the outbox relay of
@@ -555,6 +568,18 @@ impl RuntimeBuilder {
         } else {
             tracing::info!(service = %service, consumer = %consumer_name, "{}", registry::table(&selected));
         }
+        let handlers: Vec<_> = selected
+            .iter()
+            .map(|s| (s.reg, s.group.to_string()))
+            .collect();
+        let schemas = crate::contracts::entries(
+            &service,
+            &handlers,
+            &self.publishes,
+            self.metrics_stream.is_some(),
+            super::schemas::now_ms(),
+        );
+        let schema_mismatches = super::schemas::record(&transport, &keys, &service, &schemas).await;
         let mut streams = self.limits;
         for s in &selected {
             streams.entry(s.reg.stream.to_owned()).or_default();
@@ -593,6 +618,8 @@ impl RuntimeBuilder {
             state: Arc::new(self.state),
             settings: self.settings,
             background: self.background,
+            schemas,
+            schema_mismatches,
         })
     }
 }

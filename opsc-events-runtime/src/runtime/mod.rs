@@ -2,6 +2,7 @@
 
 mod background;
 mod builder;
+mod schemas;
 
 #[doc(hidden)]
 pub use background::{BackgroundResult, BackgroundTask};
@@ -65,6 +66,10 @@ pub struct Runtime {
     metrics_stream: Option<Duration>,
     /// Tasks other crates added (the outbox relay), started by `run`.
     background: Vec<BackgroundTask>,
+    /// What `build()` recorded in the schema registry.
+    schemas: Vec<crate::contracts::RegistryEntry>,
+    /// The mismatches found in the registry at `build()`.
+    schema_mismatches: Vec<crate::contracts::Mismatch>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +134,8 @@ impl Runtime {
             stale_group_after: self.stale_group_after,
             metrics_stream: None,
             background: Vec::new(),
+            schemas: self.schemas.clone(),
+            schema_mismatches: self.schema_mismatches.clone(),
         }
     }
 

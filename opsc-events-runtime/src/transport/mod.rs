@@ -363,6 +363,16 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         keys: &StreamKeys,
         filter: &crate::delayed::DelayedFilter,
     ) -> impl Future<Output = Result<Vec<crate::delayed::DelayedEvent>>> + Send;
+
+    // Administration: the schema registry.
+
+    /// Sets the `fields` of the schema registry hash at `key` (none: only reads), then returns
+    /// every field of it, in one atomic step.
+    fn schema_registry(
+        &self,
+        key: &str,
+        fields: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
 }
 
 /// The transport a runtime was built with.

@@ -96,6 +96,17 @@ impl MemoryBroker {
         Self::default()
     }
 
+    /// Sets one field of a hash, as another process would with `HSET` (tests write schema
+    /// registry entries of services that are not running this way).
+    #[doc(hidden)]
+    pub fn put_hash_field_for_tests(&self, key: &str, field: &str, value: &str) {
+        self.lock()
+            .hashes
+            .entry(key.to_owned())
+            .or_default()
+            .insert(field.to_owned(), value.to_owned());
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-changed in a way that
         // matters more than losing the broker; keep serving.
@@ -413,5 +424,22 @@ impl Broker for MemoryBroker {
         filter: &crate::delayed::DelayedFilter,
     ) -> Result<Vec<crate::delayed::DelayedEvent>> {
         Ok(self.list_delayed_now(keys, filter))
+    }
+
+    async fn schema_registry(
+        &self,
+        key: &str,
+        fields: &[(String, String)],
+    ) -> Result<Vec<(String, String)>> {
+        let mut state = self.lock();
+        let hash = state.hashes.entry(key.to_owned()).or_default();
+        for (f, v) in fields {
+            hash.insert(f.clone(), v.clone());
+        }
+        let all = hash.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
+        if hash.is_empty() {
+            state.hashes.remove(key);
+        }
+        Ok(all)
     }
 }

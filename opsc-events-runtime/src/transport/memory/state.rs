@@ -108,4 +108,6 @@ pub(super) struct State {
     pub(super) schedules: HashMap<String, Schedule>,
     /// By record key.
     pub(super) records: HashMap<String, Record>,
+    /// Hashes by key (the schema registry): field → value.
+    pub(super) hashes: HashMap<String, BTreeMap<String, String>>,
 }

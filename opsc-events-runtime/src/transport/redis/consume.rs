@@ -486,4 +486,23 @@ impl Broker for RedisTransport {
     ) -> Result<Vec<crate::delayed::DelayedEvent>> {
         self.list_delayed_now(keys, filter).await
     }
+
+    async fn schema_registry(
+        &self,
+        key: &str,
+        fields: &[(String, String)],
+    ) -> Result<Vec<(String, String)>> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !fields.is_empty() {
+            pipe.cmd("HSET").arg(key).arg(fields).ignore();
+        }
+        pipe.cmd("HGETALL").arg(key);
+        let (all,): (Vec<(String, String)>,) = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("HSET/HGETALL", key, e))?;
+        Ok(all)
+    }
 }
