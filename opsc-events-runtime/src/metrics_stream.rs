@@ -1,13 +1,14 @@
 //! The metrics stream: with [`RuntimeBuilder::metrics_stream`](crate::RuntimeBuilder::metrics_stream),
 //! each runtime publishes a [`RuntimeMetrics`] event every interval to the stream
 //! [`METRICS_STREAM`] (`<prefix>:{metrics}:events`), kept to [`METRICS_STREAM_LEN`] entries by
-//! the runtime's trimming. Any service can follow it with an ordinary handler:
+//! the runtime's trimming. Any service can follow it with an ordinary handler (with the
+//! `opsc_events` facade: `use opsc_events::prelude::*;` and `#[handler(stream = "metrics")]`;
+//! here, inside the runtime crate, the macro is named by its path):
 //!
 //! ```
-//! use opsc_events::prelude::*;
-//! use opsc_events::metrics_stream::RuntimeMetrics;
+//! use opsc_events_runtime::metrics_stream::RuntimeMetrics;
 //!
-//! #[handler(stream = "metrics")]
+//! #[opsc_events_derive::handler(stream = "metrics", crate = "opsc_events_runtime")]
 //! async fn watch(m: RuntimeMetrics) {
 //!     for h in &m.handlers {
 //!         println!("{} {}: {} handled, lag {:?}", m.service, h.group, h.handled, h.lag);
