@@ -386,20 +386,7 @@ impl Runtime {
                         .await;
                 }
             });
-            let stop = stop.clone();
-            tasks.push(Box::pin(async move {
-                match handle.await {
-                    Ok(()) if stop.is_cancelled() => Ok(()),
-                    Ok(()) => Err(Error::TaskFailed {
-                        task: "maintenance",
-                        reason: "ended while the runtime was running".to_owned(),
-                    }),
-                    Err(e) => Err(Error::TaskFailed {
-                        task: "maintenance",
-                        reason: join_failure(&e),
-                    }),
-                }
-            }));
+            tasks.push(watched("maintenance", handle, stop.clone()));
         }
         if !self.trim.streams.is_empty() {
             // Delayed events of the runtime's streams are moved in by whichever runtime holds
@@ -412,20 +399,7 @@ impl Runtime {
                 self.publisher.delayed_wake(),
                 stop.clone(),
             ));
-            let stop = stop.clone();
-            tasks.push(Box::pin(async move {
-                match handle.await {
-                    Ok(()) if stop.is_cancelled() => Ok(()),
-                    Ok(()) => Err(Error::TaskFailed {
-                        task: "delayed",
-                        reason: "ended while the runtime was running".to_owned(),
-                    }),
-                    Err(e) => Err(Error::TaskFailed {
-                        task: "delayed",
-                        reason: join_failure(&e),
-                    }),
-                }
-            }));
+            tasks.push(watched("delayed", handle, stop.clone()));
         }
         if let Some(every) = self.metrics_stream {
             for status in self.statuses.iter() {
@@ -448,20 +422,7 @@ impl Runtime {
                 every,
                 stop.clone(),
             ));
-            let stop = stop.clone();
-            tasks.push(Box::pin(async move {
-                match handle.await {
-                    Ok(()) if stop.is_cancelled() => Ok(()),
-                    Ok(()) => Err(Error::TaskFailed {
-                        task: "metrics_stream",
-                        reason: "ended while the runtime was running".to_owned(),
-                    }),
-                    Err(e) => Err(Error::TaskFailed {
-                        task: "metrics_stream",
-                        reason: join_failure(&e),
-                    }),
-                }
-            }));
+            tasks.push(watched("metrics_stream", handle, stop.clone()));
         }
         for task in std::mem::take(&mut self.background) {
             let name = task.name;
@@ -512,6 +473,28 @@ impl Runtime {
             None => Ok(()),
         }
     }
+}
+
+/// Waits for a runtime task meant to run until `stop`: ending before it, or panicking, is
+/// [`Error::TaskFailed`] naming `task`.
+fn watched(
+    task: &'static str,
+    handle: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+) -> BoxFuture<'static, Result<()>> {
+    Box::pin(async move {
+        match handle.await {
+            Ok(()) if stop.is_cancelled() => Ok(()),
+            Ok(()) => Err(Error::TaskFailed {
+                task,
+                reason: "ended while the runtime was running".to_owned(),
+            }),
+            Err(e) => Err(Error::TaskFailed {
+                task,
+                reason: join_failure(&e),
+            }),
+        }
+    })
 }
 
 /// What a task that did not complete did: its panic message, or that it was cancelled.
