@@ -8,8 +8,9 @@
 //!   `traceparent` given in the options: the current span is the truth.
 //! - **Handle.** Each attempt is a `handle` span (kind consumer) whose parent is the context
 //!   extracted from the event's headers, so a chain A → B → C is one trace. Retries are
-//!   sibling spans under the same producer span, each with its attempt number; a dead-lettering
-//!   is an event on the last attempt's span.
+//!   sibling spans under the same producer span, each with its attempt number and a link to the
+//!   first traced attempt (whose context is kept in the message's attempt record, so the link
+//!   survives a restart); a dead-lettering is an event on the last attempt's span.
 //! - Spans carry the messaging attributes of the OpenTelemetry semantic conventions
 //!   (`messaging.system = "redis"`, destination, consumer group, message id, operation) and are
 //!   exported by whatever `tracing-opentelemetry` layer the service installs; without that
@@ -18,6 +19,7 @@
 //! Without the feature nothing of this is compiled and no span is opened per publish.
 
 use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::envelope::Headers;
@@ -81,6 +83,7 @@ pub(crate) fn handle_span(
     id: crate::MessageId,
     attempt: u32,
     meta: &crate::envelope::Metadata,
+    first_attempt: Option<&str>,
 ) -> tracing::Span {
     let span = tracing::info_span!(
         "handle",
@@ -101,7 +104,51 @@ pub(crate) fn handle_span(
         error.type = tracing::field::Empty,
     );
     set_parent(&span, &meta.headers);
+    if let Some(first) = first_attempt.and_then(parse_traceparent) {
+        span.add_link(first);
+    }
     span
+}
+
+/// The context of `span` in W3C `traceparent` form (`00-<trace>-<span>-<flags>`); `None` when
+/// the span is not recorded by an OpenTelemetry layer. Written here rather than through the
+/// global propagator: the value is kept for a link, whatever propagator the service installed.
+pub(crate) fn traceparent(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Parses what [`traceparent`] wrote; `None` for anything else (a record is data from Redis).
+fn parse_traceparent(value: &str) -> Option<SpanContext> {
+    let mut parts = value.split('-');
+    let (Some("00"), Some(trace), Some(span), Some(flags), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+        return None;
+    }
+    let sc = SpanContext::new(
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(span).ok()?,
+        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        true,
+        TraceState::default(),
+    );
+    sc.is_valid().then_some(sc)
 }
 
 /// Records a failed attempt on its span; `last`: no attempt follows (dead-lettered, or
@@ -112,5 +159,34 @@ pub(crate) fn failed(span: &tracing::Span, reason: &'static str, error: &str, la
     span.record("error.type", reason);
     if last {
         tracing::event!(parent: span, tracing::Level::WARN, reason, error, "dead-lettered: no attempt left");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_traceparent;
+
+    #[test]
+    fn a_traceparent_round_trips_and_garbage_is_no_link() {
+        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("valid");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled());
+        for bad in [
+            "",
+            "00",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473z-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-ü4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -87,6 +87,9 @@ pub(crate) struct Outcome {
     pub(crate) result: Result<(), Failure>,
     /// The entry was of another event type and the handler was not called.
     pub(crate) skipped: bool,
+    /// The trace context of a failed attempt's span (`traceparent` form; `otel` only), kept
+    /// with the retry so that later attempts link to the first.
+    pub(crate) trace: Option<Arc<str>>,
 }
 
 /// Shared by the reader and the reclaimer of one handler.
@@ -269,6 +272,7 @@ impl Dispatcher {
             source,
             result,
             skipped: false,
+            trace: None,
         });
     }
 
@@ -359,6 +363,7 @@ impl Dispatcher {
                 source,
                 result: Ok(()),
                 skipped: true,
+                trace: None,
             });
             return None;
         }
@@ -385,6 +390,10 @@ impl Dispatcher {
             id,
             attempt,
             &envelope.meta,
+            match &source {
+                Source::Scheduled { link, .. } => link.as_deref(),
+                Source::Pending => None,
+            },
         );
         #[cfg(not(feature = "otel"))]
         let span = tracing::info_span!(
@@ -496,9 +505,15 @@ impl Runner {
             () = self.abort.cancelled() => return false,
         };
         #[cfg(feature = "otel")]
-        if let Err(f) = &result {
-            crate::otel::failed(&span, f.reason(), &f.to_string(), last || !f.retryable());
-        }
+        let trace = match &result {
+            Err(f) => {
+                crate::otel::failed(&span, f.reason(), &f.to_string(), last || !f.retryable());
+                crate::otel::traceparent(&span).map(Arc::from)
+            }
+            Ok(()) => None,
+        };
+        #[cfg(not(feature = "otel"))]
+        let trace = None;
         let took = started.elapsed();
         self.status.progress_at(started + took);
         self.duration.record(took.as_secs_f64());
@@ -516,6 +531,7 @@ impl Runner {
             source,
             result,
             skipped: false,
+            trace,
         });
         true
     }

@@ -277,6 +277,7 @@ impl<B: Broker> Settler<B> {
             source,
             result,
             skipped,
+            trace,
         } = outcome;
         let plan = &self.plan;
         let group = &*plan.group;
@@ -289,7 +290,7 @@ impl<B: Broker> Settler<B> {
                         Observed::Handled
                     }
                 });
-                if let Source::Scheduled { lease } = &source {
+                if let Source::Scheduled { lease, .. } = &source {
                     let done = self
                         .with_retries("completing a retry", || {
                             self.broker.complete_retry(&self.keys, group, id, lease)
@@ -327,7 +328,14 @@ impl<B: Broker> Settler<B> {
                 let scheduled = self
                     .with_retries("scheduling a retry", || {
                         self.broker.schedule_retry(
-                            &self.keys, group, id, &source, attempt, delay_ms, &error,
+                            &self.keys,
+                            group,
+                            id,
+                            &source,
+                            attempt,
+                            delay_ms,
+                            &error,
+                            trace.as_deref(),
                         )
                     })
                     .await;

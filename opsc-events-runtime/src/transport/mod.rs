@@ -32,8 +32,12 @@ pub(crate) struct RawEntry {
 pub(crate) enum Source {
     /// In the group's pending list (a first delivery, a resume or a reclaim).
     Pending,
-    /// In the group's retry schedule, leased with this token.
-    Scheduled { lease: Arc<str> },
+    /// In the group's retry schedule, leased with this token. `link`: the trace context
+    /// (`traceparent` form) of the first traced attempt, when one was recorded (`otel`).
+    Scheduled {
+        lease: Arc<str>,
+        link: Option<Arc<str>>,
+    },
 }
 
 /// An entry delivered to a consumer.
@@ -205,7 +209,8 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Claimed>> + Send;
 
     /// Moves a failed message to the group's retry schedule, due at `due_ms`, with `attempts`
-    /// attempts made. False when it was no longer ours.
+    /// attempts made. `link`: the trace context of the failed attempt, kept (the first one
+    /// given) so that later attempts can link to it. False when it was no longer ours.
     #[allow(clippy::too_many_arguments)] // one atomic step needs all of it
     fn schedule_retry(
         &self,
@@ -216,6 +221,7 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
         attempts: u32,
         delay_ms: u64,
         error: &str,
+        link: Option<&str>,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Removes a retry that succeeded from the schedule. False when the lease was not ours.

@@ -225,6 +225,7 @@ impl Broker for MemoryBroker {
         attempts: u32,
         delay_ms: u64,
         error: &str,
+        link: Option<&str>,
     ) -> Result<bool> {
         let now = crate::envelope::now_ms();
         self.schedule_retry_now(
@@ -235,6 +236,7 @@ impl Broker for MemoryBroker {
             attempts,
             now.saturating_add(delay_ms),
             error,
+            link,
             now,
         )
     }

@@ -24,6 +24,7 @@ impl MemoryBroker {
         attempts: u32,
         due_ms: u64,
         error: &str,
+        link: Option<&str>,
         now_ms: u64,
     ) -> Result<bool> {
         let record_key = keys.record(group, &id.to_string());
@@ -53,8 +54,11 @@ impl MemoryBroker {
                 r.attempts = attempts;
                 r.error = error.to_owned();
                 r.lease.clear();
+                if r.link.is_none() {
+                    r.link = link.map(Arc::from);
+                }
             }
-            Source::Scheduled { lease } => {
+            Source::Scheduled { lease, .. } => {
                 let Some(r) = state
                     .records
                     .get_mut(&record_key)
@@ -64,6 +68,9 @@ impl MemoryBroker {
                 };
                 r.error = error.to_owned();
                 r.lease.clear();
+                if r.link.is_none() {
+                    r.link = link.map(Arc::from);
+                }
             }
         }
         state
@@ -119,7 +126,7 @@ impl MemoryBroker {
                     return Ok(LetterOutcome::NotOurs);
                 }
             }
-            Source::Scheduled { lease } => {
+            Source::Scheduled { lease, .. } => {
                 if state
                     .records
                     .get(&record_key)
@@ -201,6 +208,7 @@ impl MemoryBroker {
             r.attempts += 1;
             r.lease = token.to_string();
             let attempt = r.attempts;
+            let link = r.link.clone();
             let fields = Self::original(&state, keys, &record_key, id);
             out.push(Delivery {
                 id,
@@ -208,6 +216,7 @@ impl MemoryBroker {
                 delivery_count: attempt,
                 source: Source::Scheduled {
                     lease: token.clone(),
+                    link,
                 },
             });
         }

@@ -86,6 +86,8 @@ pub(super) struct Record {
     pub(super) replays: u32,
     /// The original fields, kept by a replay in case the entry is trimmed.
     pub(super) copy: Option<Fields>,
+    /// The first traced attempt's context (`traceparent` form), for later attempts to link to.
+    pub(super) link: Option<std::sync::Arc<str>>,
 }
 
 /// A stream's delayed events: due time → event id, and each one's due time and packed fields.

@@ -333,8 +333,9 @@ impl Broker for RedisTransport {
         attempts: u32,
         delay_ms: u64,
         error: &str,
+        link: Option<&str>,
     ) -> Result<bool> {
-        self.retry_later(keys, group, id, source, attempts, delay_ms, error)
+        self.retry_later(keys, group, id, source, attempts, delay_ms, error, link)
             .await
     }
 

@@ -85,9 +85,11 @@ impl RedisTransport {
         attempts: u32,
         delay_ms: u64,
         error: &str,
+        link: Option<&str>,
     ) -> Result<bool> {
         let id_s = id.to_string();
         let record = keys.record(group, &id_s);
+        let link = link.unwrap_or("");
         let mut conn = self.conn.clone();
         let done: i64 = match source {
             Source::Pending => scripts::RETRY_FROM_PENDING
@@ -99,16 +101,18 @@ impl RedisTransport {
                 .arg(attempts)
                 .arg(delay_ms)
                 .arg(error)
+                .arg(link)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| self.error("EVALSHA retry-from-pending", &keys.events, e))?,
-            Source::Scheduled { lease } => scripts::RETRY_AGAIN
+            Source::Scheduled { lease, .. } => scripts::RETRY_AGAIN
                 .key(keys.retry(group))
                 .key(&record)
                 .arg(&id_s)
                 .arg(&**lease)
                 .arg(delay_ms)
                 .arg(error)
+                .arg(link)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| self.error("EVALSHA retry-again", &keys.events, e))?,
@@ -147,7 +151,7 @@ impl RedisTransport {
         let id_s = id.to_string();
         let (source_s, lease) = match source {
             Source::Pending => ("pending", ""),
-            Source::Scheduled { lease } => ("scheduled", &**lease),
+            Source::Scheduled { lease, .. } => ("scheduled", &**lease),
         };
         let mut conn = self.conn.clone();
         let v: Value = scripts::DEAD_LETTER
@@ -214,6 +218,13 @@ impl RedisTransport {
             else {
                 return Err(bad("leased retry with fewer than four elements".to_owned()));
             };
+            // The first traced attempt's context; anything but a non-empty string is no link.
+            let link = p
+                .next()
+                .and_then(|v| reply::bytes(v).ok())
+                .filter(|l| !l.is_empty())
+                .and_then(|l| String::from_utf8(l).ok())
+                .map(Arc::<str>::from);
             let id = reply::id(id).map_err(bad)?;
             let attempt =
                 u32::try_from(reply::int(attempt).map_err(bad)?.max(0)).unwrap_or(u32::MAX);
@@ -233,6 +244,7 @@ impl RedisTransport {
                 delivery_count: attempt,
                 source: Source::Scheduled {
                     lease: token.clone(),
+                    link,
                 },
             });
         }

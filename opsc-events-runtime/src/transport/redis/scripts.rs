@@ -92,7 +92,8 @@ return redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], start, 'COUN
 /// A failed first delivery (or reclaim) moves from the pending list to the retry schedule, with
 /// a copy of its fields in the attempt record: a scheduled message does not need its stream
 /// entry, so trimming never has to look at the schedules.
-/// KEYS: stream, schedule, record. ARGV: group, id, attempts, delay_ms, error.
+/// KEYS: stream, schedule, record. ARGV: group, id, attempts, delay_ms, error, link (the failed
+/// attempt's trace context or empty; the first one given is kept).
 /// Returns 0 when the entry was no longer pending for the group (someone else finished it).
 pub(super) static RETRY_FROM_PENDING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -109,6 +110,7 @@ if not copied then e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], 'first_failed_at', first, 'attempts', ARGV[3], 'error', ARGV[5],
   'lease', '')
+if ARGV[6] and ARGV[6] ~= '' then redis.call('HSETNX', KEYS[3], 'link', ARGV[6]) end
 if #e > 0 then
   local f = e[1][2]
   for i = 1, #f, 2 do redis.call('HSET', KEYS[3], 'f:' .. f[i], f[i + 1]) end
@@ -120,7 +122,8 @@ return 1
     ))
 });
 
-/// A failed retry is rescheduled. KEYS: schedule, record. ARGV: id, lease, delay_ms, error.
+/// A failed retry is rescheduled. KEYS: schedule, record. ARGV: id, lease, delay_ms, error,
+/// link (as in `RETRY_FROM_PENDING`).
 /// Returns 0 when the lease is no longer ours.
 pub(super) static RETRY_AGAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -130,6 +133,7 @@ local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash')
 if bad then return bad end
 if redis.call('HGET', KEYS[2], 'lease') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[2], 'error', ARGV[4], 'lease', '')
+if ARGV[5] and ARGV[5] ~= '' then redis.call('HSETNX', KEYS[2], 'link', ARGV[5]) end
 redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[3]), ARGV[1])
 return 1
 "
@@ -209,7 +213,8 @@ return result
 /// count goes up by one (so an attempt cut short by a crash still counts). Due times and the
 /// lease's end are the server's clock.
 /// KEYS: stream, schedule. ARGV: record prefix, lease_ms, count, lease token.
-/// Returns `{{id, attempt, first_failed_at, fields}, ...}, ms_until_next_due_or_false`.
+/// Returns `{{id, attempt, first_failed_at, fields, link}, ...}, ms_until_next_due_or_false`
+/// (`link`: the first traced attempt's context, or empty).
 pub(super) static LEASE_RETRIES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ORIGINAL}{KIND}{NOW}{}",
@@ -223,7 +228,8 @@ for _, id in ipairs(due) do
   if bad then return bad end
   local attempt = (tonumber(redis.call('HGET', record, 'attempts') or '0') or 0) + 1
   local first = redis.call('HGET', record, 'first_failed_at') or ''
-  table.insert(out, {id, attempt, first, original(KEYS[1], record, id)})
+  local link = redis.call('HGET', record, 'link') or ''
+  table.insert(out, {id, attempt, first, original(KEYS[1], record, id), link})
 end
 local until_ms = now + tonumber(ARGV[2])
 for _, o in ipairs(out) do

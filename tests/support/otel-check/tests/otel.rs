@@ -1,7 +1,9 @@
 //! OpenTelemetry across services (the `otel` feature), with the SDK's in-memory exporter: a
 //! root span publishes, handler A publishes again from its handler, handler B runs — one trace,
 //! each span the child of the one before; a failing message yields one span per attempt, each
-//! marked as an error, the last with the dead-lettering event.
+//! marked as an error and linked to the first, the last with the dead-lettering event (on the
+//! embedded broker and on Redis, where the first attempt's context is kept in the attempt
+//! record).
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -170,9 +172,24 @@ async fn a_chain_of_handlers_is_one_trace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_attempt_is_a_span_and_the_last_records_the_dead_letter() {
+async fn every_attempt_is_a_span_linked_to_the_first_and_the_last_records_the_dead_letter() {
+    attempts_on(runtime().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_retries_link_to_the_first_attempt_through_the_attempt_record() {
+    let server = opsc_events_testkit::RedisServer::start();
+    let rt = Runtime::builder()
+        .service("oteltest")
+        .redis(server.url())
+        .build()
+        .await
+        .expect("runtime builds");
+    attempts_on(rt).await;
+}
+
+async fn attempts_on(rt: Runtime) {
     telemetry();
-    let rt = runtime().await;
     let publisher = rt.publisher();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(rt.run_until(async move {
@@ -230,6 +247,18 @@ async fn every_attempt_is_a_span_and_the_last_records_the_dead_letter() {
             i == 2,
             "only the last attempt records the dead letter"
         );
+        let links: Vec<_> = span.links.links.iter().map(|l| &l.span_context).collect();
+        if i == 0 {
+            assert!(
+                links.is_empty(),
+                "the first attempt links nowhere: {links:?}"
+            );
+        } else {
+            let first = &attempts[0].span_context;
+            assert_eq!(links.len(), 1, "attempt {} has one link: {links:?}", i + 1);
+            assert_eq!(links[0].span_id(), first.span_id(), "attempt {}", i + 1);
+            assert_eq!(links[0].trace_id(), first.trace_id());
+        }
     }
 }
 
