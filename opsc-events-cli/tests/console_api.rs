@@ -14,6 +14,51 @@ use opsc_events_testkit::RedisServer;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_overview_is_paged_in_name_order_and_stream_names_are_one_cheap_call() {
+    let server = RedisServer::start();
+    seed_all(&server);
+    // 25 more streams (one entry each): 27 in all.
+    let keys = Keys::new("opsconductor");
+    let mut c = conn(&server);
+    for i in 0..25 {
+        xadd(&mut c, &keys.events(&format!("s{i:02}")), &entry(i));
+    }
+    let console = serve(runtime(&server.url()).await, |o| o).await;
+    let names = get_json(console.addr, "/api/streams").await;
+    let names: Vec<String> = serde_json::from_value(names["streams"].clone()).expect("names");
+    assert_eq!(names.len(), 27);
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "in order: {names:?}");
+
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = get_json(
+            console.addr,
+            &format!("/api/overview?offset={offset}&limit=10"),
+        )
+        .await;
+        assert_eq!(page["total"], 27, "{page}");
+        assert_eq!(page["limit"], 10);
+        let streams = page["streams"].as_array().expect("streams");
+        if streams.is_empty() {
+            break;
+        }
+        assert!(streams.len() <= 10);
+        seen.extend(streams.iter().map(|s| s["stream"].as_str().expect("name").to_owned()));
+        offset += 10;
+    }
+    assert_eq!(seen, names, "the pages together are every stream once, in order");
+    let default = get_json(console.addr, "/api/overview").await;
+    assert_eq!(default["streams"].as_array().expect("streams").len(), 27);
+    assert_eq!(default["limit"], 100);
+    for bad in ["limit=0", "limit=1001", "offset=-1", "page=2"] {
+        let r = http(console.addr, "GET", &format!("/api/overview?{bad}"), &[], None).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn overview_counts_every_stream_and_group() {
     let server = RedisServer::start();
     seed_all(&server);

@@ -192,6 +192,7 @@ fn router(rt: Runtime, options: ConsoleOptions, loopback: bool) -> Router {
         .route("/assets/style.css", get(assets::style))
         .route("/api/session", get(api::session))
         .route("/api/overview", get(api::overview))
+        .route("/api/streams", get(api::stream_names))
         .route("/api/streams/{stream}/entries", get(api::entries))
         .route("/api/correlation/{id}", get(api::correlation))
         .route("/api/dead-letters", get(api::letters))

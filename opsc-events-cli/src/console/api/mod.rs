@@ -23,7 +23,7 @@ use super::error::ApiError;
 pub(super) use entries::{correlation, entries};
 pub(super) use groups::{groups, remove_group_route, reset_group_route};
 pub(super) use letters::{letter, letters, purge, replay};
-pub(super) use overview::overview;
+pub(super) use overview::{overview, stream_names};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 

@@ -1,26 +1,65 @@
-//! `GET /api/overview`.
+//! `GET /api/overview` (paged) and `GET /api/streams`.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::history::{self, Point};
-use super::{Result, now_ms};
+use super::{Result, limit, now_ms};
 
 /// The throughput window of the overview.
 const THROUGHPUT_WINDOW_MS: u64 = 60_000;
+/// Streams on one overview page, unless `limit` says otherwise.
+const DEFAULT_PAGE: usize = 100;
+/// The most streams on one overview page.
+const MAX_PAGE: usize = 1000;
+/// Streams looked at concurrently (each look is a few round trips).
+const CONCURRENT_LOOKS: usize = 16;
 
-/// `GET /api/overview`: every stream with its length, throughput, dead letters and groups,
-/// and its recent samples.
-pub(in crate::console) async fn overview(State(st): State<Arc<AppState>>) -> Result<Json<Value>> {
-    let names = st.rt.streams().await?;
-    let mut infos = Vec::with_capacity(names.len());
-    for name in &names {
-        infos.push(st.rt.stream_info(name).await?);
-    }
+/// The query of `GET /api/overview`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::console) struct OverviewQuery {
+    /// Streams to skip (in name order).
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/streams`: the names of every stream, in order (cheap: no per-stream look).
+pub(in crate::console) async fn stream_names(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<Value>> {
+    let mut names = st.rt.streams().await?;
+    names.sort_unstable();
+    Ok(Json(json!({ "streams": names })))
+}
+
+/// `GET /api/overview`: one page of streams (in name order) with their length, throughput,
+/// dead letters and groups, and their recent samples; `total` is the number of streams.
+pub(in crate::console) async fn overview(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<OverviewQuery>,
+) -> Result<Json<Value>> {
+    let per_page = limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = q.offset.unwrap_or(0);
+    let mut names = st.rt.streams().await?;
+    names.sort_unstable();
+    let total = names.len();
+    let page: Vec<String> = names.iter().skip(offset).take(per_page).cloned().collect();
+    // A few round trips per stream: looked at concurrently, answered in order.
+    let infos: Vec<_> = futures_util::stream::iter(page)
+        .map(|name| {
+            let st = Arc::clone(&st);
+            async move { st.rt.stream_info(&name).await }
+        })
+        .buffered(CONCURRENT_LOOKS)
+        .try_collect()
+        .await?;
     let now = now_ms();
     let mut out = Vec::with_capacity(infos.len());
     // The lock is held without awaiting.
@@ -60,5 +99,7 @@ pub(in crate::console) async fn overview(State(st): State<Arc<AppState>>) -> Res
             "history": points,
         }));
     }
-    Ok(Json(json!({ "now_ms": now, "streams": out })))
+    Ok(Json(json!({
+        "now_ms": now, "total": total, "offset": offset, "limit": per_page, "streams": out,
+    })))
 }

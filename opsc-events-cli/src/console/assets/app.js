@@ -88,8 +88,13 @@ function rates(history) {
 
 // ---- Overview ----
 
+// The overview is paged (`#overview?offset=N`): a page of streams is looked at per refresh.
+const OVERVIEW_PAGE = 100;
+
 async function overview(view) {
-  const data = await api("/api/overview");
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const offset = Math.max(0, Number(params.get("offset")) || 0);
+  const data = await api("/api/overview?offset=" + offset + "&limit=" + OVERVIEW_PAGE);
   const table = el("table", { id: "overview-table" },
     el("thead", {}, el("tr", {},
       el("th", {}, "Stream / group"), el("th", {}, "Length"), el("th", {}, "Throughput/s"),
@@ -119,8 +124,15 @@ async function overview(view) {
     }
   }
   table.append(body);
-  view.replaceChildren(el("h2", {}, "Overview"),
-    data.streams.length ? table : el("p", {}, "No streams under prefix " + state.session.prefix + "."));
+  const pager = data.total > data.limit || offset > 0
+    ? el("p", { id: "overview-pager" },
+        "Streams " + (data.streams.length ? offset + 1 : 0) + "\u2013" + (offset + data.streams.length) + " of " + data.total + " ",
+        offset > 0 ? el("a", { id: "overview-prev", href: "#overview?offset=" + Math.max(0, offset - data.limit) }, "\u2190 previous") : null,
+        " ",
+        offset + data.streams.length < data.total ? el("a", { id: "overview-next", href: "#overview?offset=" + (offset + data.limit) }, "next \u2192") : null)
+    : null;
+  view.replaceChildren(el("h2", {}, "Overview"), pager,
+    data.total ? table : el("p", {}, "No streams under prefix " + state.session.prefix + "."));
 }
 
 // ---- Stream and correlation ----
@@ -153,8 +165,7 @@ function entryRows(entries, withStream) {
 }
 
 async function stream(view, name) {
-  const ov = await api("/api/overview");
-  const names = ov.streams.map(s => s.stream);
+  const names = (await api("/api/streams")).streams;
   if (!name && names.length) name = names[0];
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const select = el("select", { id: "stream-select", onchange: () => { location.hash = "#stream/" + select.value; } },
@@ -240,10 +251,10 @@ function flash(text) {
 async function deadLetters(view, only) {
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const streamName = only || params.get("stream") || "";
-  const ov = await api("/api/overview");
+  const names = (await api("/api/streams")).streams;
   const f = {
     stream: el("select", { id: "filter-stream" }, el("option", { value: "" }, "every stream"),
-      ov.streams.map(s => el("option", { value: s.stream, selected: s.stream === streamName }, s.stream))),
+      names.map(s => el("option", { value: s, selected: s === streamName }, s))),
     group: el("input", { id: "filter-group", placeholder: "group", value: params.get("group") || "" }),
     reason: el("input", { id: "filter-reason", placeholder: "reason", value: params.get("reason") || "" }),
     older: el("input", { id: "filter-older", placeholder: "older than (min)", type: "number", min: 0, value: params.get("older") || "" }),
