@@ -65,7 +65,9 @@ fn main() {
         .expect("tokio runtime");
     tokio.block_on(run(&server, &sizes));
     if !full {
-        println!("\nsmoke check (`cargo test`): run `cargo bench -p opsc-events-cli --bench console`");
+        println!(
+            "\nsmoke check (`cargo test`): run `cargo bench -p opsc-events-cli --bench console`"
+        );
     }
 }
 
@@ -206,13 +208,13 @@ async fn run(server: &RedisServer, sizes: &Sizes) {
         ("page (index.html)", "/".to_owned()),
         ("script (app.js)", "/assets/app.js".to_owned()),
         ("session", "/api/session".to_owned()),
-        ("overview, first page (100 streams)", "/api/overview".to_owned()),
+        (
+            "overview, first page (100 streams)",
+            "/api/overview".to_owned(),
+        ),
         (
             "overview, last page",
-            format!(
-                "/api/overview?offset={}",
-                sizes.streams.saturating_sub(100)
-            ),
+            format!("/api/overview?offset={}", sizes.streams.saturating_sub(100)),
         ),
         ("stream names (pickers)", "/api/streams".to_owned()),
         (

@@ -44,15 +44,29 @@ async fn the_overview_is_paged_in_name_order_and_stream_names_are_one_cheap_call
             break;
         }
         assert!(streams.len() <= 10);
-        seen.extend(streams.iter().map(|s| s["stream"].as_str().expect("name").to_owned()));
+        seen.extend(
+            streams
+                .iter()
+                .map(|s| s["stream"].as_str().expect("name").to_owned()),
+        );
         offset += 10;
     }
-    assert_eq!(seen, names, "the pages together are every stream once, in order");
+    assert_eq!(
+        seen, names,
+        "the pages together are every stream once, in order"
+    );
     let default = get_json(console.addr, "/api/overview").await;
     assert_eq!(default["streams"].as_array().expect("streams").len(), 27);
     assert_eq!(default["limit"], 100);
     for bad in ["limit=0", "limit=1001", "offset=-1", "page=2"] {
-        let r = http(console.addr, "GET", &format!("/api/overview?{bad}"), &[], None).await;
+        let r = http(
+            console.addr,
+            "GET",
+            &format!("/api/overview?{bad}"),
+            &[],
+            None,
+        )
+        .await;
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
     console.stop().await;

@@ -60,12 +60,21 @@ pub(crate) async fn runtime(url: &str) -> Runtime {
         .expect("runtime")
 }
 
-/// Serves a console with `options` (its address replaced by `127.0.0.1:0`) for `rt`.
+/// Serves a console with `options` on `127.0.0.1:0` for `rt`.
 pub(crate) async fn serve(
     rt: Runtime,
     options: impl FnOnce(ConsoleOptions) -> ConsoleOptions,
 ) -> Served {
-    let opts = options(ConsoleOptions::new("127.0.0.1:0".parse().expect("addr")));
+    serve_at(rt, "127.0.0.1:0".parse().expect("addr"), options).await
+}
+
+/// Serves a console with `options` on `listen` for `rt`.
+pub(crate) async fn serve_at(
+    rt: Runtime,
+    listen: SocketAddr,
+    options: impl FnOnce(ConsoleOptions) -> ConsoleOptions,
+) -> Served {
+    let opts = options(ConsoleOptions::new(listen));
     let console = Console::bind(rt, opts).await.expect("bind");
     let addr = console.local_addr();
     let (tx, rx) = oneshot::channel::<()>();

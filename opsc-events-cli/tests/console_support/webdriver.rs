@@ -199,6 +199,16 @@ impl Browser {
             .to_owned()
     }
 
+    /// A PNG of the browser window as it shows now.
+    pub(crate) async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let v = self.call("GET", &self.at("/screenshot"), None).await;
+        let b64 = v.as_str().unwrap_or_else(|| panic!("no screenshot: {v}"));
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("a base64 screenshot")
+    }
+
     /// Ends the session and chromedriver.
     pub(crate) async fn quit(mut self) {
         let _ = http(self.addr, "DELETE", &self.at(""), &[], None).await;

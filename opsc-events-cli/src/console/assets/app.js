@@ -19,6 +19,12 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// Replaces what `view` shows; absent parts (null: a control the session does not allow) are
+// left out, not shown as the text "null".
+function show(view, ...children) {
+  view.replaceChildren(...children.filter(c => c !== null && c !== undefined));
+}
+
 function token() { return sessionStorage.getItem("opsc-token"); }
 
 async function api(path, body) {
@@ -131,7 +137,7 @@ async function overview(view) {
         " ",
         offset + data.streams.length < data.total ? el("a", { id: "overview-next", href: "#overview?offset=" + (offset + data.limit) }, "next \u2192") : null)
     : null;
-  view.replaceChildren(el("h2", {}, "Overview"), pager,
+  show(view, el("h2", {}, "Overview"), pager,
     data.total ? table : el("p", {}, "No streams under prefix " + state.session.prefix + "."));
 }
 
@@ -179,18 +185,18 @@ async function stream(view, name) {
     if (corr.value.trim()) q.set("correlation_id", corr.value.trim());
     location.hash = "#stream/" + select.value + (q.toString() ? "?" + q : "");
   } }, select, eventId, corr, el("button", { type: "submit" }, "Search"));
-  if (!name) { view.replaceChildren(el("h2", {}, "Stream"), el("p", {}, "No streams.")); return; }
+  if (!name) { show(view, el("h2", {}, "Stream"), el("p", {}, "No streams.")); return; }
   const q = new URLSearchParams({ limit: "50" });
   for (const k of ["event_id", "correlation_id"]) if (params.get(k)) q.set(k, params.get(k));
   const data = await api("/api/streams/" + encodeURIComponent(name) + "/entries?" + q);
-  view.replaceChildren(el("h2", {}, "Stream " + name), form,
+  show(view, el("h2", {}, "Stream " + name), form,
     el("p", {}, data.entries.length + " newest entries" + (params.toString() ? " matching" : "")),
     entryRows(data.entries, false));
 }
 
 async function correlation(view, id) {
   const data = await api("/api/correlation/" + encodeURIComponent(id));
-  view.replaceChildren(el("h2", {}, "Conversation " + data.correlation_id),
+  show(view, el("h2", {}, "Conversation " + data.correlation_id),
     el("p", {}, data.events.length + " events, oldest first, across every stream"),
     entryRows(data.events, true));
 }
@@ -307,7 +313,7 @@ async function deadLetters(view, only) {
     el("button", { id: "purge-selected", type: "button", onclick: bySelection("purge") }, "Purge selected"),
     el("button", { id: "replay-matching", type: "button", onclick: () => confirmChange("replay", criteria(), reload) }, "Replay all matching"),
     el("button", { id: "purge-matching", type: "button", onclick: () => confirmChange("purge", criteria(), reload) }, "Purge all matching")) : null;
-  view.replaceChildren(el("h2", {}, "Dead letters"), form, writes,
+  show(view, el("h2", {}, "Dead letters"), form, writes,
     el("p", { id: "letters-count" }, data.letters.length + " letters" + (data.letters.length >= data.limit ? " (first " + data.limit + ")" : "")),
     table);
 }
@@ -319,7 +325,7 @@ async function letter(view, streamName, id) {
   const writes = state.session.writes ? el("div", { class: "actions" },
     el("button", { id: "replay-one", type: "button", onclick: () => confirmChange("replay", { stream: streamName, ids: [id] }, back) }, "Replay"),
     el("button", { id: "purge-one", type: "button", onclick: () => confirmChange("purge", { stream: streamName, ids: [id] }, back) }, "Purge")) : null;
-  view.replaceChildren(el("h2", {}, "Dead letter " + l.id),
+  show(view, el("h2", {}, "Dead letter " + l.id),
     el("table", { id: "letter-detail", "data-id": l.id },
       row("Stream", l.stream), row("Original entry", l.original_id), row("Event", l.event_type + " v" + l.version),
       row("Group", l.group), row("Handler", l.handler), row("Reason", l.reason, "reason"),
@@ -363,7 +369,7 @@ async function groups(view) {
     }
   }
   table.append(body);
-  view.replaceChildren(el("h2", {}, "Groups"),
+  show(view, el("h2", {}, "Groups"),
     el("p", {}, "Stale: no consumer active for " + age(state.session.stale_after_ms) + "." +
       (state.session.writes ? " Removing a group also deletes its retry schedule and attempt records." : "")),
     table);
