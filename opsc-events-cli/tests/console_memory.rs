@@ -1,7 +1,6 @@
 //! The console on the embedded broker (as `examples/console.rs` runs it): a service with a
 //! handler that refuses every event, the console on the same broker with its own runtime; the
-//! overview, the dead letters and a replay work as on Redis, and what only Redis can do (group
-//! removal) is refused with an error, not a panic.
+//! overview, the dead letters, a replay, and a group's reset and removal work as on Redis.
 
 mod cli_support;
 mod console_support;
@@ -42,11 +41,19 @@ async fn the_console_serves_the_embedded_broker() {
     }));
     let admin = Runtime::builder()
         .service("opsc")
-        .memory_with(broker)
+        .memory_with(broker.clone())
         .no_handlers()
         .build()
         .await
         .expect("admin runtime");
+    // A second handle on the same broker, to publish while the console holds the first.
+    let broker_admin = Runtime::builder()
+        .service("opsc-publisher")
+        .memory_with(broker)
+        .no_handlers()
+        .build()
+        .await
+        .expect("publishing runtime");
     let console = serve(admin, |o| o.allow_writes(true)).await;
     let a = console.addr;
     assert_eq!(get_json(a, "/api/session").await["transport"], "memory");
@@ -87,21 +94,70 @@ async fn the_console_serves_the_embedded_broker() {
     assert_eq!(done.json()["count"], 1, "{}", done.text());
     assert!(!letter_ids(&get_json(a, "/api/dead-letters?stream=memo").await).contains(&first));
 
+    // The service stops; two more memos wait for its group, which an operator skips.
+    let _ = stop.send(());
+    running.await.expect("service task").expect("service ran");
+    let group_of = |v: &serde_json::Value| v["streams"][0]["groups"][0].clone();
+    eventually(|| async {
+        let g = group_of(&get_json(a, "/api/groups?stream=memo").await);
+        (g["pending"] == 0).then_some(())
+    })
+    .await;
+    broker_admin
+        .publisher()
+        .publish_all(&[Memo { n: 3 }, Memo { n: 4 }])
+        .await
+        .expect("publish");
+    let g = group_of(&get_json(a, "/api/groups?stream=memo").await);
+    assert_eq!(
+        (g["group"].clone(), g["lag"].clone()),
+        (json!("memo.refuse"), json!(2)),
+        "{g}"
+    );
+    let reset = post(
+        a,
+        "/api/groups/reset",
+        &json!({ "stream": "memo", "group": "memo.refuse", "to": "latest" }),
+    )
+    .await;
+    assert_eq!(reset.status, 200, "{}", reset.text());
+    assert_eq!(reset.json()["reset"], true);
+    let g = group_of(&get_json(a, "/api/groups?stream=memo").await);
+    assert_eq!(g["lag"], 0, "skipped to the latest entry: {g}");
+    let back = post(
+        a,
+        "/api/groups/reset",
+        &json!({ "stream": "memo", "group": "memo.refuse", "to": "earliest" }),
+    )
+    .await;
+    assert_eq!(back.status, 200, "{}", back.text());
+    let g = group_of(&get_json(a, "/api/groups?stream=memo").await);
+    assert_eq!(g["lag"], 4, "the whole stream again: {g}");
+
+    let dry = post(
+        a,
+        "/api/groups/remove",
+        &json!({ "stream": "memo", "group": "memo.refuse", "dry_run": true }),
+    )
+    .await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    assert_eq!(dry.json()["would"], "remove");
     let removal = post(
         a,
         "/api/groups/remove",
         &json!({ "stream": "memo", "group": "memo.refuse" }),
     )
     .await;
-    assert_eq!(removal.status, 502, "{}", removal.text());
-    assert!(
-        removal.json()["error"]
-            .as_str()
-            .expect("error")
-            .contains("not a Redis transport")
-    );
-
-    let _ = stop.send(());
-    running.await.expect("service task").expect("service ran");
+    assert_eq!(removal.status, 200, "{}", removal.text());
+    assert_eq!(removal.json()["removed"], true);
+    let groups = get_json(a, "/api/groups?stream=memo").await;
+    assert_eq!(groups["streams"][0]["groups"], json!([]), "{groups}");
+    let again = post(
+        a,
+        "/api/groups/remove",
+        &json!({ "stream": "memo", "group": "memo.refuse" }),
+    )
+    .await;
+    assert_eq!(again.status, 404, "{}", again.text());
     console.stop().await;
 }

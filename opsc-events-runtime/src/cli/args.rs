@@ -283,7 +283,7 @@ const RESET_LONG_ABOUT: &str = "Move one consumer group's read position with `XG
 earliest` delivers the whole stream to it again, `--to <ID>` delivers what follows that entry. \
 Entries already delivered and not acknowledged stay pending (and are reclaimed as usual); the \
 retry schedule is left as it is. With `--dry-run`, prints the group's position, lag and pending \
-and changes nothing. Redis only.";
+and changes nothing. On Redis and on the embedded broker.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DelayedCommand {

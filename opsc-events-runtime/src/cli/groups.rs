@@ -234,7 +234,7 @@ pub(super) async fn remove(
 
 /// Removes `group` of `stream` with its retry schedule and attempt records (with `dry_run`,
 /// only counts them); the JSON `opsc groups remove --json` prints and the line for people.
-/// Public (hidden) for the console. Redis only.
+/// Public (hidden) for the console. On Redis and on the embedded broker.
 #[doc(hidden)]
 pub async fn remove_group(
     rt: &Runtime,
@@ -250,13 +250,6 @@ pub async fn remove_group(
             group: group.to_owned(),
         });
     };
-    let mut conn = rt.redis_connection().await?.ok_or_else(|| {
-        CliError::Runtime(Error::UnexpectedReply {
-            command: "CONNECT",
-            key: keys.events.clone(),
-            reply: "not a Redis transport".to_owned(),
-        })
-    })?;
     let what = |verb: &str, records: u64| {
         format!(
             "{verb} group {group} of stream {stream}: pending {}, lag {}, retrying {}, \
@@ -273,6 +266,30 @@ pub async fn remove_group(
             "scheduled": g.scheduled, "attempt_records": records, "idle_ms": g.idle().map(ms),
         })
     };
+    if let Some(memory) = rt.memory_broker() {
+        if dry_run {
+            let n = memory.group_records(&keys, group);
+            let mut j = fields(n);
+            j["would"] = json!("remove");
+            return Ok((j, printable(what("would remove", n))));
+        }
+        let Some(n) = memory.remove_group(&keys, group) else {
+            return Err(CliError::NoSuchGroup {
+                stream: stream.to_owned(),
+                group: group.to_owned(),
+            });
+        };
+        let mut j = fields(n);
+        j["removed"] = json!(true);
+        return Ok((j, printable(what("removed", n))));
+    }
+    let mut conn = rt.redis_connection().await?.ok_or_else(|| {
+        CliError::Runtime(Error::UnexpectedReply {
+            command: "CONNECT",
+            key: keys.events.clone(),
+            reply: "neither Redis nor the embedded broker".to_owned(),
+        })
+    })?;
     if dry_run {
         let n = records(&mut conn, &keys, group, |_| async { Ok(()) }).await?;
         let mut j = fields(n);
@@ -341,7 +358,8 @@ impl std::fmt::Display for ResetTo {
 
 /// Moves `group` of `stream` to `to` (`XGROUP SETID`; with `dry_run`, only reports where it
 /// is); the JSON `opsc groups reset --json` prints and the line for people. Pending entries stay
-/// pending, the retry schedule stays. Public (hidden) for the console. Redis only.
+/// pending, the retry schedule stays. Public (hidden) for the console. On Redis and on the
+/// embedded broker.
 #[doc(hidden)]
 pub async fn reset_group(
     rt: &Runtime,
@@ -358,13 +376,6 @@ pub async fn reset_group(
             group: group.to_owned(),
         });
     };
-    let mut conn = rt.redis_connection().await?.ok_or_else(|| {
-        CliError::Runtime(Error::UnexpectedReply {
-            command: "CONNECT",
-            key: keys.events.clone(),
-            reply: "not a Redis transport".to_owned(),
-        })
-    })?;
     let mut j = json!({
         "stream": stream, "group": group, "to": to.to_string(),
         "last_delivered": g.last_delivered.map(|id| id.to_string()),
@@ -384,6 +395,28 @@ pub async fn reset_group(
         j["would"] = json!("reset");
         return Ok((j, what("would reset")));
     }
+    if let Some(memory) = rt.memory_broker() {
+        let to_id = match to {
+            ResetTo::Latest => None,
+            ResetTo::Earliest => Some(MessageId::new(0, 0)),
+            ResetTo::After(id) => Some(id),
+        };
+        if !memory.set_group_id(&keys.events, group, to_id) {
+            return Err(CliError::NoSuchGroup {
+                stream: stream.to_owned(),
+                group: group.to_owned(),
+            });
+        }
+        j["reset"] = json!(true);
+        return Ok((j, what("reset")));
+    }
+    let mut conn = rt.redis_connection().await?.ok_or_else(|| {
+        CliError::Runtime(Error::UnexpectedReply {
+            command: "CONNECT",
+            key: keys.events.clone(),
+            reply: "neither Redis nor the embedded broker".to_owned(),
+        })
+    })?;
     let id = match to {
         ResetTo::Latest => "$".to_owned(),
         ResetTo::Earliest => "0".to_owned(),

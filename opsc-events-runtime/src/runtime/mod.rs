@@ -211,6 +211,14 @@ impl Runtime {
         }
     }
 
+    /// The embedded broker, when that is the transport (for the CLI's group administration).
+    pub(crate) fn memory_broker(&self) -> Option<&crate::transport::memory::MemoryBroker> {
+        match &self.transport {
+            Transport::Memory(m) => Some(m),
+            Transport::Redis(_) => None,
+        }
+    }
+
     /// Which transport the runtime uses: `"redis"` or `"memory"`.
     pub fn transport_name(&self) -> &'static str {
         self.transport.name()

@@ -61,7 +61,7 @@ pub(in crate::console) struct GroupRemoval {
 }
 
 /// `POST /api/groups/remove`: remove a consumer group with its retry schedule and attempt
-/// records, as `opsc groups remove` does (Redis only).
+/// records, as `opsc groups remove` does.
 pub(in crate::console) async fn remove_group_route(
     State(st): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,

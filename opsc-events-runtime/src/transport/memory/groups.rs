@@ -387,3 +387,59 @@ impl MemoryBroker {
         Ok(removable)
     }
 }
+
+/// Group administration (`opsc groups remove|reset` and the console), as the CLI does it on
+/// Redis.
+impl MemoryBroker {
+    /// The attempt records of `group` (`record_prefix` + an entry id, as on Redis).
+    fn records_of(state: &State, keys: &StreamKeys, group: &str) -> Vec<String> {
+        let prefix = keys.record_prefix(group);
+        state
+            .records
+            .keys()
+            .filter(|k| {
+                k.strip_prefix(&prefix)
+                    .is_some_and(|id| id.parse::<MessageId>().is_ok())
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// How many attempt records `group` has.
+    pub(crate) fn group_records(&self, keys: &StreamKeys, group: &str) -> u64 {
+        Self::records_of(&self.lock(), keys, group).len() as u64
+    }
+
+    /// Removes `group` with its retry schedule and attempt records, in one step; the number of
+    /// records removed, or `None` when there was no such group.
+    pub(crate) fn remove_group(&self, keys: &StreamKeys, group: &str) -> Option<u64> {
+        let mut state = self.lock();
+        state
+            .streams
+            .get_mut(&keys.events)
+            .and_then(|s| s.groups.remove(group))?;
+        let records = Self::records_of(&state, keys, group);
+        for r in &records {
+            state.records.remove(r);
+        }
+        state.schedules.remove(&keys.retry(group));
+        Some(records.len() as u64)
+    }
+
+    /// Moves `group` to after `to` (`None`: after the newest entry), as `XGROUP SETID`;
+    /// pending entries stay pending. False when there is no such group.
+    pub(crate) fn set_group_id(&self, key: &str, group: &str, to: Option<MessageId>) -> bool {
+        let mut state = self.lock();
+        let Some(s) = state.streams.get_mut(key) else {
+            return false;
+        };
+        let last = s.last_id;
+        match s.groups.get_mut(group) {
+            Some(g) => {
+                g.last_delivered = to.unwrap_or(last);
+                true
+            }
+            None => false,
+        }
+    }
+}
