@@ -55,6 +55,23 @@ async fn the_overview_is_paged_in_name_order_and_stream_names_are_one_cheap_call
         seen, names,
         "the pages together are every stream once, in order"
     );
+    // The groups view is paged the same way.
+    let first = get_json(console.addr, "/api/groups?limit=10").await;
+    let second = get_json(console.addr, "/api/groups?offset=10&limit=10").await;
+    assert_eq!(
+        (first["total"].clone(), second["offset"].clone()),
+        (json!(27), json!(10))
+    );
+    let names_of = |v: &Value| -> Vec<String> {
+        v["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .map(|s| s["stream"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names_of(&first), names[..10]);
+    assert_eq!(names_of(&second), names[10..20]);
     let default = get_json(console.addr, "/api/overview").await;
     assert_eq!(default["streams"].as_array().expect("streams").len(), 27);
     assert_eq!(default["limit"], 100);

@@ -735,3 +735,76 @@ async fn a_browser_cannot_write_without_the_token_nor_from_another_site() {
     browser.quit().await;
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_streams_are_shown_a_page_at_a_time() {
+    let server = RedisServer::start();
+    let keys = Keys::new("opsconductor");
+    let mut c = cli_support::conn(&server);
+    let mut pipe = redis::pipe();
+    for i in 0..105 {
+        let mut x = redis::cmd("XADD");
+        x.arg(keys.events(&format!("s{i:03}"))).arg("*");
+        for (k, v) in cli_support::entry(i) {
+            x.arg(k).arg(v);
+        }
+        pipe.add_command(x).ignore();
+    }
+    let () = pipe.query(&mut c).expect("seed");
+    let console = serve(runtime(&server.url()).await, |o| o).await;
+    let browser = Browser::start().await;
+    for view in ["overview", "groups"] {
+        browser.goto(&format!("{}/#{view}", console.base())).await;
+        let pager = browser
+            .wait_for(
+                "the first page",
+                "const p = document.getElementById(arguments[0] + '-pager'); return p ? p.textContent : null;",
+                json!([view]),
+            )
+            .await;
+        assert!(
+            pager
+                .as_str()
+                .expect("text")
+                .starts_with("Streams 1\u{2013}100 of 105"),
+            "{view}: {pager}"
+        );
+        browser.click(&format!("#{view}-next")).await;
+        let pager = browser
+            .wait_for(
+                "the second page",
+                "const p = document.getElementById(arguments[0] + '-pager'); \
+                 return p && p.textContent.startsWith('Streams 101') ? p.textContent : null;",
+                json!([view]),
+            )
+            .await;
+        assert!(
+            pager
+                .as_str()
+                .expect("text")
+                .starts_with("Streams 101\u{2013}105 of 105"),
+            "{view}: {pager}"
+        );
+    }
+    let rows = browser
+        .js(
+            "return document.querySelectorAll('#groups-table tr.group').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(rows, 0, "the streams of the second page have no groups");
+    browser
+        .goto(&format!("{}/#overview?offset=100", console.base()))
+        .await;
+    let shown = browser
+        .wait_for(
+            "the streams of the second page",
+            "const r = [...document.querySelectorAll('#overview-table tr.stream')]; \
+             return r.length === 5 ? r.map(x => x.dataset.stream) : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!(["s100", "s101", "s102", "s103", "s104"]));
+    browser.quit().await;
+    console.stop().await;
+}

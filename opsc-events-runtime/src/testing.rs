@@ -81,8 +81,14 @@ impl TestRuntime {
         self.publisher.publish(event).await
     }
 
-    /// Waits until every handler's stream has nothing pending, nothing scheduled for retry and
-    /// nothing undelivered, for at most [`IDLE_TIMEOUT`].
+    /// Waits until every handler's stream has nothing pending, nothing scheduled for retry,
+    /// nothing undelivered and no delayed event waiting to be moved in, for at most
+    /// [`IDLE_TIMEOUT`] of real time.
+    ///
+    /// Backoffs, retry schedules, handler timeouts and delayed events run on tokio's clock:
+    /// under `tokio::time::pause()` (`#[tokio::test(start_paused = true)]`) a 30 s backoff or a
+    /// 10 minute delay passes in no real time, so the wait covers them; with the real clock a
+    /// delay longer than the bound ends the wait with a timeout.
     pub async fn wait_idle(&self) -> Result<()> {
         self.wait_idle_for(IDLE_TIMEOUT).await
     }
@@ -94,6 +100,10 @@ impl TestRuntime {
             let mut idle = true;
             for stream in &self.streams {
                 idle &= self.probe.stream_info(stream).await?.is_idle();
+                if idle {
+                    let one = crate::delayed::DelayedFilter::new().limit(1);
+                    idle &= self.probe.delayed(stream, &one).await?.is_empty();
+                }
             }
             if idle {
                 return Ok(());

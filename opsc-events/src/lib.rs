@@ -126,6 +126,45 @@ pub use opsc_events_runtime::{
 /// t.stop().await
 /// # }
 /// ```
+///
+/// Backoffs, retry schedules, handler timeouts and delayed events run on tokio's clock, so under
+/// paused time (`#[tokio::test(start_paused = true)]`, tokio's `test-util` feature) a test of a
+/// 30 s backoff takes milliseconds and still sees every attempt at its time:
+///
+/// ```standalone_crate
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+///
+/// use opsc_events::prelude::*;
+/// use opsc_events::testing::TestRuntime;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+/// #[event(stream = "invoices")]
+/// struct InvoiceDue { invoice: u64 }
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[handler(stream = "invoices", retries = 1, backoff = "fixed(30s)")]
+/// async fn charge(_event: InvoiceDue) -> Result<(), HandlerError> {
+///     if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+///         return Err(HandlerError::retryable("payment gateway busy"));
+///     }
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> opsc_events::Result<()> {
+/// // In a test: #[tokio::test(start_paused = true)]
+/// let started = tokio::time::Instant::now();
+/// let t = TestRuntime::start(TestRuntime::builder()).await?;
+/// t.publish(&InvoiceDue { invoice: 7 }).await?;
+/// t.wait_idle().await?;
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+/// assert!(started.elapsed() >= Duration::from_secs(30)); // on tokio's clock, not the wall's
+/// t.stop().await
+/// # }
+/// ```
 pub mod testing {
     pub use opsc_events_runtime::testing::*;
 }

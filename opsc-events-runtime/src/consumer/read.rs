@@ -8,7 +8,7 @@ use crate::health::ConsumerStatus;
 use crate::message_id::MessageId;
 use crate::transport::Broker;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 

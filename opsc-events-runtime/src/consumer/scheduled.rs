@@ -3,7 +3,8 @@
 //! retry holds no slot and no task: it is only a member of a sorted set in Redis.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,7 @@ pub(super) async fn run<B: Broker>(
     let lease_ms = u64::try_from(plan.reg.config.claim_after.as_millis()).unwrap_or(u64::MAX);
     // When the next retry is due, on this process's monotonic clock (the broker tells how long
     // until then by its own clock: wall clocks of hosts may disagree, durations do not).
+    // Tokio's clock, so that a test's paused time (`tokio::time::pause`) applies.
     let mut next_due = Some(Instant::now());
     loop {
         crate::fault::hit(&plan.group, "retry").await;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Query, State};
+use futures_util::{StreamExt, TryStreamExt};
 use opsc_events_runtime::cli::{
     CliError, group_json, holders, parse_reset_to, remove_group, reset_group,
 };
@@ -14,24 +15,43 @@ use serde_json::{Value, json};
 use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::security::Actor;
-use super::{Result, group_name, stream_name, streams};
+use super::overview::{CONCURRENT_LOOKS, DEFAULT_PAGE, MAX_PAGE};
+use super::{Result, group_name, limit, stream_name, streams};
 
 /// The query of `GET /api/groups`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(in crate::console) struct GroupsQuery {
     stream: Option<String>,
+    /// Streams to skip (in name order).
+    offset: Option<usize>,
+    limit: Option<usize>,
 }
 
-/// `GET /api/groups`: every group of every stream (or of `stream`) with its consumers, their
-/// idle time and pending entries, stale groups flagged (as `opsc groups --json`).
+/// `GET /api/groups`: the groups of one page of streams (in name order; or of `stream`) with
+/// their consumers, their idle time and pending entries, stale groups flagged (as
+/// `opsc groups --json`); `total` is the number of streams.
 pub(in crate::console) async fn groups(
     State(st): State<Arc<AppState>>,
     Query(q): Query<GroupsQuery>,
 ) -> Result<Json<Value>> {
-    let mut out = Vec::new();
-    for stream in streams(&st.rt, q.stream.as_deref()).await? {
-        let info = st.rt.stream_info(&stream).await?;
+    let per_page = limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = q.offset.unwrap_or(0);
+    let mut names = streams(&st.rt, q.stream.as_deref()).await?;
+    names.sort_unstable();
+    let total = names.len();
+    let page: Vec<String> = names.into_iter().skip(offset).take(per_page).collect();
+    let infos: Vec<_> = futures_util::stream::iter(page)
+        .map(|name| {
+            let st = Arc::clone(&st);
+            async move { st.rt.stream_info(&name).await }
+        })
+        .buffered(CONCURRENT_LOOKS)
+        .try_collect()
+        .await?;
+    let mut out = Vec::with_capacity(infos.len());
+    for info in infos {
+        let stream = info.stream.clone();
         let holding = holders(&info);
         let groups: Vec<Value> = info
             .groups
@@ -46,7 +66,9 @@ pub(in crate::console) async fn groups(
             .collect();
         out.push(json!({ "stream": stream, "length": info.length, "groups": groups }));
     }
-    Ok(Json(json!({ "streams": out })))
+    Ok(Json(json!({
+        "total": total, "offset": offset, "limit": per_page, "streams": out,
+    })))
 }
 
 /// The body of `POST /api/groups/remove`.

@@ -15,11 +15,11 @@ use super::{Result, limit, now_ms};
 /// The throughput window of the overview.
 const THROUGHPUT_WINDOW_MS: u64 = 60_000;
 /// Streams on one overview page, unless `limit` says otherwise.
-const DEFAULT_PAGE: usize = 100;
+pub(super) const DEFAULT_PAGE: usize = 100;
 /// The most streams on one overview page.
-const MAX_PAGE: usize = 1000;
+pub(super) const MAX_PAGE: usize = 1000;
 /// Streams looked at concurrently (each look is a few round trips).
-const CONCURRENT_LOOKS: usize = 16;
+pub(super) const CONCURRENT_LOOKS: usize = 16;
 
 /// The query of `GET /api/overview`.
 #[derive(Debug, Deserialize)]

@@ -94,13 +94,29 @@ function rates(history) {
 
 // ---- Overview ----
 
-// The overview is paged (`#overview?offset=N`): a page of streams is looked at per refresh.
-const OVERVIEW_PAGE = 100;
+// The overview and the groups are paged (`#overview?offset=N`): a page of streams is looked at
+// per refresh.
+const PAGE = 100;
+
+function pageOffset() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  return Math.max(0, Number(params.get("offset")) || 0);
+}
+
+// "Streams 101–200 of 1000 ← previous next →" when there is more than one page; else null.
+function pager(id, view, data, offset) {
+  if (!(data.total > data.limit || offset > 0)) return null;
+  const shown = data.streams.length;
+  return el("p", { id: id + "-pager", class: "pager" },
+    "Streams " + (shown ? offset + 1 : 0) + "\u2013" + (offset + shown) + " of " + data.total + " ",
+    offset > 0 ? el("a", { id: id + "-prev", href: "#" + view + "?offset=" + Math.max(0, offset - data.limit) }, "\u2190 previous") : null,
+    " ",
+    offset + shown < data.total ? el("a", { id: id + "-next", href: "#" + view + "?offset=" + (offset + data.limit) }, "next \u2192") : null);
+}
 
 async function overview(view) {
-  const params = new URLSearchParams(location.hash.split("?")[1] || "");
-  const offset = Math.max(0, Number(params.get("offset")) || 0);
-  const data = await api("/api/overview?offset=" + offset + "&limit=" + OVERVIEW_PAGE);
+  const offset = pageOffset();
+  const data = await api("/api/overview?offset=" + offset + "&limit=" + PAGE);
   const table = el("table", { id: "overview-table" },
     el("thead", {}, el("tr", {},
       el("th", {}, "Stream / group"), el("th", {}, "Length"), el("th", {}, "Throughput/s"),
@@ -130,14 +146,7 @@ async function overview(view) {
     }
   }
   table.append(body);
-  const pager = data.total > data.limit || offset > 0
-    ? el("p", { id: "overview-pager" },
-        "Streams " + (data.streams.length ? offset + 1 : 0) + "\u2013" + (offset + data.streams.length) + " of " + data.total + " ",
-        offset > 0 ? el("a", { id: "overview-prev", href: "#overview?offset=" + Math.max(0, offset - data.limit) }, "\u2190 previous") : null,
-        " ",
-        offset + data.streams.length < data.total ? el("a", { id: "overview-next", href: "#overview?offset=" + (offset + data.limit) }, "next \u2192") : null)
-    : null;
-  show(view, el("h2", {}, "Overview"), pager,
+  show(view, el("h2", {}, "Overview"), pager("overview", "overview", data, offset),
     data.total ? table : el("p", {}, "No streams under prefix " + state.session.prefix + "."));
 }
 
@@ -348,7 +357,8 @@ function confirmResetGroup(stream, group, after) {
 }
 
 async function groups(view) {
-  const data = await api("/api/groups");
+  const offset = pageOffset();
+  const data = await api("/api/groups?offset=" + offset + "&limit=" + PAGE);
   const table = el("table", { id: "groups-table" }, el("thead", {}, el("tr", {},
     el("th", {}, "Stream"), el("th", {}, "Group / consumer"), el("th", {}, "Lag"), el("th", {}, "Pending"),
     el("th", {}, "Idle"), el("th", {}, "Flags"), el("th", {}, ""))));
@@ -358,7 +368,7 @@ async function groups(view) {
     body.append(el("tr", { class: "group" + (g.stale ? " stale" : ""), "data-stream": s.stream, "data-group": g.group },
       el("td", {}, s.stream), el("td", {}, g.group), el("td", {}, g.lag === null ? "?" : g.lag),
       el("td", {}, g.pending), el("td", {}, g.idle_ms === null ? "" : age(g.idle_ms)), el("td", { class: "flags" }, flags),
-      el("td", { class: "group-actions" }, state.session.writes && state.session.transport === "redis"
+      el("td", { class: "group-actions" }, state.session.writes
         ? [el("button", { type: "button", class: "reset-group", onclick: () => confirmResetGroup(s.stream, g.group, () => route()) }, "Skip to latest"),
            el("button", { type: "button", class: "remove-group", onclick: () => confirmRemoveGroup(s.stream, g.group, () => route()) }, "Remove")]
         : null)));
@@ -372,7 +382,7 @@ async function groups(view) {
   show(view, el("h2", {}, "Groups"),
     el("p", {}, "Stale: no consumer active for " + age(state.session.stale_after_ms) + "." +
       (state.session.writes ? " Removing a group also deletes its retry schedule and attempt records." : "")),
-    table);
+    pager("groups", "groups", data, offset), table);
 }
 
 // ---- Routing ----

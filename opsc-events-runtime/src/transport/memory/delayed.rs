@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use super::MemoryBroker;
+use super::now_ms;
 use crate::delayed::{DelayedEvent, DelayedFilter, Moved, entry_of, unpack};
-use crate::envelope::now_ms;
 use crate::keys::StreamKeys;
 
 impl MemoryBroker {

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use super::now_ms;
 use super::state::{Group, Pending, State, Stream};
 use super::{MemoryBroker, MemoryReader, no_group, owned};
 use crate::envelope::EncodedEvent;
-use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::handler::Start;
 use crate::keys::StreamKeys;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use self::state::State;
-use crate::envelope::{EncodedEvent, now_ms};
+use crate::envelope::EncodedEvent;
 use crate::error::{Error, Result};
 use crate::handler::Start;
 use crate::keys::StreamKeys;
@@ -56,6 +56,19 @@ impl std::fmt::Debug for MemoryBroker {
             .field("streams", &state.streams.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The embedded broker's clock, in milliseconds since the epoch: the wall clock when first
+/// asked, then advanced by tokio's clock. Under `tokio::time::pause()` (a test) it follows
+/// tokio's paused time, so a 30 s backoff, a claim timeout or a delayed event takes no real
+/// time; otherwise it is the wall clock made monotonic (ids never go back).
+pub(super) fn now_ms() -> u64 {
+    static BASE: std::sync::OnceLock<(u64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall, at) = *BASE.get_or_init(|| (crate::envelope::now_ms(), std::time::Instant::now()));
+    let since = tokio::time::Instant::now()
+        .into_std()
+        .saturating_duration_since(at);
+    wall.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A reader of the embedded broker (no connection to hold).
@@ -227,7 +240,7 @@ impl Broker for MemoryBroker {
         error: &str,
         link: Option<&str>,
     ) -> Result<bool> {
-        let now = crate::envelope::now_ms();
+        let now = now_ms();
         self.schedule_retry_now(
             keys,
             group,
@@ -269,7 +282,7 @@ impl Broker for MemoryBroker {
         lease_ms: u64,
         count: usize,
     ) -> Result<(Vec<Delivery>, Option<u64>)> {
-        let now = crate::envelope::now_ms();
+        let now = now_ms();
         let (leased, next) =
             self.lease_retries_now(keys, group, now, now.saturating_add(lease_ms), count)?;
         Ok((leased, next.map(|due| due.saturating_sub(now))))
@@ -301,7 +314,7 @@ impl Broker for MemoryBroker {
         original_id: MessageId,
         max_replays: u32,
     ) -> Result<ReplayOutcome> {
-        let now = crate::envelope::now_ms();
+        let now = now_ms();
         self.replay_dead_letter_now(keys, letter_id, group, original_id, max_replays, now)
     }
 
@@ -315,8 +328,7 @@ impl Broker for MemoryBroker {
         // One lock over the whole embedded broker: trimming is atomic, no other lock needed.
         let min_id = max_age.map(|age| {
             MessageId::new(
-                crate::envelope::now_ms()
-                    .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+                now_ms().saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
                 0,
             )
         });

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use super::now_ms;
 use super::state::{Record, State};
 use super::{MemoryBroker, OURS};
-use crate::envelope::now_ms;
 use crate::error::Result;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
@@ -153,7 +153,7 @@ impl MemoryBroker {
             .into_iter()
             .filter(|(k, _)| !OURS.iter().any(|o| o.as_bytes() == k.as_slice()))
             .collect();
-        let failed_at = crate::envelope::now_ms();
+        let failed_at = now_ms();
         let first = record.first_failed_at.unwrap_or(failed_at);
         for (k, v) in [
             ("original_id", id.to_string()),
