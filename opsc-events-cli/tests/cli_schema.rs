@@ -1,6 +1,8 @@
 //! `opsc schema registry`, `opsc schema lock` and `opsc schema check` (docs/CONTRACTS.md).
 
 mod cli_support;
+#[path = "../../tests/common/asyncapi.rs"]
+mod asyncapi_check;
 
 use cli_support::{conn, json_lines, opsc, run};
 use opsc_events_testkit::RedisServer;
@@ -169,6 +171,7 @@ fn asyncapi_describes_the_registry() {
     let out = opsc(&server, &["asyncapi"]);
     assert!(out.status.success(), "{out:?}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    asyncapi_check::assert_valid("the output of `opsc asyncapi`", &doc);
     assert_eq!(doc["asyncapi"], "3.0.0");
     assert_eq!(
         doc["channels"]["assets"]["address"],

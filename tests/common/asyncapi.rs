@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 /// The vendored schema, verbatim.
-pub const SCHEMA: &str = include_str!("../fixtures/asyncapi-3.0.0.schema.json");
+pub(crate) const SCHEMA: &str = include_str!("../fixtures/asyncapi-3.0.0.schema.json");
 
 fn validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
@@ -61,7 +61,7 @@ fn address_parameters(address: &str) -> Vec<&str> {
 
 /// What is wrong with `doc`: one line per problem, empty when it is a valid AsyncAPI 3.0.0
 /// document.
-pub fn problems(doc: &Value) -> Vec<String> {
+pub(crate) fn problems(doc: &Value) -> Vec<String> {
     let mut out: Vec<String> = validator()
         .iter_errors(doc)
         .map(|e| format!("schema: at `{}`: {e}", e.instance_path()))
@@ -113,7 +113,7 @@ pub fn problems(doc: &Value) -> Vec<String> {
 }
 
 /// Panics listing the problems of `doc` (and the document itself) unless it is valid.
-pub fn assert_valid(what: &str, doc: &Value) {
+pub(crate) fn assert_valid(what: &str, doc: &Value) {
     let found = problems(doc);
     assert!(
         found.is_empty(),
