@@ -11,9 +11,6 @@ use crate::events::*;
 /// The key prefix of the demo.
 pub const PREFIX: &str = "opsconductor-demo";
 
-/// The services, in the order `main` starts them.
-pub const SERVICES: [&str; 4] = ["identity", "assets", "automation", "communication"];
-
 /// The runtime of one service, transport aside: its handlers (the module of its name), the
 /// state they use, and the event types it publishes. Those are declared for the schema
 /// registry: in this one process every event type has a handler, so none would be recorded as
