@@ -169,7 +169,11 @@ async fn the_document_of_a_runtime_is_valid_asyncapi_3() {
         .as_object()
         .expect("operations")
         .values()
-        .find(|op| op["x-opsc-group"].as_str().is_some_and(|g| g.ends_with("page")))
+        .find(|op| {
+            op["x-opsc-group"]
+                .as_str()
+                .is_some_and(|g| g.ends_with("page"))
+        })
         .unwrap_or_else(|| panic!("no receive operation of `page` in {ops:#}"));
     assert_eq!(page["x-opsc-retries"], 2);
     assert_eq!(page["x-opsc-dead-letter"], false);
@@ -191,7 +195,9 @@ async fn the_document_of_a_registry_is_valid_asyncapi_3() {
     assert_valid("the registry's document", &doc);
     let services = &doc["operations"]["publish.aa_finding_reported.v2"]["x-opsc-services"];
     assert!(
-        services.as_array().is_some_and(|s| s.contains(&json!("scanner"))),
+        services
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("scanner"))),
         "{services}"
     );
 }
@@ -252,7 +258,11 @@ async fn broken_documents_are_rejected() {
             },
             "\"asyncapi\" is a required property",
         ),
-        ("another version", |d| d["asyncapi"] = json!("2.6.0"), "schema: at `/asyncapi`"),
+        (
+            "another version",
+            |d| d["asyncapi"] = json!("2.6.0"),
+            "schema: at `/asyncapi`",
+        ),
         (
             "an unknown top-level field",
             |d| d["publish"] = json!({}),
@@ -306,7 +316,9 @@ async fn broken_documents_are_rejected() {
     let mut doc = good.clone();
     doc["channels"]["aa_findings"]["address"] = json!("aa:{nowhere}:events");
     assert!(
-        problems(&doc).iter().any(|p| p.contains("`nowhere` is not defined")),
+        problems(&doc)
+            .iter()
+            .any(|p| p.contains("`nowhere` is not defined")),
         "{:#?}",
         problems(&doc)
     );

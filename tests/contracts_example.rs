@@ -99,7 +99,9 @@ async fn the_example_keeps_its_asyncapi_document() {
     // Handler paths start with the crate: this test's, where the example binary has its own.
     for e in &mut entries {
         if let Some(h) = &mut e.handler {
-            h.handler = h.handler.replacen("contracts_example::", "opsconductor::", 1);
+            h.handler = h
+                .handler
+                .replacen("contracts_example::", "opsconductor::", 1);
         }
     }
     let doc = registry_asyncapi(&entries, services::PREFIX);

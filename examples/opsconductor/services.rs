@@ -16,7 +16,11 @@ pub const PREFIX: &str = "opsconductor-demo";
 /// registry: in this one process every event type has a handler, so none would be recorded as
 /// published otherwise (a service in its own binary needs no declaration for an event type it
 /// does not handle).
-pub fn runtime(name: &str, console: &Console, directory: &Directory) -> opsc_events::RuntimeBuilder {
+pub fn runtime(
+    name: &str,
+    console: &Console,
+    directory: &Directory,
+) -> opsc_events::RuntimeBuilder {
     let b = Runtime::builder()
         .service(name)
         .prefix(PREFIX)

@@ -1,8 +1,8 @@
 //! `opsc schema registry`, `opsc schema lock` and `opsc schema check` (docs/CONTRACTS.md).
 
-mod cli_support;
 #[path = "../../tests/common/asyncapi.rs"]
 mod asyncapi_check;
+mod cli_support;
 
 use cli_support::{conn, json_lines, opsc, run};
 use opsc_events_testkit::RedisServer;

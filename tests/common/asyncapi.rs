@@ -32,7 +32,11 @@ fn refs<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
             for (k, x) in m {
                 match (k.as_str(), x) {
                     ("$ref", Value::String(r)) => out.push((at.clone(), r)),
-                    _ => refs(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out),
+                    _ => refs(
+                        x,
+                        format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    ),
                 }
             }
         }
@@ -72,7 +76,9 @@ pub(crate) fn problems(doc: &Value) -> Vec<String> {
     for (at, r) in &found {
         match r.strip_prefix('#') {
             Some(pointer) if doc.pointer(pointer).is_some() => {}
-            _ => out.push(format!("ref: at `{at}`: `{r}` points at nothing in the document")),
+            _ => out.push(format!(
+                "ref: at `{at}`: `{r}` points at nothing in the document"
+            )),
         }
     }
 
@@ -80,7 +86,11 @@ pub(crate) fn problems(doc: &Value) -> Vec<String> {
     let operations = doc["operations"].as_object().unwrap_or(&empty);
     for (name, op) in operations {
         let channel = op["channel"]["$ref"].as_str().unwrap_or_default();
-        for m in op["messages"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        for m in op["messages"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let r = m["$ref"].as_str().unwrap_or_default();
             if !r.starts_with(&format!("{channel}/messages/")) {
                 out.push(format!(
