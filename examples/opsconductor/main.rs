@@ -28,26 +28,16 @@ enum Transport {
 
 async fn service(
     name: &str,
-    module: &'static str,
     transport: &Transport,
     console: &Console,
     directory: &Directory,
 ) -> opsc_events::Result<Runtime> {
-    let mut b = Runtime::builder().service(name).prefix("opsconductor-demo");
-    b = match transport {
+    let b = services::runtime(name, console, directory);
+    let b = match transport {
         Transport::Redis(url) => b.redis(url),
         Transport::Memory(broker) => b.memory_with(broker.clone()),
     };
-    b = b
-        .state(console.clone())
-        .state(directory.clone())
-        .shutdown_timeout(Duration::from_secs(5));
-    b = if module.is_empty() {
-        b.no_handlers()
-    } else {
-        b.only(move |h| h.module_path().ends_with(module))
-    };
-    b.build().await
+    b.shutdown_timeout(Duration::from_secs(5)).build().await
 }
 
 #[tokio::main]
@@ -71,24 +61,10 @@ async fn main() -> opsc_events::Result<()> {
     };
     let directory = Directory::default();
 
-    let identity = service("identity", "::identity", &transport, &console, &directory).await?;
-    let assets = service("assets", "", &transport, &console, &directory).await?;
-    let automation = service(
-        "automation",
-        "::automation",
-        &transport,
-        &console,
-        &directory,
-    )
-    .await?;
-    let communication = service(
-        "communication",
-        "::communication",
-        &transport,
-        &console,
-        &directory,
-    )
-    .await?;
+    let identity = service("identity", &transport, &console, &directory).await?;
+    let assets = service("assets", &transport, &console, &directory).await?;
+    let automation = service("automation", &transport, &console, &directory).await?;
+    let communication = service("communication", &transport, &console, &directory).await?;
 
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut running = Vec::new();

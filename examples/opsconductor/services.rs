@@ -1,5 +1,5 @@
 //! The four services' handlers. Each module is one service; `main` runs each as its own
-//! runtime, selecting the module's handlers with `.only`.
+//! runtime ([`runtime`]), selecting the module's handlers with `.only`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +7,38 @@ use std::sync::{Arc, Mutex};
 use opsc_events::prelude::*;
 
 use crate::events::*;
+
+/// The key prefix of the demo.
+pub const PREFIX: &str = "opsconductor-demo";
+
+/// The runtime of one service, transport aside: its handlers (the module of its name), the
+/// state they use, and the event types it publishes. Those are declared for the schema
+/// registry: in this one process every event type has a handler, so none would be recorded as
+/// published otherwise (a service in its own binary needs no declaration for an event type it
+/// does not handle).
+pub fn runtime(
+    name: &str,
+    console: &Console,
+    directory: &Directory,
+) -> opsc_events::RuntimeBuilder {
+    let b = Runtime::builder()
+        .service(name)
+        .prefix(PREFIX)
+        .state(console.clone())
+        .state(directory.clone());
+    let module = format!("::{name}");
+    let handlers = move |h: &HandlerInfo<'_>| h.module_path().ends_with(&module);
+    match name {
+        "identity" => b.only(handlers).publishes::<UserRegistered>(),
+        "assets" => b.no_handlers().publishes::<AssetDiscovered>(),
+        "automation" => b
+            .only(handlers)
+            .publishes::<ScanScheduled>()
+            .publishes::<ScanCompleted>(),
+        "communication" => b.only(handlers).publishes::<NotificationSent>(),
+        other => panic!("no service `{other}` in the demo"),
+    }
+}
 
 /// What the demo prints and counts; shared by every service in this one process.
 #[derive(Clone)]

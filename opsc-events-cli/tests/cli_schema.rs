@@ -1,5 +1,7 @@
 //! `opsc schema registry`, `opsc schema lock` and `opsc schema check` (docs/CONTRACTS.md).
 
+#[path = "../../tests/common/asyncapi.rs"]
+mod asyncapi_check;
 mod cli_support;
 
 use cli_support::{conn, json_lines, opsc, run};
@@ -169,6 +171,7 @@ fn asyncapi_describes_the_registry() {
     let out = opsc(&server, &["asyncapi"]);
     assert!(out.status.success(), "{out:?}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    asyncapi_check::assert_valid("the output of `opsc asyncapi`", &doc);
     assert_eq!(doc["asyncapi"], "3.0.0");
     assert_eq!(
         doc["channels"]["assets"]["address"],

@@ -27,6 +27,17 @@ from .errors import (
     UnknownVersion,
 )
 from .events import EventType, event, event_type, event_type_of, snake_case
+from .schema_registry import (
+    HandlerPolicy,
+    Readable,
+    RegistryEntry,
+    Unreadable,
+    read_registry,
+    record as record_entries,
+    registry,
+    registry_key,
+    shape_json,
+)
 from .schema import (
     BOOL,
     CHAR,

@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import redis
 
+from . import schema_registry as _registry
 from . import wire
 from .errors import DecodeError, FingerprintMismatch, PermanentError, UnknownVersion
 from .events import EventType, event_type_of
@@ -80,9 +81,19 @@ def _text(v: Any) -> str:
 
 
 class Publisher:
-    """Publishes events as v2 entries: ``XADD <prefix>:{<stream>}:events * <name>@<v> <value>``."""
+    """Publishes events as v2 entries: ``XADD <prefix>:{<stream>}:events * <name>@<v> <value>``.
 
-    def __init__(self, client: redis.Redis, service: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+    The first time it publishes an event type it records a producer entry in the schema
+    registry (``register=False``: never)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        service: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        register: bool = True,
+    ) -> None:
         if not NAME.match(service):
             raise ValueError(f"service {service!r} breaks [A-Za-z0-9_.-]{{1,64}}")
         if not NAME.match(prefix):
@@ -90,6 +101,24 @@ class Publisher:
         self.client = client
         self.service = service
         self.prefix = prefix
+        self.register = register
+        self._registered: set[tuple[str, int, int]] = set()
+
+    def _record(self, types: Sequence[EventType]) -> None:
+        """Records a producer entry for each type not recorded yet by this publisher."""
+        if not self.register:
+            return
+        new = {(et.name, et.version, et.fingerprint): et for et in types}
+        for k in self._registered:
+            new.pop(k, None)
+        if not new:
+            return
+        now = _now_ms()
+        entries = [
+            _registry.RegistryEntry.producer(et, self.service, now_ms=now) for et in new.values()
+        ]
+        if _registry.record(self.client, entries, prefix=self.prefix):
+            self._registered.update(new)
 
     def entry(
         self,
@@ -131,13 +160,15 @@ class Publisher:
     def publish(self, event: Any, **options: Any) -> str:
         """Publishes one event; returns the entry id Redis assigned. Options as :meth:`entry`."""
         et, name, value = self.entry(event, **options)
+        self._record([et])
         return _text(self.client.xadd(events_key(et.stream, self.prefix), {name: value}))
 
     def publish_all(self, events: Sequence[Any]) -> list[str]:
         """Publishes several events in one round trip (a pipeline, not a transaction)."""
+        entries = [self.entry(e) for e in events]
+        self._record([et for et, _, _ in entries])
         pipe = self.client.pipeline(transaction=False)
-        for e in events:
-            et, name, value = self.entry(e)
+        for et, name, value in entries:
             pipe.xadd(events_key(et.stream, self.prefix), {name: value})
         return [_text(i) for i in pipe.execute()]
 
@@ -192,7 +223,8 @@ class Consumer:
     """One handler's consumer: reads ``<prefix>:{<stream>}:events`` with the group ``group``
     (default ``<service>.<handler name>``, like Rust; ``handler_name`` defaults to the
     function's ``__name__``), calls the handler, acknowledges, retries
-    in process and dead-letters with the Rust runtime's fields."""
+    in process and dead-letters with the Rust runtime's fields. When it creates its group it
+    records its consumer entry in the schema registry (``register=False``: never)."""
 
     def __init__(
         self,
@@ -209,10 +241,13 @@ class Consumer:
         start: str = "latest",
         sleep: Callable[[float], None] = time.sleep,
         older_versions: Sequence[tuple[Any, Callable[[Any], Any]]] = (),
+        register: bool = True,
     ) -> None:
         if not NAME.match(service):
             raise ValueError(f"service {service!r} breaks [A-Za-z0-9_.-]{{1,64}}")
         self.client = client
+        self.service = service
+        self.register = register
         self.event_type = event_type_of(event)
         self.handler = handler
         self.handler_name: str = handler_name or str(getattr(handler, "__name__", "handler"))
@@ -256,7 +291,29 @@ class Consumer:
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
+        if self.register:
+            _registry.record(self.client, [self.registry_entry()], prefix=self.prefix)
         self._group_ready = True
+
+    def registry_entry(self, now_ms: Optional[int] = None) -> _registry.RegistryEntry:
+        """This consumer's entry in the schema registry: its version and the older ones it
+        upcasts, and its policy — ``retries`` = attempts after the first, always dead-lettered,
+        one message at a time, ``timeout_ms`` 0 (no per-attempt timeout)."""
+        policy = _registry.HandlerPolicy(
+            handler=self.handler_path,
+            group=self.group,
+            retries=max(self.retry.attempts - 1, 0),
+            dead_letter=True,
+            concurrency=1,
+            timeout_ms=0,
+        )
+        return _registry.RegistryEntry.consumer(
+            self.event_type,
+            self.service,
+            policy,
+            older=[et for et, _ in self.upcasts.values()],
+            now_ms=_now_ms() if now_ms is None else now_ms,
+        )
 
     def poll(self, count: int = 16, block_ms: int = 1000) -> list[Outcome]:
         """Handles up to ``count`` entries: first this consumer's own pending ones (left by a

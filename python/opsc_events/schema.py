@@ -109,10 +109,12 @@ class Variant:
 @dataclass(frozen=True)
 class Enum:
     """An enum; ``tagging`` is ``("external",)``, ``("internal", tag)`` or
-    ``("adjacent", tag, content)``."""
+    ``("adjacent", tag, content)``. ``name`` (the Rust type's, for the schema registry) does not
+    enter the fingerprint."""
 
     variants: tuple[Variant, ...]
     tagging: tuple[str, ...] = ("external",)
+    name: str = dataclasses.field(default="", compare=False)
 
 
 Shape = Union[Leaf, Option, Seq, Array, Tuple, Map, Struct, Opaque, Enum]

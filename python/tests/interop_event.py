@@ -29,7 +29,8 @@ STATUS = Enum(
         Variant(
             "Degraded", "struct", (Field("since_ms", Leaf("u64")), Field("reason", Option(STRING)))
         ),
-    )
+    ),
+    name="Status",  # the Rust enum's name, as the schema registry shows it
 )
 
 

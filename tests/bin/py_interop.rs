@@ -9,7 +9,13 @@
 //!   event labelled `fail…`, which it dead-letters as permanent), and exits 0 once it has taken
 //!   `n` (1 after 30 s without them);
 //! - `py-interop dead-letters <redis-url> <stream>` prints each dead letter of the stream as one
-//!   JSON line, read through the runtime's dead-letter API (what `opsc dlq` uses).
+//!   JSON line, read through the runtime's dead-letter API (what `opsc dlq` uses);
+//! - `py-interop registry <redis-url>` prints the schema registry as the runtime reads it, one
+//!   JSON object: `entries` (re-serialized by Rust), `unreadable` fields and `mismatches`.
+//!
+//! Every command but `fingerprint` builds a runtime of service `py_interop`, which records its
+//! entries in the schema registry: a producer of `interop_event` v1 (declared, since the binary
+//! also handles it), and with `handle` the consumer entry of `record`.
 //!
 //! The event covers the serde forms a Python service meets most: integers (u64, u128, i64),
 //! f32, strings, `Vec`, `Option`, a map, a UUID and an externally tagged enum with unit, newtype
@@ -108,7 +114,7 @@ async fn record(
 
 fn usage() -> ! {
     eprintln!(
-        "usage: py-interop fingerprint | publish <redis-url> <n> | handle <redis-url> <n> | dead-letters <redis-url> <stream>"
+        "usage: py-interop fingerprint | publish <redis-url> <n> | handle <redis-url> <n> | dead-letters <redis-url> <stream> | registry <redis-url>"
     );
     std::process::exit(2);
 }
@@ -121,7 +127,7 @@ async fn runtime(url: &str, progress: Progress, handlers: bool) -> Runtime {
         .connect_timeout(Duration::from_secs(2))
         .shutdown_timeout(Duration::from_secs(2));
     if !handlers {
-        builder = builder.no_handlers();
+        builder = builder.no_handlers().publishes::<InteropEvent>();
     }
     match builder.build().await {
         Ok(rt) => rt,
@@ -206,6 +212,28 @@ async fn main() {
                         });
                         say(&json.to_string());
                     }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        ["registry", url] => {
+            let rt = runtime(url, progress, false).await;
+            match rt.schema_registry().await {
+                Ok((entries, unreadable)) => {
+                    let mismatches = opsc_events::contracts::mismatches(&entries);
+                    let json = serde_json::json!({
+                        "entries": entries,
+                        "unreadable": unreadable.iter()
+                            .map(|u| serde_json::json!({"field": u.field, "reason": u.reason}))
+                            .collect::<Vec<_>>(),
+                        "mismatches": mismatches.iter()
+                            .map(|m| serde_json::json!({"event": m.event(), "problem": m.to_string()}))
+                            .collect::<Vec<_>>(),
+                    });
+                    say(&json.to_string());
                 }
                 Err(e) => {
                     eprintln!("{e}");

@@ -120,6 +120,6 @@ pub(super) fn check(out: &Out, lock: &Path, current: &Path) -> Result<()> {
 /// Prints the AsyncAPI document of the whole registry.
 pub(super) async fn asyncapi(rt: &Runtime, out: &Out, prefix: &str) -> Result<()> {
     let (entries, _) = rt.schema_registry().await?;
-    let doc = crate::contracts::asyncapi(&entries, "opsc-events schema registry", "1.0.0", prefix);
+    let doc = crate::contracts::registry_asyncapi(&entries, prefix);
     out.say(&serde_json::to_string_pretty(&doc).unwrap_or_default())
 }

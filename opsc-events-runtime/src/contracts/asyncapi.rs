@@ -61,7 +61,9 @@ pub fn json_schema(shape: &Value) -> Value {
         "f32" | "f64" => json!({ "type": "number" }),
         "char" => json!({ "type": "string", "minLength": 1, "maxLength": 1 }),
         "string" => json!({ "type": "string" }),
-        "option" => json!({ "oneOf": [json_schema(&shape["of"]), { "type": "null" }] }),
+        // `anyOf`, not `oneOf`: `null` would match both when the inner schema accepts any value
+        // (an opaque type, or an option of an option).
+        "option" => json!({ "anyOf": [json_schema(&shape["of"]), { "type": "null" }] }),
         "seq" => json!({ "type": "array", "items": json_schema(&shape["of"]) }),
         "array" => json!({
             "type": "array",
@@ -216,8 +218,22 @@ pub fn asyncapi(entries: &[RegistryEntry], title: &str, version: &str, prefix: &
     let channels: Map<String, Value> = channels
         .into_iter()
         .map(|(stream, msgs)| {
+            // The address is the stream's exact key. Its `{stream}` is the Redis Cluster hash
+            // tag, but in an AsyncAPI address braces mark a parameter, which the channel must
+            // define: it is defined with the hash tag itself as its only value, so that the
+            // address reads the same before and after substitution.
             let address = format!("{prefix}:{{{stream}}}:events");
-            (stream, json!({ "address": address, "messages": msgs }))
+            let tag = format!("{{{stream}}}");
+            let parameters = json!({ stream.as_str(): {
+                "enum": [tag],
+                "default": tag,
+                "description": "Not a variable: the Redis Cluster hash tag of the stream, braces \
+                    included; the address is the stream's key.",
+            }});
+            (
+                stream,
+                json!({ "address": address, "parameters": parameters, "messages": msgs }),
+            )
         })
         .collect();
     json!({
@@ -228,6 +244,15 @@ pub fn asyncapi(entries: &[RegistryEntry], title: &str, version: &str, prefix: &
         "operations": operations,
         "components": { "messages": messages },
     })
+}
+
+/// The `info.title` of the registry's document.
+pub const REGISTRY_TITLE: &str = "opsc-events schema registry";
+
+/// The AsyncAPI 3.0 document of a whole registry, as `opsc asyncapi` writes it: [`asyncapi`]
+/// with the title [`REGISTRY_TITLE`] and version `1.0.0`.
+pub fn registry_asyncapi(entries: &[RegistryEntry], prefix: &str) -> Value {
+    asyncapi(entries, REGISTRY_TITLE, "1.0.0", prefix)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod lock;
 mod shape_json;
 
 pub use analysis::{Mismatch, mismatches};
-pub use asyncapi::{asyncapi, json_schema};
+pub use asyncapi::{REGISTRY_TITLE, asyncapi, json_schema, registry_asyncapi};
 pub use entry::{EventRegistration, HandlerPolicy, Readable, RegistryEntry, Role, linked};
 pub use lock::{LOCK_FORMAT, Lock, LockProblem, LockedEvent, check_lock};
 pub use shape_json::shape_json;
