@@ -1,17 +1,20 @@
 //! The transports the conformance behaviours run against: Redis, Redis over TLS (mutual TLS,
-//! the test's own CA), and the embedded broker.
+//! the test's own CA), Redis found through Sentinel (three sentinels monitoring a master), and
+//! the embedded broker.
 
 use std::time::Duration;
 
 use opsc_events::RuntimeBuilder;
 use opsc_events::prelude::*;
-use opsc_events_testkit::{RedisServer, ServerOptions};
+use opsc_events_testkit::{RedisServer, SentinelSet, ServerOptions};
 
 /// A fresh transport for one behaviour: a private redis-server, or a new embedded broker.
 pub enum Env {
     Redis(RedisServer),
     /// Reached only through its TLS port.
     RedisTls(RedisServer),
+    /// A master reached only through its sentinels.
+    Sentinel(SentinelSet),
     Memory(MemoryBroker),
 }
 
@@ -24,6 +27,11 @@ impl Env {
     pub fn redis_tls() -> Env {
         crate::common::init_tracing();
         Env::RedisTls(RedisServer::start_with(ServerOptions::tls()))
+    }
+
+    pub fn sentinel() -> Env {
+        crate::common::init_tracing();
+        Env::Sentinel(SentinelSet::start(0))
     }
 
     pub fn memory() -> Env {
@@ -44,6 +52,7 @@ impl Env {
                     .tls_ca_file(&tls.ca)
                     .tls_client_cert_files(&tls.client_cert, &tls.client_key)
             }
+            Env::Sentinel(set) => b.redis_sentinel(set.master_name(), set.sentinel_urls()),
             Env::Memory(broker) => b.memory_with(broker.clone()),
         }
     }

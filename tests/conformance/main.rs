@@ -1,5 +1,6 @@
-//! The conformance suite: every behaviour is written once and run against both transports —
-//! a private redis-server and the embedded broker — so that they cannot drift apart.
+//! The conformance suite: every behaviour is written once and run against every transport — a
+//! private redis-server (plain, over mutual TLS, and found through Sentinel) and the embedded
+//! broker — so that they cannot drift apart.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -1664,6 +1665,12 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 super::$name(super::Env::redis_tls()).await
+            })*
+        }
+        mod redis_sentinel {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Env::sentinel()).await
             })*
         }
         mod memory {
