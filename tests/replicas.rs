@@ -41,11 +41,13 @@ async fn a_publish_waits_for_its_replicas_or_says_it_was_not_replicated() {
         replicas_in_sync(&primary.url()).await
     })
     .await;
+    // A generous bound while the replica is up: `WAIT` returns as soon as it has acknowledged,
+    // and a loaded machine may take longer than a production timeout would allow.
     let rt = Runtime::builder()
         .service("durable")
         .redis(primary.url())
         .no_handlers()
-        .wait_for_replicas(1, Duration::from_millis(500))
+        .wait_for_replicas(1, Duration::from_secs(10))
         .build()
         .await
         .unwrap();
@@ -69,6 +71,15 @@ async fn a_publish_waits_for_its_replicas_or_says_it_was_not_replicated() {
 
     // Without its replica, the publish is written but not confirmed: a typed error says so.
     replica.kill();
+    let rt = Runtime::builder()
+        .service("durable")
+        .redis(primary.url())
+        .no_handlers()
+        .wait_for_replicas(1, Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let p = rt.publisher();
     let err = p
         .publish(&Order { n: 4 })
         .await
