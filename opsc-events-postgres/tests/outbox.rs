@@ -422,8 +422,17 @@ async fn the_runtime_runs_the_relay_and_status_shows_the_backlog() {
         .await,
         "the runtime's relay did not publish the staged rows"
     );
-    let status = opsc_events_postgres::status(&db.pool).await.unwrap();
-    assert_eq!((status[0].unsent, status[0].sent), (0, 2));
+    // The relay publishes, then marks the rows sent when its transaction commits: the entries
+    // can be in Redis a moment before the status says so.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let status = opsc_events_postgres::status(&db.pool).await.unwrap();
+            (status[0].unsent, status[0].sent) == (0, 2)
+        })
+        .await,
+        "the rows were not marked sent: {:?}",
+        opsc_events_postgres::status(&db.pool).await.unwrap()
+    );
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), run)
         .await
