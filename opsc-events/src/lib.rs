@@ -79,9 +79,9 @@ pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
     ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
     EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
-    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
-    TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
-    schema, trim,
+    Priority, PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo,
+    StreamLimits, TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys,
+    metrics_stream, priority, schema, trim,
 };
 
 /// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],
@@ -170,7 +170,7 @@ pub mod prelude {
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
         DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MemoryBroker, MessageId,
-        Metadata, PublishOptions, Publisher, Runtime, Schema, StreamLimits,
+        Metadata, Priority, PublishOptions, Publisher, Runtime, Schema, StreamLimits,
     };
 }
 

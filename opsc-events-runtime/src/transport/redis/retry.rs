@@ -337,12 +337,7 @@ impl RedisTransport {
         token: &str,
     ) -> Result<Option<TrimCounts>> {
         // `<prefix>:{<stream>}:trim_lock`, under the stream's hash tag like its other keys.
-        let lock = format!(
-            "{}trim_lock",
-            keys.dead_letter
-                .strip_suffix("dead_letter")
-                .unwrap_or(&keys.dead_letter)
-        );
+        let lock = keys.trim_lock();
         let mut conn = self.conn.clone();
         let counts: Vec<i64> = scripts::TRIM
             .key(&keys.events)
