@@ -312,6 +312,19 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
             ahead.lock().lanes -= 1;
             return;
         }
+        // With priority lanes, a turn before each entry (see `gate`): taken before the entry
+        // leaves the queue, so that the wait for it counts as queued (refreshed if long).
+        let _turn = if dispatcher.gate.is_active() {
+            tokio::select! {
+                t = dispatcher.gate.turn(dispatcher.plan.lane) => Some(t),
+                () = dispatcher.abort.cancelled() => {
+                    ahead.lock().lanes -= 1;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let hint = ahead.capacity(dispatcher.handler_ns.load(Ordering::Relaxed), max_batch);
         let Some(entry) = ahead.next(hint) else {
             return;

@@ -123,6 +123,8 @@ pub(crate) struct Dispatcher {
     pub(crate) held: Arc<Held>,
     /// The runtime's consumers, for running a suspect entry alone (see `isolate`).
     pub(crate) isolation: Arc<super::isolate::Isolation>,
+    /// Shared by the consumers of the handler's priority lanes (see `gate`).
+    pub(crate) gate: Arc<super::gate::PriorityGate>,
 }
 
 /// The ids of pending-list entries (resumed or claimed) a consumer holds from dispatch until
@@ -302,9 +304,22 @@ impl Dispatcher {
     pub(crate) fn dispatch<S: Send + 'static>(&self, delivery: Delivery, slot: S) {
         if let Some(ready) = self.prepare(delivery) {
             let runner = self.runner();
+            // With priority lanes, the call waits for its turn (see `gate`).
+            let gate = self
+                .gate
+                .is_active()
+                .then(|| (self.gate.clone(), self.plan.lane));
             self.tracker
                 .spawn(self.supervisor.guard("call", async move {
                     let _slot = slot;
+                    let _turn = match gate {
+                        Some((gate, lane)) => tokio::select! {
+                            t = gate.turn(lane) => Some(t),
+                            // Past the shutdown timeout: the entry stays where it is.
+                            () = runner.abort.cancelled() => return,
+                        },
+                        None => None,
+                    };
                     runner.run(ready, || {}).await;
                 }));
         }

@@ -78,8 +78,9 @@ fn no_group(key: &str, group: &str) -> Error {
 }
 
 /// The fields a dead letter adds; original fields of the same name are not copied.
-const OURS: [&str; 10] = [
+const OURS: [&str; 11] = [
     "original_id",
+    "priority",
     "stream",
     "group",
     "handler",

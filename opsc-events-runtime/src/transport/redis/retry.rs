@@ -165,6 +165,10 @@ impl RedisTransport {
             .arg(letter.reason)
             .arg(letter.error)
             .arg(letter.attempts)
+            .arg(match keys.priority() {
+                crate::priority::Priority::Normal => "",
+                lane => lane.as_str(),
+            })
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("EVALSHA dead-letter", &keys.dead_letter, e))?;

@@ -20,7 +20,7 @@ use redis::Script;
 /// The fields a dead letter adds; original fields of the same name are not copied.
 const OURS: &str = r"
 local OURS = {original_id = 1, original_fields = 1, stream = 1, group = 1, handler = 1, reason = 1, error = 1,
-  attempts = 1, first_failed_at = 1, failed_at = 1, replays = 1}
+  attempts = 1, first_failed_at = 1, failed_at = 1, replays = 1, priority = 1}
 ";
 
 /// The most original fields (names and values counted apart: 1,000 pairs) a dead letter stores
@@ -154,7 +154,8 @@ return 1
 /// Moves a message to the dead-letter stream (or drops it) and forgets it, in one step.
 /// KEYS: stream, dead letters, schedule, record.
 /// ARGV: source (`pending` | `scheduled`), keep (`1` | `0`), group, id, lease, stream name,
-/// handler, reason, error, attempts (the failure time is the server's).
+/// handler, reason, error, attempts (the failure time is the server's), priority lane (empty
+/// for `normal`: no `priority` field is written).
 /// Returns the dead-letter id, `1` when dropped, or false when the message is no longer ours.
 ///
 /// Reads and checks first (is it still ours, the keys' types, the letter's fields), then the
@@ -192,6 +193,10 @@ if keep == '1' then
       {'first_failed_at', first}, {'failed_at', failed_at}, {'replays', replays}}) do
     table.insert(fields, kv[1])
     table.insert(fields, kv[2])
+  end
+  if ARGV[11] and ARGV[11] ~= '' then
+    table.insert(fields, 'priority')
+    table.insert(fields, ARGV[11])
   end
 end
 if source == 'pending' then redis.call('XACK', KEYS[1], group, id) end
