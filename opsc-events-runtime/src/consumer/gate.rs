@@ -98,9 +98,32 @@ impl PriorityGate {
         rx.await.unwrap_or(Turn { gate: None })
     }
 
-    /// A turn came back: to the waiting lane the weighting picks, or to the free ones.
+    /// Gives `turn` back and waits for the next one for lane `lane`, as one step: the caller is
+    /// counted waiting when its turn is handed out, so a lane that keeps working competes for
+    /// the turn it gives back (otherwise two lanes would simply alternate, whatever their
+    /// weights). A turn taken while the gate was inactive is simply dropped.
+    pub(crate) async fn pass(self: &Arc<Self>, mut turn: Turn, lane: Priority) -> Turn {
+        if turn.gate.take().is_none() {
+            return self.turn(lane).await;
+        }
+        let rx = {
+            let mut s = self.lock();
+            let (tx, rx) = oneshot::channel();
+            s.waiting[lane.index()].push_back(tx);
+            self.hand_out(&mut s);
+            rx
+        };
+        rx.await.unwrap_or(Turn { gate: None })
+    }
+
+    /// A turn came back.
     fn give_back(self: Arc<Self>) {
         let mut s = self.lock();
+        self.hand_out(&mut s);
+    }
+
+    /// One turn to hand out: to the waiting lane the weighting picks, or to the free ones.
+    fn hand_out(self: &Arc<Self>, s: &mut GateState) {
         loop {
             // Callers that stopped waiting are dropped first, so they are not counted waiting.
             for q in &mut s.waiting {
@@ -171,6 +194,40 @@ mod tests {
         assert_eq!(order[0], Priority::Critical);
         assert_eq!(order[1], Priority::Normal);
         assert_eq!(&order[2..], [Priority::Low, Priority::Low]);
+        assert_eq!(gate.lock().free, 1, "every turn came back");
+    }
+
+    #[tokio::test]
+    async fn a_lane_that_keeps_working_gets_its_weighted_share() {
+        // One turn, two lanes that always have work: critical and low, each passing its turn
+        // on after every call. Low gets 1 call in 9 (weights 8 and 1), not every other one.
+        let gate = Arc::new(PriorityGate::new(1));
+        gate.activate();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for lane in [Priority::Critical, Priority::Low] {
+            let (g, order) = (gate.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut turn = g.turn(lane).await;
+                loop {
+                    {
+                        let mut o = order.lock().unwrap();
+                        if o.len() >= 90 {
+                            return;
+                        }
+                        o.push(lane);
+                    }
+                    tokio::task::yield_now().await;
+                    turn = g.pass(turn, lane).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let low = order.iter().filter(|p| **p == Priority::Low).count();
+        assert!((9..=11).contains(&low), "low got {low} of 90: {order:?}");
         assert_eq!(gate.lock().free, 1, "every turn came back");
     }
 

@@ -70,10 +70,12 @@ pub(crate) async fn run_lanes<B: Broker>(
                     tracing::info!(stream = %plan.reg.stream, group = %plan.group, lane = %lane, key = %lane_plan.key, "reading a priority lane");
                 }
                 started = started.with(lane);
+                let mut lane_parts = parts.clone();
+                lane_parts.priority = lane;
                 running.push(tokio::spawn(super::run(
                     broker.clone(),
                     lane_plan,
-                    parts.clone(),
+                    lane_parts,
                     settings.clone(),
                     status.clone(),
                     stop.clone(),

@@ -119,6 +119,25 @@ impl Runtime {
         with_broker!(&self.transport, b => b.stream_info(&keys).await)
     }
 
+    /// The priority lanes `stream` uses: `normal` and every lane ever published to (from the
+    /// stream's lane marker), lowest first.
+    pub async fn lanes(&self, stream: &str) -> Result<Vec<crate::Priority>> {
+        let keys = self.keys.stream(stream);
+        let lanes = with_broker!(&self.transport, b => b.lanes(&keys).await)?;
+        Ok(crate::Priority::ALL
+            .into_iter()
+            .filter(|p| lanes.contains(*p))
+            .collect())
+    }
+
+    /// [`stream_info`](Self::stream_info) of one priority lane of `stream`: its length, and its
+    /// groups' pending entries, lag and retry schedules (`dead_letters` counts the stream's,
+    /// shared by its lanes).
+    pub async fn lane_info(&self, stream: &str, lane: crate::Priority) -> Result<StreamInfo> {
+        let keys = self.keys.stream(stream).lane(lane);
+        with_broker!(&self.transport, b => b.stream_info(&keys).await)
+    }
+
     /// The same runtime (transport, keys, state), running no handler: for inspection while
     /// the original runs.
     pub(crate) fn without_handlers(&self) -> Runtime {
@@ -359,6 +378,7 @@ impl Runtime {
                 group: s.group.clone(),
                 publisher: self.publisher.clone(),
                 state: self.state.clone(),
+                priority: crate::priority::Priority::Normal,
             };
             let mut settings = self.settings.clone();
             settings.isolation = isolation.clone();
