@@ -20,11 +20,15 @@ pub struct Alert {
 mod lanes {
     use super::*;
 
-    /// Takes a millisecond, so that a backlog takes a while to drain.
+    /// Takes a millisecond, so that a backlog takes a while to drain. `concurrency = 1` (the
+    /// default) bounds the calls of all lanes together.
     #[handler(stream = "prio", start = "earliest")]
     pub async fn jobs(event: Job, ctx: Context, State(log): State<Log>) {
+        let now = log.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        log.max_in_flight.fetch_max(now, Ordering::SeqCst);
         log.record("jobs", event.n, &ctx);
         tokio::time::sleep(Duration::from_millis(1)).await;
+        log.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Fails while `broken`.
@@ -98,6 +102,11 @@ pub async fn a_critical_event_overtakes_the_backlog_and_each_lane_keeps_its_orde
     })
     .await;
     running.stop().await;
+    assert_eq!(
+        log.max_in_flight.load(Ordering::SeqCst),
+        1,
+        "the handler's concurrency bounds its lanes together"
+    );
     let calls = log.of("jobs");
     let pos = calls
         .iter()
