@@ -799,7 +799,14 @@ async fn priority_section(
     let events = Flowing::same(n, SMALL);
     framework::publish_batched(publisher, &events, PUBLISH_BATCH).await;
     drop(events);
-    baseline::pipelined_xadd(conn, &base_k, &events::payload_fields(SMALL), n, PUBLISH_BATCH).await;
+    baseline::pipelined_xadd(
+        conn,
+        &base_k,
+        &events::payload_fields(SMALL),
+        n,
+        PUBLISH_BATCH,
+    )
+    .await;
     let (mut hand, mut unused, mut hand2, mut idle) = (vec![], vec![], vec![], vec![]);
     for _ in 0..cfg.reps {
         hand.push(

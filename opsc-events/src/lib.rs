@@ -78,10 +78,10 @@
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
     ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
-    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
-    Priority, PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo,
-    StreamLimits, TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys,
-    metrics_stream, priority, schema, trim,
+    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata, Priority,
+    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
+    TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
+    priority, schema, trim,
 };
 
 /// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::wait_until;
 use env::{Env, spawn};
-use priority::*;
 use opsc_events::WireFormat;
 use opsc_events::prelude::*;
+use priority::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -73,7 +73,11 @@ fn at(p: Priority) -> PublishOptions {
 }
 
 fn lane_of(calls: &[Call], lane: Priority) -> Vec<u64> {
-    calls.iter().filter(|c| c.lane == lane).map(|c| c.n).collect()
+    calls
+        .iter()
+        .filter(|c| c.lane == lane)
+        .map(|c| c.n)
+        .collect()
 }
 
 /// A backlog of low and normal events is in the stream; a critical event published after them
@@ -84,7 +88,9 @@ pub async fn a_critical_event_overtakes_the_backlog_and_each_lane_keeps_its_orde
     let rt = env.publisher().await;
     let p = rt.publisher();
     for n in 0..150 {
-        p.publish_with(&Job { n }, &at(Priority::Low)).await.unwrap();
+        p.publish_with(&Job { n }, &at(Priority::Low))
+            .await
+            .unwrap();
     }
     p.publish_all(&(150..300).map(|n| Job { n }).collect::<Vec<_>>())
         .await
@@ -144,7 +150,9 @@ pub async fn lower_lanes_progress_under_continuous_higher_load(env: Env) {
     let rt = env.publisher().await;
     let p = rt.publisher();
     for n in 0..100 {
-        p.publish_with(&Job { n }, &at(Priority::Low)).await.unwrap();
+        p.publish_with(&Job { n }, &at(Priority::Low))
+            .await
+            .unwrap();
     }
     for n in 1000..1900 {
         p.publish_with(&Job { n }, &at(Priority::Critical))
@@ -197,11 +205,7 @@ pub async fn the_type_sets_the_priority_and_a_publish_overrides_it(env: Env) {
     p.publish_all(&[Alert { n: 4 }]).await.unwrap();
     wait_until("four alerts", T, || async { log.count("alerts") == 4 }).await;
     running.stop().await;
-    let mut seen: Vec<(u64, Priority)> = log
-        .of("alerts")
-        .iter()
-        .map(|c| (c.n, c.lane))
-        .collect();
+    let mut seen: Vec<(u64, Priority)> = log.of("alerts").iter().map(|c| (c.n, c.lane)).collect();
     seen.sort();
     assert_eq!(
         seen,
@@ -232,7 +236,10 @@ pub async fn a_lane_entry_is_retried_dead_lettered_and_replayed_in_its_lane(env:
             .await
             .unwrap()
     };
-    wait_until("dead-lettered", T, || async { letters_of().await.len() == 1 }).await;
+    wait_until("dead-lettered", T, || async {
+        letters_of().await.len() == 1
+    })
+    .await;
     let l = &letters_of().await[0];
     assert_eq!(l.priority, Priority::High);
     assert_eq!((l.original_id, l.attempts), (id, 3));
@@ -244,7 +251,11 @@ pub async fn a_lane_entry_is_retried_dead_lettered_and_replayed_in_its_lane(env:
         .collect();
     assert_eq!(
         attempts,
-        [(1, Priority::High), (2, Priority::High), (3, Priority::High)]
+        [
+            (1, Priority::High),
+            (2, Priority::High),
+            (3, Priority::High)
+        ]
     );
     let g = lane_group(&check, Priority::High, "conf.alerts").await;
     assert_eq!((g.pending, g.scheduled), (0, 0), "nothing left in the lane");
@@ -291,11 +302,7 @@ pub async fn a_delayed_event_lands_in_its_lane(env: Env) {
     })
     .await;
     running.stop().await;
-    let mut seen: Vec<(u64, Priority)> = log
-        .of("alerts")
-        .iter()
-        .map(|c| (c.n, c.lane))
-        .collect();
+    let mut seen: Vec<(u64, Priority)> = log.of("alerts").iter().map(|c| (c.n, c.lane)).collect();
     seen.sort();
     assert_eq!(seen, [(9, Priority::Critical), (10, Priority::High)]);
 }

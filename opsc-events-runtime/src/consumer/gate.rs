@@ -174,11 +174,16 @@ mod tests {
         let first = gate.turn(Priority::Low).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for lane in [Priority::Low, Priority::Low, Priority::Critical, Priority::Normal] {
+        for lane in [
+            Priority::Low,
+            Priority::Low,
+            Priority::Critical,
+            Priority::Normal,
+        ] {
             let (g, order) = (gate.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let _turn = g.turn(lane).await;
-                order.lock().unwrap().push(lane);
+                order.lock().expect("not poisoned").push(lane);
             }));
             // Queued in this order.
             tokio::task::yield_now().await;
@@ -188,9 +193,9 @@ mod tests {
         }
         drop(first);
         for t in tasks {
-            t.await.unwrap();
+            t.await.expect("the task finished");
         }
-        let order = order.lock().unwrap().clone();
+        let order = order.lock().expect("not poisoned").clone();
         assert_eq!(order[0], Priority::Critical);
         assert_eq!(order[1], Priority::Normal);
         assert_eq!(&order[2..], [Priority::Low, Priority::Low]);
@@ -211,7 +216,7 @@ mod tests {
                 let mut turn = g.turn(lane).await;
                 loop {
                     {
-                        let mut o = order.lock().unwrap();
+                        let mut o = order.lock().expect("not poisoned");
                         if o.len() >= 90 {
                             return;
                         }
@@ -223,9 +228,9 @@ mod tests {
             }));
         }
         for t in tasks {
-            t.await.unwrap();
+            t.await.expect("the task finished");
         }
-        let order = order.lock().unwrap().clone();
+        let order = order.lock().expect("not poisoned").clone();
         let low = order.iter().filter(|p| **p == Priority::Low).count();
         assert!((9..=11).contains(&low), "low got {low} of 90: {order:?}");
         assert_eq!(gate.lock().free, 1, "every turn came back");
@@ -246,12 +251,10 @@ mod tests {
         waiting.abort();
         let _ = waiting.await;
         drop(held);
-        let again = tokio::time::timeout(
-            std::time::Duration::from_secs(1),
-            gate.turn(Priority::Low),
-        )
-        .await
-        .expect("the turn came back");
+        let again =
+            tokio::time::timeout(std::time::Duration::from_secs(1), gate.turn(Priority::Low))
+                .await
+                .expect("the turn came back");
         drop(again);
         assert_eq!(gate.lock().free, 1);
     }

@@ -40,7 +40,7 @@ pub(crate) async fn run_lanes<B: Broker>(
     mut lanes: watch::Receiver<Lanes>,
 ) -> crate::Result<()> {
     let gate = Arc::new(PriorityGate::new(
-        plan.reg.config.concurrency.max(1) as usize,
+        plan.reg.config.concurrency.max(1) as usize
     ));
     let stop = stop_all.child_token();
     let mut running = FuturesUnordered::new();

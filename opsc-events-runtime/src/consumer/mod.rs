@@ -118,6 +118,7 @@ pub(crate) async fn run<B: Broker>(
     .await
 }
 
+#[allow(clippy::too_many_arguments)] // `run`'s arguments plus its span
 async fn run_in_span<B: Broker>(
     broker: B,
     plan: HandlerPlan,
