@@ -241,13 +241,18 @@ impl AclRules {
                     format!("~{}:{{{}}}:delayed*", glob(&self.prefix), glob(s)),
                 )
             }))
-            .chain(self.publishes.iter().filter(|_| self.priority).flat_map(|s| {
-                let (p, g) = (glob(&self.prefix), glob(s));
-                [
-                    (s.as_str(), format!("~{p}:{{{g}}}:lane:*:events")),
-                    (s.as_str(), format!("~{p}:{{{g}}}:lanes")),
-                ]
-            }))
+            .chain(
+                self.publishes
+                    .iter()
+                    .filter(|_| self.priority)
+                    .flat_map(|s| {
+                        let (p, g) = (glob(&self.prefix), glob(s));
+                        [
+                            (s.as_str(), format!("~{p}:{{{g}}}:lane:*:events")),
+                            (s.as_str(), format!("~{p}:{{{g}}}:lanes")),
+                        ]
+                    }),
+            )
             .collect();
         out.sort();
         let registry = format!("~{}:{{schemas}}:registry", glob(&self.prefix));
