@@ -75,6 +75,17 @@ fn streams_lists_priority_lanes_in_use() {
     assert_eq!(lane["groups"][0]["lag"], 2);
     let text = String::from_utf8_lossy(&opsc(&server, &["streams"]).stdout).into_owned();
     assert!(text.contains("priority lane high: 2 entries"), "{text}");
+    // Removing the group removes it from every lane.
+    let removed = opsc(&server, &["groups", "remove", "pings", "svc.handler"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let out = opsc(&server, &["--json", "streams"]);
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["groups"], serde_json::json!([]));
+    assert_eq!(lines[0]["lanes"][0]["groups"], serde_json::json!([]));
 }
 
 #[test]
