@@ -17,6 +17,10 @@ use crate::message_id::MessageId;
 use crate::priority::Priority;
 use crate::transport::{Broker, Transport, with_broker};
 
+/// How long a publisher trusts its record of having written a lane marker (see
+/// `Publisher::mark`).
+const MARK_AGAIN_AFTER: Duration = Duration::from_secs(10);
+
 /// Publishes events. Cheap to clone; `Send + Sync`; concurrent calls share one multiplexed
 /// connection, so they are pipelined rather than serialized.
 #[derive(Debug, Clone)]
@@ -34,8 +38,9 @@ struct Inner {
     replicas: Option<(u32, std::time::Duration)>,
     /// Wakes the runtime's mover of delayed events after a delayed publish.
     delayed_wake: Arc<tokio::sync::Notify>,
-    /// The (stream, lane) pairs this publisher has recorded in the streams' lane markers.
-    marked: std::sync::Mutex<std::collections::HashSet<(String, Priority)>>,
+    /// The (stream, lane) pairs this publisher has recorded in the streams' lane markers, and
+    /// when.
+    marked: std::sync::Mutex<std::collections::HashMap<(String, Priority), std::time::Instant>>,
 }
 
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
@@ -263,15 +268,21 @@ impl Publisher {
         Ok(keys.events)
     }
 
-    /// Records `keys`'s lane in the stream's lane marker unless this publisher did already.
+    /// Records `keys`'s lane in the stream's lane marker unless this publisher did so in the
+    /// last [`MARK_AGAIN_AFTER`]: again after that, so that a marker lost with Redis's data (a
+    /// restart without persistence, a failover before it was replicated) is written back while
+    /// the lane is in use, and consumers started since find the lane.
     async fn mark(&self, keys: &crate::keys::StreamKeys) -> Result<()> {
         let pair = (keys.stream.clone(), keys.priority());
         let lock = || self.inner.marked.lock().unwrap_or_else(|e| e.into_inner());
-        if lock().contains(&pair) {
+        if lock()
+            .get(&pair)
+            .is_some_and(|at| at.elapsed() < MARK_AGAIN_AFTER)
+        {
             return Ok(());
         }
         with_broker!(&self.inner.transport, b => b.mark_lane(keys, keys.priority()).await)?;
-        lock().insert(pair);
+        lock().insert(pair, std::time::Instant::now());
         Ok(())
     }
 
