@@ -67,6 +67,11 @@ bench_event!(
     "bench_e2e"
 );
 bench_event!(
+    /// End to end on a stream whose priority lanes are in use but empty.
+    LaneFlowing,
+    "bench_e2e_lanes"
+);
+bench_event!(
     /// Latency at a fixed rate.
     Probe,
     "bench_lat"
@@ -113,6 +118,18 @@ pub mod e2e1 {
     /// The default concurrency (1).
     #[handler(stream = "bench_e2e", start = "earliest")]
     pub async fn noop1(_event: Flowing) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub mod e2e_lanes {
+    use super::*;
+
+    /// Calls so far, as for `e2e64` (the priority section: a stream with lanes in use).
+    pub static CALLS: AtomicU64 = AtomicU64::new(0);
+
+    #[handler(stream = "bench_e2e_lanes", concurrency = 64, start = "earliest")]
+    pub async fn noop_lanes(_event: LaneFlowing) {
         CALLS.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -11,7 +11,7 @@
 //! check: every scenario once with tiny sizes, no figure checked, a few seconds.
 //!
 //! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `big`,
-//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`, `trim`, `delayed`. `OPSC_BENCH_REPS` sets how many times each throughput figure
+//! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`, `trim`, `delayed`, `priority`. `OPSC_BENCH_REPS` sets how many times each throughput figure
 //! is measured (default 5, 1 in quick mode). A framework figure is measured right after its
 //! baseline in every repetition; the table shows the median rate and the median of the
 //! per-repetition ratios, so that a slow spell of the machine hits both sides of a ratio.
@@ -22,6 +22,7 @@ mod delayed;
 mod events;
 mod framework;
 mod peer;
+mod priority;
 mod report;
 mod rss;
 mod scale;
@@ -570,6 +571,9 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
             Err(e) => report.row("delayed events", "failed".into(), &e),
         }
     }
+    if cfg.runs("priority") {
+        priority_section(cfg, &url, &mut conn, &publisher, &mut report).await;
+    }
     if cfg.runs("trim") {
         let (entries, scheduled) = (cfg.trim_entries, cfg.trim_entries / 10);
         println!("trimming: {entries} entries, {scheduled} scheduled retries:");
@@ -747,6 +751,113 @@ async fn end_to_end(
         &format!("context — hand-written: COUNT {SPEC_READ_COUNT} ({size})"),
         &spec,
         Some(&hand),
+        None,
+    );
+}
+
+/// Priority lanes: a critical event's wait behind a backlog of 100,000 low ones (p50 / p99 of
+/// probes), and the end-to-end figure with lanes unused and with lanes in use but empty, each
+/// against the hand-written consume loop measured just before it in the same repetition.
+async fn priority_section(
+    cfg: &Config,
+    url: &str,
+    conn: &mut redis::aio::MultiplexedConnection,
+    publisher: &opsc_events::prelude::Publisher,
+    report: &mut Report,
+) {
+    let backlog = cfg.e2e_n / 2;
+    let probes = match cfg.mode {
+        Mode::Full => 300,
+        Mode::Quick => 100,
+        Mode::Smoke => 5,
+    };
+    println!("priority: {probes} critical events behind {backlog} low ones:");
+    match priority::critical_latency(url, conn, backlog, probes).await {
+        Ok(r) => {
+            let at = |q: f64| r.probes[((r.probes.len() - 1) as f64 * q) as usize];
+            report.row(
+                &format!(
+                    "priority: publish → handler start of a critical event behind a backlog of {} low ones (handler: 1 ms, concurrency 8; {} probes; {} backlog events handled meanwhile, {} left)",
+                    r.backlog,
+                    r.probes.len(),
+                    r.backlog_handled,
+                    r.backlog_left
+                ),
+                format!("p50 {} / p99 {}", ms(at(0.5)), ms(at(0.99))),
+                &format!(
+                    "recorded (a normal event at the end of that backlog would wait ~{:.0} s)",
+                    r.fifo_wait_s
+                ),
+            );
+        }
+        Err(e) => report.row("priority: critical behind a backlog", "failed".into(), &e),
+    }
+    let n = cfg.e2e_n;
+    println!("priority: end to end with lanes unused and with lanes in use but empty ({n}):");
+    let (k, base_k) = (key("bench_e2e"), key("bench_e2e_base"));
+    framework::del(conn, &[&k, &base_k]).await;
+    let events = Flowing::same(n, SMALL);
+    framework::publish_batched(publisher, &events, PUBLISH_BATCH).await;
+    drop(events);
+    baseline::pipelined_xadd(
+        conn,
+        &base_k,
+        &events::payload_fields(SMALL),
+        n,
+        PUBLISH_BATCH,
+    )
+    .await;
+    let (mut hand, mut unused, mut hand2, mut idle) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..cfg.reps {
+        hand.push(
+            sample(
+                n,
+                baseline::consume_loop(conn, &base_k, "baseline", n, READ_COUNT),
+            )
+            .await,
+        );
+        unused.push(
+            sample(
+                n,
+                framework::consume(
+                    url,
+                    conn,
+                    "bench_e2e",
+                    "::e2e64",
+                    "bench.noop64",
+                    &events::e2e64::CALLS,
+                    n,
+                    Done::Acked,
+                ),
+            )
+            .await,
+        );
+        hand2.push(
+            sample(
+                n,
+                baseline::consume_loop(conn, &base_k, "baseline", n, READ_COUNT),
+            )
+            .await,
+        );
+        idle.push(priority::unused_lanes_e2e(url, conn, publisher, n).await);
+    }
+    framework::del(conn, &[&k, &base_k]).await;
+    report.vs(
+        "priority: hand-written consume loop (100 B), this section's baseline",
+        &hand,
+        None,
+        None,
+    );
+    report.vs(
+        "priority: end to end, concurrency = 64, no priority set anywhere (lanes built in, unused)",
+        &unused,
+        Some(&hand),
+        Some(0.8),
+    );
+    report.vs(
+        "priority: end to end, concurrency = 64, lanes in use but empty (two lanes read, every call through the priority gate)",
+        &idle,
+        Some(&hand2),
         None,
     );
 }

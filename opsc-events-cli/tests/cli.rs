@@ -35,6 +35,60 @@ fn streams_lists_lag_and_dead_letters() {
 }
 
 #[test]
+fn streams_lists_priority_lanes_in_use() {
+    let server = RedisServer::start();
+    seed(&server);
+    let keys = opsc_events_runtime::keys::Keys::new("opsconductor").stream("pings");
+    let high = keys.lane(opsc_events_runtime::Priority::High);
+    let mut c = conn(&server);
+    let _: i64 = redis::cmd("SADD")
+        .arg(keys.lanes_marker())
+        .arg("high")
+        .query(&mut c)
+        .expect("SADD");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&high.events)
+        .arg("svc.handler")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c)
+        .expect("XGROUP CREATE");
+    for n in 0..2 {
+        xadd(&mut c, &high.events, &entry(n));
+    }
+    let out = opsc(&server, &["--json", "streams"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "a lane is not a stream of its own");
+    assert_eq!(lines[0]["length"], 3);
+    let lane = &lines[0]["lanes"][0];
+    assert_eq!(
+        (&lane["priority"], &lane["length"]),
+        (&serde_json::json!("high"), &serde_json::json!(2))
+    );
+    assert_eq!(lane["groups"][0]["group"], "svc.handler");
+    assert_eq!(lane["groups"][0]["lag"], 2);
+    let text = String::from_utf8_lossy(&opsc(&server, &["streams"]).stdout).into_owned();
+    assert!(text.contains("priority lane high: 2 entries"), "{text}");
+    // Removing the group removes it from every lane.
+    let removed = opsc(&server, &["groups", "remove", "pings", "svc.handler"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let out = opsc(&server, &["--json", "streams"]);
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["groups"], serde_json::json!([]));
+    assert_eq!(lines[0]["lanes"][0]["groups"], serde_json::json!([]));
+}
+
+#[test]
 fn tail_from_start_decodes_entries() {
     let server = RedisServer::start();
     seed(&server);

@@ -71,6 +71,10 @@ const PUBLISH_DELAYED: &[&str] = &[
     "hdel",
 ];
 
+/// Publishing with a priority (`PublishOptions::priority`, `#[event(priority)]`): the lane
+/// marker, recorded once before a lane's first entry.
+const PUBLISH_PRIORITY: &[&str] = &["sadd"];
+
 /// Handling a stream: consumer loops, retries, dead letters (and their API: list, get, replay,
 /// purge), trimming, health and `Runtime::stream_info`. Direct commands and, marked, those only
 /// sent from inside the Lua scripts (`transport/redis/scripts.rs` and the consumer removal
@@ -110,8 +114,10 @@ const HANDLE: &[&str] = &[
     "zrem",
     "zrange",
     "zrangebyscore",
-    "zscore", // script: scheduling a delayed event
-    "hdel",   // script: moving or cancelling a delayed event
+    "zscore",   // script: scheduling a delayed event
+    "hdel",     // script: moving or cancelling a delayed event
+    "smembers", // the stream's priority lanes (build, lane watcher, trimming)
+    "sadd",     // publishing with a priority to a handled stream
 ];
 
 /// Why rules could not be computed.
@@ -146,6 +152,8 @@ pub struct AclRules {
     publishes: BTreeSet<String>,
     /// Publishing delayed events to the streams only published to (their schedule keys too).
     delayed: bool,
+    /// Publishing with a priority to the streams only published to (their lanes too).
+    priority: bool,
 }
 
 /// The rules of `user` for a service that publishes to `publishes` and handles `handles`,
@@ -181,6 +189,7 @@ pub fn rules<'a>(
         handles,
         publishes,
         delayed: false,
+        priority: false,
     })
 }
 
@@ -191,6 +200,15 @@ impl AclRules {
     /// already cover them.)
     pub fn with_delayed_publishing(mut self) -> Self {
         self.delayed = true;
+        self
+    }
+
+    /// Also lets the service publish with a priority other than `normal` to the streams it
+    /// only publishes to: their lanes (`~<prefix>:{<stream>}:lane:*:events`), their lane
+    /// marker (`~<prefix>:{<stream>}:lanes`) and `SADD`. (A handled stream's rules already
+    /// cover them.)
+    pub fn with_priority_publishing(mut self) -> Self {
+        self.priority = true;
         self
     }
 
@@ -223,6 +241,18 @@ impl AclRules {
                     format!("~{}:{{{}}}:delayed*", glob(&self.prefix), glob(s)),
                 )
             }))
+            .chain(
+                self.publishes
+                    .iter()
+                    .filter(|_| self.priority)
+                    .flat_map(|s| {
+                        let (p, g) = (glob(&self.prefix), glob(s));
+                        [
+                            (s.as_str(), format!("~{p}:{{{g}}}:lane:*:events")),
+                            (s.as_str(), format!("~{p}:{{{g}}}:lanes")),
+                        ]
+                    }),
+            )
             .collect();
         out.sort();
         let registry = format!("~{}:{{schemas}}:registry", glob(&self.prefix));
@@ -244,12 +274,18 @@ impl AclRules {
         } else {
             &[][..]
         };
+        let priority = if self.priority && !self.publishes.is_empty() {
+            PUBLISH_PRIORITY
+        } else {
+            &[][..]
+        };
         let mut seen = BTreeSet::new();
         CONNECT
             .iter()
             .chain(PUBLISH)
             .chain(REGISTRY)
             .chain(delayed)
+            .chain(priority)
             .chain(handling)
             .filter(|c| seen.insert(**c))
             .map(|c| format!("+{c}"))
@@ -407,6 +443,27 @@ mod tests {
             assert!(c.iter().any(|x| x == cmd), "{cmd} missing from {c:?}");
         }
         assert!(!c.iter().any(|x| x == "+xreadgroup"));
+    }
+
+    #[test]
+    fn priority_publishing_adds_the_lanes_and_their_marker() {
+        let r = rules("web", "opsconductor", ["orders"], [])
+            .expect("valid rules")
+            .with_priority_publishing();
+        assert_eq!(
+            r.key_patterns(),
+            [
+                "~opsconductor:{orders}:events",
+                "~opsconductor:{orders}:lane:*:events",
+                "~opsconductor:{orders}:lanes",
+                "~opsconductor:{schemas}:registry"
+            ]
+        );
+        assert!(r.commands().iter().any(|c| c == "+sadd"));
+        let handled = rules("svc", "p", [], ["a"]).expect("valid rules");
+        for cmd in ["+smembers", "+sadd"] {
+            assert!(handled.commands().iter().any(|c| c == cmd), "{cmd}");
+        }
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub trait Event: EventSchema + crate::private::EventSerde + Send + Sync + 'stati
     const VERSION: u16;
     /// The structural fingerprint of [`EventSchema::SHAPE`], written to the `schema` field.
     const FINGERPRINT: u64;
+    /// The priority lane events of this type are published to unless
+    /// [`PublishOptions::priority`](crate::PublishOptions::priority) says otherwise:
+    /// `#[event(priority = "high")]`; [`Priority::Normal`](crate::Priority::Normal) by default.
+    const PRIORITY: crate::Priority = crate::Priority::Normal;
     /// The older versions this type accepts: [`NoUpcast`] or [`UpcastVia<Previous>`].
     type Upcast: UpcastChain<Self>;
 

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::priority::Priority;
+
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "opsconductor";
 
@@ -58,32 +60,82 @@ impl Keys {
     }
 }
 
-/// The keys of one stream family.
+/// The keys of one stream family, or of one priority lane of it (see [`StreamKeys::lane`]).
 #[derive(Debug, Clone)]
 pub struct StreamKeys {
     /// The stream name, e.g. `assets`.
     pub stream: String,
-    /// `<prefix>:{<stream>}:events`.
+    /// `<prefix>:{<stream>}:events`, or the lane's stream key
+    /// `<prefix>:{<stream>}:lane:<level>:events`.
     pub events: String,
-    /// `<prefix>:{<stream>}:dead_letter`.
+    /// `<prefix>:{<stream>}:dead_letter` (one for every lane of the stream).
     pub dead_letter: String,
     prefix: Arc<str>,
+    lane: Priority,
 }
 
 impl StreamKeys {
-    /// `<prefix>:{<stream>}:retry:<group>`: the group's retry schedule (due time → entry id).
-    pub fn retry(&self, group: &str) -> String {
-        format!("{}:{{{}}}:retry:{group}", self.prefix, self.stream)
+    /// `<prefix>:{<stream>}` for `normal`, `<prefix>:{<stream>}:lane:<level>` for the other
+    /// lanes: what the lane's stream, retry schedules and attempt records are named under.
+    fn base(&self) -> String {
+        match self.lane {
+            Priority::Normal => format!("{}:{{{}}}", self.prefix, self.stream),
+            lane => format!("{}:{{{}}}:lane:{lane}", self.prefix, self.stream),
+        }
     }
 
-    /// `<prefix>:{<stream>}:attempt:<group>:`: prefix of the group's per-message attempt records.
+    /// The priority lane these keys are of (`Normal`: the stream's own keys).
+    pub fn priority(&self) -> Priority {
+        self.lane
+    }
+
+    /// The keys of the lane `priority` of the same stream: its stream key, retry schedules
+    /// and attempt records are the lane's own; dead letters, delayed events and the lane
+    /// marker stay the stream's. `Normal` gives the stream's own keys, unchanged.
+    ///
+    /// ```
+    /// use opsc_events_runtime::{Priority, keys::Keys};
+    /// let high = Keys::new("opsconductor").stream("assets").lane(Priority::High);
+    /// assert_eq!(high.events, "opsconductor:{assets}:lane:high:events");
+    /// assert_eq!(high.retry("g"), "opsconductor:{assets}:lane:high:retry:g");
+    /// assert_eq!(high.dead_letter, "opsconductor:{assets}:dead_letter");
+    /// ```
+    pub fn lane(&self, priority: Priority) -> StreamKeys {
+        let mut keys = StreamKeys {
+            lane: priority,
+            ..self.clone()
+        };
+        keys.events = format!("{}:events", keys.base());
+        keys
+    }
+
+    /// `<prefix>:{<stream>}:lanes`: the set of the lanes other than `normal` ever published
+    /// to (`low`, `high`, `critical`); consumers read those lanes too.
+    pub fn lanes_marker(&self) -> String {
+        format!("{}:{{{}}}:lanes", self.prefix, self.stream)
+    }
+
+    /// `<prefix>:{<stream>}:retry:<group>`: the group's retry schedule (due time → entry id);
+    /// a lane's is `<prefix>:{<stream>}:lane:<level>:retry:<group>`.
+    pub fn retry(&self, group: &str) -> String {
+        format!("{}:retry:{group}", self.base())
+    }
+
+    /// `<prefix>:{<stream>}:attempt:<group>:`: prefix of the group's per-message attempt records
+    /// (a lane's: `<prefix>:{<stream>}:lane:<level>:attempt:<group>:`).
     pub fn record_prefix(&self, group: &str) -> String {
-        format!("{}:{{{}}}:attempt:{group}:", self.prefix, self.stream)
+        format!("{}:attempt:{group}:", self.base())
     }
 
     /// The attempt record of entry `id` in `group`.
     pub fn record(&self, group: &str, id: &str) -> String {
         format!("{}{id}", self.record_prefix(group))
+    }
+
+    /// `<prefix>:{<stream>}:trim_lock` (a lane's: `...:lane:<level>:trim_lock`): one trimmer
+    /// at a time.
+    pub fn trim_lock(&self) -> String {
+        format!("{}:trim_lock", self.base())
     }
 
     /// `<prefix>:{<stream>}:delayed`: delayed events not yet due (due time → event id).
@@ -97,6 +149,12 @@ impl StreamKeys {
         format!("{}:{{{}}}:delayed:data", self.prefix, self.stream)
     }
 
+    /// `<prefix>:{<stream>}:delayed:lane`: the lane of each delayed event published with a
+    /// priority other than `normal` (event id → `low`, `high` or `critical`).
+    pub fn delayed_lane(&self) -> String {
+        format!("{}:{{{}}}:delayed:lane", self.prefix, self.stream)
+    }
+
     /// `<prefix>:{<stream>}:delayed:lease`: which runtime moves due events into the stream.
     pub fn delayed_lease(&self) -> String {
         format!("{}:{{{}}}:delayed:lease", self.prefix, self.stream)
@@ -104,13 +162,14 @@ impl StreamKeys {
 }
 
 impl Keys {
-    /// Every key of the stream family `stream`.
+    /// Every key of the stream family `stream` (its `normal` lane).
     pub fn stream(&self, stream: &str) -> StreamKeys {
         StreamKeys {
             stream: stream.to_owned(),
             events: self.events(stream),
             dead_letter: self.dead_letter(stream),
             prefix: self.prefix.clone(),
+            lane: Priority::Normal,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics_stream;
 pub mod observe;
 #[cfg(feature = "otel")]
 mod otel;
+pub mod priority;
 pub mod publisher;
 mod registry;
 mod retry;
@@ -48,6 +49,7 @@ pub use event::Event;
 pub use handler::{Context, HandlerError, State};
 pub use info::{Entry, GroupInfo, StreamInfo};
 pub use message_id::MessageId;
+pub use priority::Priority;
 pub use publisher::{PublishOptions, Publisher};
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use schema::{EventSchema, Schema};

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::event::{Event, NoUpcast, UpcastChain, UpcastVia};
+pub use crate::priority::Priority;
 pub use crate::schema::{
     EnumShape, EventSchema, Field, IntKind, Shape, StructShape, Tagging, Variant, VariantKind,
     fingerprint,

@@ -14,7 +14,12 @@ use crate::error::{PublishOptionProblem, PublishOptionsError, Result};
 use crate::event::Event;
 use crate::keys::{HEADER_NAME, Keys, shorten};
 use crate::message_id::MessageId;
+use crate::priority::Priority;
 use crate::transport::{Broker, Transport, with_broker};
+
+/// How long a publisher trusts its record of having written a lane marker (see
+/// `Publisher::mark`).
+const MARK_AGAIN_AFTER: Duration = Duration::from_secs(10);
 
 /// Publishes events. Cheap to clone; `Send + Sync`; concurrent calls share one multiplexed
 /// connection, so they are pipelined rather than serialized.
@@ -33,6 +38,9 @@ struct Inner {
     replicas: Option<(u32, std::time::Duration)>,
     /// Wakes the runtime's mover of delayed events after a delayed publish.
     delayed_wake: Arc<tokio::sync::Notify>,
+    /// The (stream, lane) pairs this publisher has recorded in the streams' lane markers, and
+    /// when.
+    marked: std::sync::Mutex<std::collections::HashMap<(String, Priority), std::time::Instant>>,
 }
 
 /// Per-publish metadata: correlation and causation ids, headers, a chosen event id.
@@ -62,6 +70,7 @@ pub struct PublishOptions {
     correlation_id: Option<Uuid>,
     causation_id: Option<Uuid>,
     headers: Headers,
+    priority: Option<Priority>,
 }
 
 impl PublishOptions {
@@ -100,6 +109,26 @@ impl PublishOptions {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
+    }
+
+    /// Publishes to the priority lane `priority` instead of the event type's
+    /// ([`Event::PRIORITY`], set with `#[event(priority = "...")]`). Consumers take higher
+    /// priorities first, weighted 8:4:2:1 so that lower ones still progress; within one
+    /// priority the stream's order holds (see [`Priority`]).
+    ///
+    /// ```
+    /// use opsc_events_runtime::{Priority, PublishOptions};
+    /// let opts = PublishOptions::new().priority(Priority::Critical);
+    /// assert_eq!(opts.priority_set(), Some(Priority::Critical));
+    /// ```
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// The priority set with [`priority`](Self::priority), if any.
+    pub fn priority_set(&self) -> Option<Priority> {
+        self.priority
     }
 
     /// The headers set so far.
@@ -222,8 +251,39 @@ impl Publisher {
                 format,
                 replicas,
                 delayed_wake: Arc::default(),
+                marked: std::sync::Mutex::default(),
             }),
         }
+    }
+
+    /// The stream key of `stream`'s lane `priority`. For a lane other than `normal`, first
+    /// records the lane in the stream's lane marker (once per publisher and lane), so that
+    /// consumers read it: the marker is written before the first entry of the lane is.
+    async fn lane_key(&self, stream: &str, priority: Priority) -> Result<String> {
+        if priority == Priority::Normal {
+            return Ok(self.inner.keys.events(stream));
+        }
+        let keys = self.inner.keys.stream(stream).lane(priority);
+        self.mark(&keys).await?;
+        Ok(keys.events)
+    }
+
+    /// Records `keys`'s lane in the stream's lane marker unless this publisher did so in the
+    /// last [`MARK_AGAIN_AFTER`]: again after that, so that a marker lost with Redis's data (a
+    /// restart without persistence, a failover before it was replicated) is written back while
+    /// the lane is in use, and consumers started since find the lane.
+    async fn mark(&self, keys: &crate::keys::StreamKeys) -> Result<()> {
+        let pair = (keys.stream.clone(), keys.priority());
+        let lock = || self.inner.marked.lock().unwrap_or_else(|e| e.into_inner());
+        if lock()
+            .get(&pair)
+            .is_some_and(|at| at.elapsed() < MARK_AGAIN_AFTER)
+        {
+            return Ok(());
+        }
+        with_broker!(&self.inner.transport, b => b.mark_lane(keys, keys.priority()).await)?;
+        lock().insert(pair, std::time::Instant::now());
+        Ok(())
     }
 
     /// What wakes the mover of delayed events (see `delayed::run_mover`).
@@ -271,9 +331,14 @@ impl Publisher {
         let entry = encode_parts(event, &parts, self.inner.format)?;
         let packed = delayed::pack(entry.fields());
         let keys = self.inner.keys.stream(E::STREAM);
+        let priority = opts.priority.unwrap_or(E::PRIORITY);
+        if priority != Priority::Normal {
+            // Recorded now, so that consumers read the lane before the event is moved into it.
+            self.mark(&keys.lane(priority)).await?;
+        }
         let id = event_id.to_string();
         let due = with_broker!(&self.inner.transport, b => {
-            b.schedule_delayed(&keys, &id, delay_ms, &packed).await?
+            b.schedule_delayed(&keys, &id, delay_ms, &packed, priority).await?
         });
         let Some(due) = due else {
             return Err(crate::Error::AlreadyScheduled {
@@ -330,7 +395,9 @@ impl Publisher {
                 &opts.parts(&self.inner.service, now_ms()),
                 self.inner.format,
             )?;
-            let key = self.inner.keys.events(E::STREAM);
+            let key = self
+                .lane_key(E::STREAM, opts.priority.unwrap_or(E::PRIORITY))
+                .await?;
             let id = self.inner.transport.append(&key, &entry).await?;
             metrics::counter!("opsc_events_published_total", "stream" => E::STREAM).increment(1);
             self.replicated(&key, &[id]).await?;
@@ -350,7 +417,8 @@ impl Publisher {
     }
 
     /// Publishes every event in one pipeline (one round trip) and returns their entry ids in
-    /// order. Each event gets its own event id and starts its own conversation.
+    /// order. Each event gets its own event id and starts its own conversation. They go to the
+    /// type's priority lane ([`Event::PRIORITY`]).
     pub async fn publish_all<'a, E, I>(&self, events: I) -> Result<Vec<MessageId>>
     where
         E: Event,
@@ -372,7 +440,7 @@ impl Publisher {
     }
 
     async fn append_batch<E: Event>(&self, entries: &[EncodedEvent]) -> Result<Vec<MessageId>> {
-        let key = self.inner.keys.events(E::STREAM);
+        let key = self.lane_key(E::STREAM, E::PRIORITY).await?;
         let ids = self.inner.transport.append_all(&key, entries).await?;
         metrics::counter!("opsc_events_published_total", "stream" => E::STREAM)
             .increment(ids.len() as u64);

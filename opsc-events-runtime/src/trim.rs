@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::keys::Keys;
+use crate::keys::{Keys, StreamKeys};
+use crate::priority::Priority;
 use crate::transport::{Broker, Transport, with_broker};
 
 /// Hard caps for one stream. Without any, a stream is only trimmed losslessly.
@@ -95,35 +96,17 @@ async fn trim_one(
     limits: &StreamLimits,
     token: &str,
 ) -> Result<TrimReport> {
-    let k = keys.stream(stream);
+    let family = keys.stream(stream);
     let mut report = TrimReport {
         stream: stream.to_owned(),
         trimmed: 0,
         capped: 0,
         capped_undelivered: 0,
     };
-    for step in 0..MAX_STEPS {
-        crate::fault::hit(stream, "trim").await;
-        let counts = with_broker!(transport, r => {
-            r.trim(&k, limits.max_len, limits.max_age, token).await?
-        });
-        let Some(c) = counts else {
-            tracing::debug!(stream, "another instance is trimming this stream");
-            break;
-        };
-        report.trimmed += c.trimmed;
-        report.capped += c.capped;
-        report.capped_undelivered += c.capped_needed;
-        if !c.more {
-            break;
-        }
-        if step + 1 == MAX_STEPS {
-            tracing::info!(
-                stream,
-                "more to trim than one pass does; the next pass goes on"
-            );
-        }
-        tokio::task::yield_now().await;
+    // Every priority lane of the stream is trimmed the same way (the caps apply to each lane).
+    let lanes = with_broker!(transport, r => r.lanes(&family).await?);
+    for lane in std::iter::once(Priority::Normal).chain(lanes.extra()) {
+        trim_lane(transport, &family.lane(lane), limits, token, &mut report).await?;
     }
     if report.trimmed > 0 {
         tracing::debug!(
@@ -145,4 +128,39 @@ async fn trim_one(
             .increment(report.capped_undelivered);
     }
     Ok(report)
+}
+
+/// Trims one lane of a stream in bounded steps, adding to `report`.
+async fn trim_lane(
+    transport: &Transport,
+    k: &StreamKeys,
+    limits: &StreamLimits,
+    token: &str,
+    report: &mut TrimReport,
+) -> Result<()> {
+    let stream = k.stream.as_str();
+    for step in 0..MAX_STEPS {
+        crate::fault::hit(stream, "trim").await;
+        let counts = with_broker!(transport, r => {
+            r.trim(k, limits.max_len, limits.max_age, token).await?
+        });
+        let Some(c) = counts else {
+            tracing::debug!(stream, "another instance is trimming this stream");
+            break;
+        };
+        report.trimmed += c.trimmed;
+        report.capped += c.capped;
+        report.capped_undelivered += c.capped_needed;
+        if !c.more {
+            break;
+        }
+        if step + 1 == MAX_STEPS {
+            tracing::info!(
+                stream,
+                "more to trim than one pass does; the next pass goes on"
+            );
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(())
 }

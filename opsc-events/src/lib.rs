@@ -78,10 +78,10 @@
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
     ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
-    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
+    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata, Priority,
     PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
     TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
-    schema, trim,
+    priority, schema, trim,
 };
 
 /// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],
@@ -209,7 +209,7 @@ pub mod prelude {
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
         DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MemoryBroker, MessageId,
-        Metadata, PublishOptions, Publisher, Runtime, Schema, StreamLimits,
+        Metadata, Priority, PublishOptions, Publisher, Runtime, Schema, StreamLimits,
     };
 }
 

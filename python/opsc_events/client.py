@@ -26,9 +26,11 @@ GROUP = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 HEADER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}\Z")
 
 # The dead letter's own fields (docs/WIRE.md § Dead letters); originals named so are not copied.
+# `priority` is written by the Rust runtime for entries of a priority lane; this client reads
+# and writes the `normal` lane only (docs/WIRE.md § Priority lanes).
 LETTER_FIELDS = (
     "original_id", "original_fields", "stream", "group", "handler", "reason", "error",
-    "attempts", "first_failed_at", "failed_at", "replays",
+    "attempts", "first_failed_at", "failed_at", "replays", "priority",
 )  # fmt: skip
 
 # KEYS: events, dead letters. ARGV: group, id, handler, reason, error, attempts,

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod env;
+mod priority;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use common::wait_until;
 use env::{Env, spawn};
 use opsc_events::WireFormat;
 use opsc_events::prelude::*;
+use priority::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -58,6 +60,8 @@ pub struct Call {
     attempt: u32,
     delivery: u32,
     at: Instant,
+    /// The priority lane it was read from.
+    lane: opsc_events::Priority,
 }
 
 /// What a handler saw of its context: event id, correlation id, causation id, headers.
@@ -87,6 +91,7 @@ impl Log {
             attempt: ctx.attempt(),
             delivery: ctx.delivery_count(),
             at: Instant::now(),
+            lane: ctx.priority(),
         });
     }
     fn of(&self, who: &str) -> Vec<Call> {
@@ -1720,4 +1725,9 @@ conformance! {
     stream_info_reports_length_lag_pending_and_schedule,
     context_links_follow_up_events_to_their_cause,
     older_versions_are_upcast_for_handlers,
+    a_critical_event_overtakes_the_backlog_and_each_lane_keeps_its_order,
+    lower_lanes_progress_under_continuous_higher_load,
+    the_type_sets_the_priority_and_a_publish_overrides_it,
+    a_lane_entry_is_retried_dead_lettered_and_replayed_in_its_lane,
+    a_delayed_event_lands_in_its_lane,
 }

@@ -10,7 +10,7 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr, Type};
 use crate::ctxt::{Attr, Ctxt};
 use crate::krate::{parse_crate, ungroup};
 
-pub(crate) const KEYS: &str = "`stream`, `name`, `version`, `upcast_from`, `crate`";
+pub(crate) const KEYS: &str = "`stream`, `name`, `version`, `upcast_from`, `priority`, `crate`";
 
 /// The `#[event]` keys as written; validated in `valid.rs`. For each key: `None` when absent,
 /// `Some(None)` when present with a malformed value (already reported).
@@ -21,6 +21,8 @@ pub(crate) struct EventAttrs {
     pub(crate) name: Option<Option<LitStr>>,
     pub(crate) version: Option<Option<LitInt>>,
     pub(crate) upcast_from: Option<Option<Type>>,
+    /// `priority = "high"`: the default priority lane.
+    pub(crate) priority: Option<Option<LitStr>>,
     /// `crate = "path"`: where generated code finds the facade.
     pub(crate) krate: Option<Option<syn::Path>>,
     /// An `#[event]` attribute could not be parsed to its end (reported): keys after the error
@@ -136,6 +138,7 @@ pub(crate) fn parse(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
     let mut name = Attr::none(cx, "name");
     let mut version = Attr::none(cx, "version");
     let mut upcast_from = Attr::none(cx, "upcast_from");
+    let mut priority = Attr::none(cx, "priority");
     let mut krate = Attr::none(cx, "crate");
     let mut first = None;
     let mut malformed = false;
@@ -151,6 +154,8 @@ pub(crate) fn parse(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
                 version.set(key, lit_int(cx, &meta, "version", "2")?);
             } else if key.is_ident("upcast_from") {
                 upcast_from.set(key, type_value(cx, &meta)?);
+            } else if key.is_ident("priority") {
+                priority.set(key, lit_str(cx, &meta, "priority", "\"high\"")?);
             } else if key.is_ident("crate") {
                 let lit = lit_str(cx, &meta, "crate", "\"my_events\"")?;
                 krate.set(key, lit.and_then(|lit| parse_crate(cx, &lit)));
@@ -178,6 +183,7 @@ pub(crate) fn parse(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
         name: name.get(),
         version: version.get(),
         upcast_from: upcast_from.get(),
+        priority: priority.get(),
         krate: krate.get(),
         malformed,
     }

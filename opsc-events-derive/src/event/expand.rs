@@ -167,6 +167,7 @@ fn event_checks(
         stream,
         name,
         version,
+        ..
     } = id;
     quote_spanned! {span=>
         #serde
@@ -193,7 +194,12 @@ pub(crate) fn event_impl(
         stream,
         name,
         version,
+        priority,
     } = id;
+    let priority = priority.map(|variant| {
+        let variant = syn::Ident::new(variant, proc_macro2::Span::call_site());
+        quote!(const PRIORITY: #p::Priority = #p::Priority::#variant;)
+    });
     let upcast = match upcast_from {
         None => quote!(#p::NoUpcast),
         Some(prev) => quote!(#p::UpcastVia<#prev>),
@@ -208,6 +214,7 @@ pub(crate) fn event_impl(
             const NAME: &'static str = #name;
             const VERSION: u16 = #version;
             const FINGERPRINT: u64 = #p::fingerprint(<Self as #p::EventSchema>::SHAPE);
+            #priority
             type Upcast = #upcast;
         }
         #checks

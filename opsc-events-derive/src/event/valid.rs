@@ -12,6 +12,8 @@ pub(crate) struct Identity {
     pub(crate) stream: String,
     pub(crate) name: String,
     pub(crate) version: u16,
+    /// The `Priority` variant, e.g. `High`; `None` when not set (the trait's default).
+    pub(crate) priority: Option<&'static str>,
 }
 
 fn stream_ok(s: &str) -> bool {
@@ -134,10 +136,33 @@ pub(crate) fn identity(cx: &Ctxt, input: &DeriveInput, attrs: &EventAttrs) -> Id
         },
         Some(None) | None => 1,
     };
+    let priority = match &attrs.priority {
+        Some(Some(lit)) => {
+            let v = lit.value();
+            let variant = match v.as_str() {
+                "low" => Some("Low"),
+                "normal" => Some("Normal"),
+                "high" => Some("High"),
+                "critical" => Some("Critical"),
+                _ => None,
+            };
+            if variant.is_none() {
+                cx.error_spanned_by(
+                    lit,
+                    format!(
+                        "invalid `priority` {v:?}: expected one of `\"low\"`, `\"normal\"`, `\"high\"`, `\"critical\"`"
+                    ),
+                );
+            }
+            variant
+        }
+        Some(None) | None => None,
+    };
     Identity {
         stream,
         name,
         version,
+        priority,
     }
 }
 

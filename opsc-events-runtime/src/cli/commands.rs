@@ -86,41 +86,65 @@ pub(super) async fn streams(rt: &Runtime, out: &Out) -> Result<()> {
     }
     for name in names {
         let info = rt.stream_info(&name).await?;
-        let groups: Vec<Value> = info
-            .groups
-            .iter()
-            .map(|g| {
-                json!({
-                    "group": g.name, "consumers": g.consumers, "lag": g.lag, "pending": g.pending,
-                    "scheduled": g.scheduled,
-                    "oldest_pending_age_ms": g.oldest_pending.map(|id| now_ms().saturating_sub(id.ms())),
-                })
-            })
-            .collect();
-        out.line(
-            json!({ "stream": name, "length": info.length, "dead_letters": info.dead_letters, "groups": groups }),
-            || {
-                let mut s = format!(
-                    "{name}: {} entries, {} dead letters, {} groups",
-                    info.length,
-                    info.dead_letters,
-                    info.groups.len()
-                );
-                for g in &info.groups {
-                    let lag = g.lag.map_or_else(|| "?".to_owned(), |l| l.to_string());
-                    let oldest = g
-                        .oldest_pending
-                        .map_or_else(String::new, |id| format!(", oldest pending {}", age(id.ms())));
-                    s.push_str(&format!(
-                        "\n  {:<40} lag {lag}, pending {}, retrying {}, consumers {}{oldest}",
-                        g.name, g.pending, g.scheduled, g.consumers
-                    ));
-                }
-                s
-            },
-        )?;
+        // The priority lanes other than `normal` the stream uses, each with its own groups.
+        let mut lanes = Vec::new();
+        for lane in rt.lanes(&name).await? {
+            if lane != crate::Priority::Normal {
+                lanes.push((lane, rt.lane_info(&name, lane).await?));
+            }
+        }
+        let mut line = json!({
+            "stream": name, "length": info.length, "dead_letters": info.dead_letters,
+            "groups": groups_json(&info),
+        });
+        if !lanes.is_empty() {
+            line["lanes"] = lanes
+                .iter()
+                .map(|(lane, l)| json!({ "priority": lane.as_str(), "length": l.length, "groups": groups_json(l) }))
+                .collect();
+        }
+        out.line(line, || {
+            let mut s = format!(
+                "{name}: {} entries, {} dead letters, {} groups",
+                info.length,
+                info.dead_letters,
+                info.groups.len()
+            );
+            groups_text(&mut s, &info, "  ");
+            for (lane, l) in &lanes {
+                s.push_str(&format!("\n  priority lane {lane}: {} entries", l.length));
+                groups_text(&mut s, l, "    ");
+            }
+            s
+        })?;
     }
     Ok(())
+}
+
+fn groups_json(info: &crate::StreamInfo) -> Vec<Value> {
+    info.groups
+        .iter()
+        .map(|g| {
+            json!({
+                "group": g.name, "consumers": g.consumers, "lag": g.lag, "pending": g.pending,
+                "scheduled": g.scheduled,
+                "oldest_pending_age_ms": g.oldest_pending.map(|id| now_ms().saturating_sub(id.ms())),
+            })
+        })
+        .collect()
+}
+
+fn groups_text(s: &mut String, info: &crate::StreamInfo, indent: &str) {
+    for g in &info.groups {
+        let lag = g.lag.map_or_else(|| "?".to_owned(), |l| l.to_string());
+        let oldest = g.oldest_pending.map_or_else(String::new, |id| {
+            format!(", oldest pending {}", age(id.ms()))
+        });
+        s.push_str(&format!(
+            "\n{indent}{:<40} lag {lag}, pending {}, retrying {}, consumers {}{oldest}",
+            g.name, g.pending, g.scheduled, g.consumers
+        ));
+    }
 }
 
 /// An entry as `opsc tail` prints it (public for tests that feed it arbitrary entries).

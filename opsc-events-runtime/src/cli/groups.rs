@@ -266,19 +266,36 @@ pub async fn remove_group(
             "scheduled": g.scheduled, "attempt_records": records, "idle_ms": g.idle().map(ms),
         })
     };
+    // The stream's priority lanes other than `normal`: the group is removed from each of them
+    // too, before the `normal` one.
+    let lanes: Vec<_> = rt
+        .lanes(stream)
+        .await?
+        .into_iter()
+        .filter(|p| *p != crate::Priority::Normal)
+        .map(|p| keys.lane(p))
+        .collect();
     if let Some(memory) = rt.memory_broker() {
         if dry_run {
-            let n = memory.group_records(&keys, group);
+            let mut n = memory.group_records(&keys, group);
+            for lane in &lanes {
+                n += memory.group_records(lane, group);
+            }
             let mut j = fields(n);
             j["would"] = json!("remove");
             return Ok((j, printable(what("would remove", n))));
         }
-        let Some(n) = memory.remove_group(&keys, group) else {
+        let mut n = 0;
+        for lane in &lanes {
+            n += memory.remove_group(lane, group).unwrap_or(0);
+        }
+        let Some(m) = memory.remove_group(&keys, group) else {
             return Err(CliError::NoSuchGroup {
                 stream: stream.to_owned(),
                 group: group.to_owned(),
             });
         };
+        n += m;
         let mut j = fields(n);
         j["removed"] = json!(true);
         return Ok((j, printable(what("removed", n))));
@@ -291,26 +308,64 @@ pub async fn remove_group(
         })
     })?;
     if dry_run {
-        let n = records(&mut conn, &keys, group, |_| async { Ok(()) }).await?;
+        let mut n = records(&mut conn, &keys, group, |_| async { Ok(()) }).await?;
+        for lane in &lanes {
+            n += records(&mut conn, lane, group, |_| async { Ok(()) }).await?;
+        }
         let mut j = fields(n);
         j["would"] = json!("remove");
         return Ok((j, printable(what("would remove", n))));
     }
+    let mut del = conn.clone();
+    let mut in_lanes = 0;
+    for lane in &lanes {
+        in_lanes += records(&mut conn, lane, group, |page| {
+            let mut del = del.clone();
+            async move {
+                let _: u64 = redis::cmd("DEL")
+                    .arg(&page)
+                    .query_async(&mut del)
+                    .await
+                    .map_err(redis_error("DEL", page.first().map_or("", String::as_str)))?;
+                Ok(())
+            }
+        })
+        .await?;
+        // The lane may not have the group (nor exist): nothing to destroy then.
+        let exists: u64 = redis::cmd("EXISTS")
+            .arg(&lane.events)
+            .query_async(&mut del)
+            .await
+            .map_err(redis_error("EXISTS", &lane.events))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(lane.retry(group)).ignore();
+        if exists == 1 {
+            pipe.cmd("XGROUP")
+                .arg("DESTROY")
+                .arg(&lane.events)
+                .arg(group)
+                .ignore();
+        }
+        let () = pipe
+            .query_async(&mut del)
+            .await
+            .map_err(redis_error("XGROUP DESTROY", &lane.events))?;
+    }
     // Attempt records first, the group last: if this stops half-way, the group is still there
     // and running the command again finishes the work.
-    let mut del = conn.clone();
-    let n = records(&mut conn, &keys, group, |page| {
-        let mut del = del.clone();
-        async move {
-            let _: u64 = redis::cmd("DEL")
-                .arg(&page)
-                .query_async(&mut del)
-                .await
-                .map_err(redis_error("DEL", page.first().map_or("", String::as_str)))?;
-            Ok(())
-        }
-    })
-    .await?;
+    let n = in_lanes
+        + records(&mut conn, &keys, group, |page| {
+            let mut del = del.clone();
+            async move {
+                let _: u64 = redis::cmd("DEL")
+                    .arg(&page)
+                    .query_async(&mut del)
+                    .await
+                    .map_err(redis_error("DEL", page.first().map_or("", String::as_str)))?;
+                Ok(())
+            }
+        })
+        .await?;
     // The schedule and the group go together (one transaction).
     let (_, destroyed): (u64, u64) = redis::pipe()
         .atomic()

@@ -26,6 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -306,12 +307,30 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
         return;
     };
     let max_batch = dispatcher.max_batch;
+    // With priority lanes: the turn this lane holds (see `gate`).
+    let mut turn = None;
     loop {
         crate::fault::hit(&dispatcher.plan.group, "lane").await;
         if runner.aborted() {
             // Past the shutdown timeout: what is queued stays pending for another consumer.
             ahead.lock().lanes -= 1;
             return;
+        }
+        // With priority lanes, a turn before each entry (see `gate`): taken before the entry
+        // leaves the queue, so that the wait for it counts as queued (refreshed if long).
+        // The turn of the previous entry is passed on, so that this lane competes for it.
+        if dispatcher.gate.is_active() {
+            let next = match turn.take() {
+                Some(t) => dispatcher.gate.pass(t, dispatcher.plan.lane).left_future(),
+                None => dispatcher.gate.turn(dispatcher.plan.lane).right_future(),
+            };
+            tokio::select! {
+                t = next => turn = Some(t),
+                () = dispatcher.abort.cancelled() => {
+                    ahead.lock().lanes -= 1;
+                    return;
+                }
+            }
         }
         let hint = ahead.capacity(dispatcher.handler_ns.load(Ordering::Relaxed), max_batch);
         let Some(entry) = ahead.next(hint) else {

@@ -126,6 +126,8 @@ pub(crate) struct Dispatcher {
     pub(crate) held: Arc<Held>,
     /// The runtime's consumers, for running a suspect entry alone (see `isolate`).
     pub(crate) isolation: Arc<super::isolate::Isolation>,
+    /// Shared by the consumers of the handler's priority lanes (see `gate`).
+    pub(crate) gate: Arc<super::gate::PriorityGate>,
 }
 
 /// The ids of pending-list entries (resumed or claimed) a consumer holds from dispatch until
@@ -306,9 +308,40 @@ impl Dispatcher {
     pub(crate) fn dispatch<S: Send + 'static>(&self, delivery: Delivery, slot: S) {
         if let Some(ready) = self.prepare(delivery) {
             let runner = self.runner();
+            // With priority lanes, the call waits for its turn (see `gate`). The entry is
+            // claimed or leased meanwhile: past `claim_after − timeout` of waiting it could be
+            // taken by another consumer while it runs here, so it is not run (left for a later
+            // reclaim or lease, as if this consumer had died; the weighting makes such a wait
+            // take about 15 calls of `timeout` each — see docs/DESIGN.md § Priority lanes).
+            let gate = self.gate.is_active().then(|| {
+                let config = &self.plan.reg.config;
+                (
+                    self.gate.clone(),
+                    self.plan.lane,
+                    config.claim_after.saturating_sub(config.timeout),
+                    self.held.clone(),
+                )
+            });
             self.tracker
                 .spawn(self.supervisor.guard("call", async move {
                     let _slot = slot;
+                    let _turn = match gate {
+                        Some((gate, lane, limit, held)) => {
+                            let since = std::time::Instant::now();
+                            let turn = tokio::select! {
+                                t = gate.turn(lane) => t,
+                                // Past the shutdown timeout: the entry stays where it is.
+                                () = runner.abort.cancelled() => return,
+                            };
+                            if since.elapsed() >= limit {
+                                tracing::warn!(message_id = %ready.id(), lane = %lane, waited = ?since.elapsed(), "a reclaimed or retried entry waited too long for its priority turn to run safely; left for a later delivery");
+                                held.release(&[ready.id()]);
+                                return;
+                            }
+                            Some(turn)
+                        }
+                        None => None,
+                    };
                     runner.run(ready, || {}).await;
                 }));
         }

@@ -9,7 +9,9 @@ mod ahead;
 mod claim;
 mod count;
 mod dispatch;
+mod gate;
 mod isolate;
+mod lanes;
 mod read;
 mod scheduled;
 mod settle;
@@ -28,6 +30,7 @@ use crate::keys::StreamKeys;
 use crate::transport::Broker;
 
 pub(crate) use isolate::Isolation;
+pub(crate) use lanes::run_lanes;
 
 /// One selected handler, resolved against the runtime's service and prefix.
 #[derive(Debug, Clone)]
@@ -38,6 +41,25 @@ pub(crate) struct HandlerPlan {
     /// Shared: the plan is cloned into every handler call's task.
     pub(crate) keys: Arc<StreamKeys>,
     pub(crate) consumer: Arc<str>,
+    /// The priority lane this consumer reads (`key` and `keys` are the lane's).
+    pub(crate) lane: crate::priority::Priority,
+}
+
+impl HandlerPlan {
+    /// The plan of the handler's consumer of the priority lane `lane` (the same plan for
+    /// `Normal`).
+    pub(crate) fn for_lane(&self, lane: crate::priority::Priority) -> HandlerPlan {
+        if lane == self.lane {
+            return self.clone();
+        }
+        let keys = self.keys.lane(lane);
+        HandlerPlan {
+            key: keys.events.as_str().into(),
+            keys: Arc::new(keys),
+            lane,
+            ..self.clone()
+        }
+    }
 }
 
 /// Runtime-wide consumer settings.
@@ -69,6 +91,7 @@ pub(crate) async fn run<B: Broker>(
     settings: ConsumerSettings,
     status: Arc<ConsumerStatus>,
     stop_all: CancellationToken,
+    gate: Arc<gate::PriorityGate>,
 ) -> crate::Result<()> {
     // Every log line of the consumer, its tasks included, names its stream, group and handler.
     // At error level, so that it is on whenever any of the consumer's lines is (a subscriber
@@ -87,6 +110,7 @@ pub(crate) async fn run<B: Broker>(
             settings,
             status,
             stop_all,
+            gate,
             span.clone(),
         ),
         span,
@@ -94,6 +118,7 @@ pub(crate) async fn run<B: Broker>(
     .await
 }
 
+#[allow(clippy::too_many_arguments)] // `run`'s arguments plus its span
 async fn run_in_span<B: Broker>(
     broker: B,
     plan: HandlerPlan,
@@ -101,6 +126,7 @@ async fn run_in_span<B: Broker>(
     settings: ConsumerSettings,
     status: Arc<ConsumerStatus>,
     stop_all: CancellationToken,
+    gate: Arc<gate::PriorityGate>,
     span: tracing::Span,
 ) -> crate::Result<()> {
     // Its own stop, so that a failed task stops this consumer (the runtime then stops the rest).
@@ -144,6 +170,7 @@ async fn run_in_span<B: Broker>(
         status: status.clone(),
         held: Arc::default(),
         isolation: settings.isolation.clone(),
+        gate,
     };
     let membership = settings.isolation.join(isolate::Member {
         slots: dispatcher.slots.clone(),

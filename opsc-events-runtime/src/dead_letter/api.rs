@@ -166,6 +166,8 @@ impl DeadLetters {
                     tracing::warn!(dead_letter_id = %l.id, "dead letter names no group; not replayed");
                     continue;
                 }
+                // Back into the retry schedule of the lane the entry was in.
+                let keys = keys.lane(l.priority);
                 let outcome = with_broker!(&self.transport, r => {
                     r.replay_dead_letter(&keys, l.id, &l.group, l.original_id, self.max_replays)
                         .await?

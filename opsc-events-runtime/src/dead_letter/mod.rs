@@ -103,6 +103,10 @@ pub struct DeadLetter {
     /// The original payload (MessagePack), empty if the entry had none or its envelope could
     /// not be parsed (the raw original fields are in `fields`).
     pub data: Vec<u8>,
+    /// The priority lane the original entry was in (`priority` on the wire, written only for
+    /// lanes other than `normal`); a replay puts the letter back into that lane's retry
+    /// schedule.
+    pub priority: crate::Priority,
     /// Every field of the dead-letter entry, raw; the original fields of an entry with more
     /// than 1,000 of them, which a letter on Redis keeps packed in `original_fields`, appear
     /// unpacked, in their place.
@@ -159,6 +163,9 @@ impl DeadLetter {
             first_failed_at: num("first_failed_at"),
             failed_at: num("failed_at"),
             data,
+            priority: get("priority")
+                .and_then(crate::Priority::from_wire)
+                .unwrap_or_default(),
             fields,
         }
     }

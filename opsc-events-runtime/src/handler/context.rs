@@ -33,6 +33,7 @@ struct Inner {
     headers: Headers,
     attempt: u32,
     delivery_count: u32,
+    priority: crate::Priority,
     publisher: Publisher,
     state: Arc<StateMap>,
 }
@@ -44,6 +45,8 @@ pub(crate) struct ContextParts {
     pub(crate) group: Arc<str>,
     pub(crate) publisher: Publisher,
     pub(crate) state: Arc<StateMap>,
+    /// The priority lane the consumer reads.
+    pub(crate) priority: crate::Priority,
 }
 
 impl Context {
@@ -71,6 +74,7 @@ impl Context {
                 headers: meta.headers.clone(),
                 attempt,
                 delivery_count,
+                priority: parts.priority,
                 publisher: parts.publisher.clone(),
                 state: parts.state.clone(),
             }),
@@ -91,6 +95,11 @@ impl Context {
     /// The stream the event was read from.
     pub fn stream(&self) -> &'static str {
         self.inner.stream
+    }
+
+    /// The priority lane the event was read from (see [`Priority`](crate::Priority)).
+    pub fn priority(&self) -> crate::Priority {
+        self.inner.priority
     }
 
     /// The consumer group handling it.

@@ -16,12 +16,16 @@ use crate::keys::{
     CONSUMER_NAME, DEFAULT_PREFIX, GROUP_NAME, KEY_PREFIX, Keys, NameRule, SERVICE_NAME,
     STREAM_NAME,
 };
+use crate::priority::{Lanes, Priority};
 use crate::publisher::Publisher;
 use crate::registry::{self, Filter};
 use crate::transport::memory::MemoryBroker;
 use crate::transport::redis::{RedisSettings, RedisTransport};
 use crate::transport::{Broker, Transport, with_broker};
 use crate::trim::StreamLimits;
+
+/// How often a running runtime looks for new priority lanes, by default.
+pub(crate) const DEFAULT_LANE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Configures a [`Runtime`]; see [`Runtime::builder`].
 pub struct RuntimeBuilder {
@@ -38,6 +42,7 @@ pub struct RuntimeBuilder {
     consumer_name: Option<String>,
     settings: ConsumerSettings,
     trim_interval: Duration,
+    lane_check_interval: Duration,
     limits: BTreeMap<String, StreamLimits>,
     max_replays: u32,
     wire_format: WireFormat,
@@ -105,6 +110,7 @@ impl RuntimeBuilder {
                 isolation: Default::default(),
             },
             trim_interval: Duration::from_secs(30),
+            lane_check_interval: DEFAULT_LANE_CHECK_INTERVAL,
             limits: BTreeMap::new(),
             max_replays: DEFAULT_MAX_REPLAYS,
             wire_format: WireFormat::V2,
@@ -339,6 +345,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How often a running runtime looks for priority lanes that appeared on its handlers'
+    /// streams (one `SMEMBERS` per stream; default 2 s; zero is refused by `build()`). A
+    /// publisher records a lane before its first entry, and the lanes found at `build()` are
+    /// read from the start; a lane that appears later is read within this interval (its
+    /// entries wait at most that long the first time, and are never missed).
+    pub fn lane_check_interval(mut self, interval: Duration) -> Self {
+        self.lane_check_interval = interval;
+        self
+    }
+
     /// Hard caps for `stream` (by default streams are only trimmed losslessly). The runtime
     /// trims this stream even if it runs no handler of it.
     pub fn stream_limits(mut self, stream: impl Into<String>, limits: StreamLimits) -> Self {
@@ -399,6 +415,7 @@ impl RuntimeBuilder {
         }
         for (setting, value) in [
             ("trim_interval", self.trim_interval),
+            ("lane_check_interval", self.lane_check_interval),
             ("stall_after", self.settings.stall_after),
             ("connect_timeout", self.connect_timeout),
             ("response_timeout", self.response_timeout),
@@ -537,16 +554,36 @@ impl RuntimeBuilder {
             }
         };
         let keys = Keys::new(&self.prefix);
+        // The priority lanes of each handled stream (see `consumer::lanes`).
+        let mut lanes = BTreeMap::<String, Lanes>::new();
         if let (Some(transport), true) = (&transport, problems.is_empty()) {
             for s in &selected {
-                let key = keys.events(s.reg.stream);
-                let created = with_broker!(transport, r => r.ensure_group(&key, &s.group, s.reg.config.start).await);
-                if let Err(e) = created {
-                    problems.push(ConfigProblem::GroupCreation {
-                        key,
-                        group: s.group.to_string(),
-                        reason: e.to_string(),
-                    });
+                let stream = keys.stream(s.reg.stream);
+                let in_use = match lanes.get(s.reg.stream) {
+                    Some(l) => *l,
+                    None => match with_broker!(transport, r => r.lanes(&stream).await) {
+                        Ok(l) => *lanes.entry(s.reg.stream.to_owned()).or_insert(l),
+                        Err(e) => {
+                            problems.push(ConfigProblem::GroupCreation {
+                                key: stream.lanes_marker(),
+                                group: s.group.to_string(),
+                                reason: e.to_string(),
+                            });
+                            continue;
+                        }
+                    },
+                };
+                // The stream's own key, then its lanes, each with the handler's start.
+                for lane in std::iter::once(Priority::Normal).chain(in_use.extra()) {
+                    let key = stream.lane(lane).events;
+                    let created = with_broker!(transport, r => r.ensure_group(&key, &s.group, s.reg.config.start).await);
+                    if let Err(e) = created {
+                        problems.push(ConfigProblem::GroupCreation {
+                            key,
+                            group: s.group.to_string(),
+                            reason: e.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -596,6 +633,8 @@ impl RuntimeBuilder {
                 interval: self.trim_interval,
                 streams,
             },
+            lanes,
+            lane_check_interval: self.lane_check_interval,
             max_replays: self.max_replays,
             stale_group_after: self.stale_group_after,
             metrics_stream: self.metrics_stream,

@@ -59,6 +59,9 @@ pub struct Runtime {
     state: Arc<StateMap>,
     settings: ConsumerSettings,
     trim: TrimSettings,
+    /// The priority lanes of each handled stream found at `build()` (see `consumer::lanes`).
+    lanes: BTreeMap<String, crate::priority::Lanes>,
+    lane_check_interval: Duration,
     max_replays: u32,
     /// How long without consumer activity makes another group stale (see [`Health`]).
     stale_group_after: Duration,
@@ -116,6 +119,25 @@ impl Runtime {
         with_broker!(&self.transport, b => b.stream_info(&keys).await)
     }
 
+    /// The priority lanes `stream` uses: `normal` and every lane ever published to (from the
+    /// stream's lane marker), lowest first.
+    pub async fn lanes(&self, stream: &str) -> Result<Vec<crate::Priority>> {
+        let keys = self.keys.stream(stream);
+        let lanes = with_broker!(&self.transport, b => b.lanes(&keys).await)?;
+        Ok(crate::Priority::ALL
+            .into_iter()
+            .filter(|p| lanes.contains(*p))
+            .collect())
+    }
+
+    /// [`stream_info`](Self::stream_info) of one priority lane of `stream`: its length, and its
+    /// groups' pending entries, lag and retry schedules (`dead_letters` counts the stream's,
+    /// shared by its lanes).
+    pub async fn lane_info(&self, stream: &str, lane: crate::Priority) -> Result<StreamInfo> {
+        let keys = self.keys.stream(stream).lane(lane);
+        with_broker!(&self.transport, b => b.stream_info(&keys).await)
+    }
+
     /// The same runtime (transport, keys, state), running no handler: for inspection while
     /// the original runs.
     pub(crate) fn without_handlers(&self) -> Runtime {
@@ -130,6 +152,8 @@ impl Runtime {
             state: self.state.clone(),
             settings: self.settings.clone(),
             trim: self.trim.clone(),
+            lanes: BTreeMap::new(),
+            lane_check_interval: self.lane_check_interval,
             max_replays: self.max_replays,
             stale_group_after: self.stale_group_after,
             metrics_stream: None,
@@ -329,6 +353,19 @@ impl Runtime {
         let mut tasks: FuturesUnordered<BoxFuture<'static, Result<()>>> = FuturesUnordered::new();
         // One per run: a suspect entry runs alone among this run's consumers.
         let isolation = Arc::new(consumer::Isolation::default());
+        // One watch of the lane marker per handled stream, shared by its handlers.
+        let lanes: BTreeMap<&'static str, tokio::sync::watch::Sender<crate::priority::Lanes>> =
+            self.selected
+                .iter()
+                .map(|s| {
+                    let found = self
+                        .lanes
+                        .get(s.reg.stream)
+                        .copied()
+                        .unwrap_or(crate::priority::Lanes::NORMAL);
+                    (s.reg.stream, tokio::sync::watch::Sender::new(found))
+                })
+                .collect();
         for (s, status) in self.selected.iter().zip(self.statuses.iter()) {
             let plan = HandlerPlan {
                 reg: s.reg,
@@ -336,12 +373,20 @@ impl Runtime {
                 key: self.keys.events(s.reg.stream).into(),
                 keys: Arc::new(self.keys.stream(s.reg.stream)),
                 consumer: self.consumer_name.clone(),
+                lane: crate::priority::Priority::Normal,
             };
+            let watch_lanes = lanes
+                .get(s.reg.stream)
+                .map(tokio::sync::watch::Sender::subscribe)
+                .unwrap_or_else(|| {
+                    tokio::sync::watch::Sender::new(crate::priority::Lanes::NORMAL).subscribe()
+                });
             let parts = ContextParts {
                 stream: s.reg.stream,
                 group: s.group.clone(),
                 publisher: self.publisher.clone(),
                 state: self.state.clone(),
+                priority: crate::priority::Priority::Normal,
             };
             let mut settings = self.settings.clone();
             settings.isolation = isolation.clone();
@@ -352,7 +397,7 @@ impl Runtime {
                 .min((READ_AHEAD_BUDGET / self.selected.len().max(1)).max(MIN_READ_AHEAD));
             let stop = stop.clone();
             let handle = with_broker!(&self.transport, r => {
-                tokio::spawn(consumer::run(r.clone(), plan, parts, settings, status.clone(), stop))
+                tokio::spawn(consumer::run_lanes(r.clone(), plan, parts, settings, status.clone(), stop, watch_lanes))
             });
             let (handler, group, status) = (s.reg.path(), s.group.to_string(), status.clone());
             tasks.push(Box::pin(async move {
@@ -368,6 +413,16 @@ impl Runtime {
                     Err(error)
                 })
             }));
+        }
+        if !lanes.is_empty() {
+            let handle = tokio::spawn(watch_lanes(
+                self.transport.clone(),
+                self.keys.clone(),
+                lanes,
+                self.lane_check_interval,
+                stop.clone(),
+            ));
+            tasks.push(watched("lanes", handle, stop.clone()));
         }
         if !self.trim.streams.is_empty() {
             let (transport, keys, trim, stopped, token) = (
@@ -479,6 +534,41 @@ impl Runtime {
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Looks at the lane markers of the handled streams every `every` and tells the handlers of
+/// a stream when a lane appeared (see `consumer::lanes`).
+async fn watch_lanes(
+    transport: Transport,
+    keys: Keys,
+    lanes: BTreeMap<&'static str, tokio::sync::watch::Sender<crate::priority::Lanes>>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+        for (stream, tx) in &lanes {
+            let keys = keys.stream(stream);
+            match with_broker!(&transport, b => b.lanes(&keys).await) {
+                // Lanes are only ever added (a marker that lost a lane, after a restart without
+                // data, keeps the consumers running that read it).
+                Ok(found) => {
+                    tx.send_if_modified(|known| {
+                        let all = crate::priority::Lanes(known.0 | found.0);
+                        let changed = all != *known;
+                        *known = all;
+                        changed
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %stream, error = %e, "cannot read the stream's priority lanes; trying again");
+                }
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::handler::Start;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
+use crate::priority::{Lanes, Priority};
 
 /// Field name/value pairs of one entry, in wire order.
 pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -335,15 +336,27 @@ pub(crate) trait Broker: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// Schedules a delayed event (its fields packed by `delayed::pack`), due `delay_ms` after
-    /// the broker's now. Returns the due time (ms since the epoch), or `None` when an event
-    /// with this id is already scheduled on the stream.
+    /// the broker's now, to be moved into the stream's lane `lane`. Returns the due time (ms
+    /// since the epoch), or `None` when an event with this id is already scheduled on the
+    /// stream.
     fn schedule_delayed(
         &self,
         keys: &StreamKeys,
         event_id: &str,
         delay_ms: u64,
         packed: &[u8],
+        lane: Priority,
     ) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Adds `lane` to the stream's lane marker (`StreamKeys::lanes_marker`).
+    fn mark_lane(
+        &self,
+        keys: &StreamKeys,
+        lane: Priority,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The stream's lanes in use: `normal` and those in its lane marker.
+    fn lanes(&self, keys: &StreamKeys) -> impl Future<Output = Result<Lanes>> + Send;
 
     /// Removes a delayed event not yet moved; false when it was not scheduled.
     fn cancel_delayed(

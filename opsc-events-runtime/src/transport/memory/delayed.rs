@@ -7,6 +7,7 @@ use super::MemoryBroker;
 use super::now_ms;
 use crate::delayed::{DelayedEvent, DelayedFilter, Moved, entry_of, unpack};
 use crate::keys::StreamKeys;
+use crate::priority::Priority;
 
 impl MemoryBroker {
     pub(super) fn schedule_delayed_now(
@@ -15,6 +16,7 @@ impl MemoryBroker {
         event_id: &str,
         delay_ms: u64,
         packed: &[u8],
+        lane: Priority,
     ) -> Option<u64> {
         let mut state = self.lock();
         let set = state.delayed.entry(keys.delayed()).or_default();
@@ -25,6 +27,9 @@ impl MemoryBroker {
         set.by_due.insert((due, event_id.to_owned()));
         set.due_of.insert(event_id.to_owned(), due);
         set.data.insert(event_id.to_owned(), packed.to_vec());
+        if lane != Priority::Normal {
+            set.lane.insert(event_id.to_owned(), lane);
+        }
         Some(due)
     }
 
@@ -34,6 +39,7 @@ impl MemoryBroker {
             return false;
         };
         set.data.remove(event_id);
+        set.lane.remove(event_id);
         match set.due_of.remove(event_id) {
             Some(due) => set.by_due.remove(&(due, event_id.to_owned())),
             None => false,
@@ -76,17 +82,21 @@ impl MemoryBroker {
             for (d, id) in due {
                 set.by_due.remove(&(d, id.clone()));
                 set.due_of.remove(&id);
+                let lane = set.lane.remove(&id).unwrap_or_default();
                 match set.data.remove(&id).as_deref().and_then(unpack) {
                     Some(fields) if !fields.is_empty() && fields.len() <= 1000 => {
-                        appends.push(fields);
+                        appends.push((lane, fields));
                     }
                     _ => moved.dropped += 1,
                 }
             }
             moved.next_in_ms = set.by_due.first().map(|(d, _)| d.saturating_sub(now));
-            let stream = state.streams.entry(keys.events.clone()).or_default();
-            for fields in appends {
-                stream.append(now, fields);
+            for (lane, fields) in appends {
+                let key = match lane {
+                    Priority::Normal => keys.events.clone(),
+                    lane => keys.lane(lane).events,
+                };
+                state.streams.entry(key).or_default().append(now, fields);
                 moved.moved += 1;
             }
         }

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::handler::Start;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
+use crate::priority::{Lanes, Priority};
 use crate::transport::{
     Broker, Claimed, Delivery, Fields, Letter, LetterOutcome, RawEntry, ReplayOutcome, Source,
     TrimCounts,
@@ -90,8 +91,9 @@ fn no_group(key: &str, group: &str) -> Error {
 }
 
 /// The fields a dead letter adds; original fields of the same name are not copied.
-const OURS: [&str; 10] = [
+const OURS: [&str; 11] = [
     "original_id",
+    "priority",
     "stream",
     "group",
     "handler",
@@ -414,8 +416,26 @@ impl Broker for MemoryBroker {
         event_id: &str,
         delay_ms: u64,
         packed: &[u8],
+        lane: Priority,
     ) -> Result<Option<u64>> {
-        Ok(self.schedule_delayed_now(keys, event_id, delay_ms, packed))
+        Ok(self.schedule_delayed_now(keys, event_id, delay_ms, packed, lane))
+    }
+
+    async fn mark_lane(&self, keys: &StreamKeys, lane: Priority) -> Result<()> {
+        self.lock()
+            .sets
+            .entry(keys.lanes_marker())
+            .or_default()
+            .insert(lane.as_str().to_owned());
+        Ok(())
+    }
+
+    async fn lanes(&self, keys: &StreamKeys) -> Result<Lanes> {
+        let state = self.lock();
+        let names = state.sets.get(&keys.lanes_marker());
+        Ok(Lanes::from_names(
+            names.into_iter().flatten().map(|n| n.as_bytes()),
+        ))
     }
 
     async fn cancel_delayed(&self, keys: &StreamKeys, event_id: &str) -> Result<bool> {

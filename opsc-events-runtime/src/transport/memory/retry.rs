@@ -169,6 +169,9 @@ impl MemoryBroker {
         ] {
             fields.push((k.as_bytes().to_vec(), v.into_bytes()));
         }
+        if keys.priority() != crate::priority::Priority::Normal {
+            fields.push((b"priority".to_vec(), keys.priority().as_str().into()));
+        }
         let dl = state
             .streams
             .entry(keys.dead_letter.clone())

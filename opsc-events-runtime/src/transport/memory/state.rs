@@ -96,6 +96,8 @@ pub(super) struct DelayedSet {
     pub(super) by_due: BTreeSet<(u64, String)>,
     pub(super) due_of: HashMap<String, u64>,
     pub(super) data: HashMap<String, Vec<u8>>,
+    /// The lane of each event to be moved into a lane other than `normal`.
+    pub(super) lane: HashMap<String, crate::priority::Priority>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +112,8 @@ pub(super) struct State {
     pub(super) schedules: HashMap<String, Schedule>,
     /// By record key.
     pub(super) records: HashMap<String, Record>,
+    /// Sets by key (the lane markers).
+    pub(super) sets: HashMap<String, BTreeSet<String>>,
     /// Hashes by key (the schema registry): field → value.
     pub(super) hashes: HashMap<String, BTreeMap<String, String>>,
 }

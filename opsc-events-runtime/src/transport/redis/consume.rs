@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::handler::Start;
 use crate::keys::StreamKeys;
 use crate::message_id::MessageId;
+use crate::priority::{Lanes, Priority};
 use crate::transport::{
     Broker, Claimed, Delivery, Letter, LetterOutcome, RawEntry, ReplayOutcome, Source, TrimCounts,
 };
@@ -461,9 +462,34 @@ impl Broker for RedisTransport {
         event_id: &str,
         delay_ms: u64,
         packed: &[u8],
+        lane: Priority,
     ) -> Result<Option<u64>> {
-        self.schedule_delayed_now(keys, event_id, delay_ms, packed)
+        self.schedule_delayed_now(keys, event_id, delay_ms, packed, lane)
             .await
+    }
+
+    async fn mark_lane(&self, keys: &StreamKeys, lane: Priority) -> Result<()> {
+        let key = keys.lanes_marker();
+        let mut conn = self.conn.clone();
+        redis::cmd("SADD")
+            .arg(&key)
+            .arg(lane.as_str())
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| self.error("SADD", &key, e))?;
+        Ok(())
+    }
+
+    async fn lanes(&self, keys: &StreamKeys) -> Result<Lanes> {
+        let key = keys.lanes_marker();
+        let mut conn = self.conn.clone();
+        // Bytes: a member another writer put there (not UTF-8, say) is ignored, not an error.
+        let names: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("SMEMBERS", &key, e))?;
+        Ok(Lanes::from_names(names.iter().map(Vec::as_slice)))
     }
 
     async fn cancel_delayed(&self, keys: &StreamKeys, event_id: &str) -> Result<bool> {

@@ -9,6 +9,7 @@ use super::scripts;
 use crate::delayed::{DelayedEvent, DelayedFilter, Moved, entry_of, unpack};
 use crate::error::Result;
 use crate::keys::StreamKeys;
+use crate::priority::Priority;
 
 /// The most events one listing returns.
 const MAX_LIST: usize = 10_000;
@@ -20,14 +21,22 @@ impl RedisTransport {
         event_id: &str,
         delay_ms: u64,
         packed: &[u8],
+        lane: Priority,
     ) -> Result<Option<u64>> {
         let mut conn = self.conn.clone();
+        let lane = if lane == Priority::Normal {
+            ""
+        } else {
+            lane.as_str()
+        };
         let due: i64 = scripts::SCHEDULE_DELAYED
             .key(keys.delayed())
             .key(keys.delayed_data())
+            .key(keys.delayed_lane())
             .arg(event_id)
             .arg(delay_ms)
             .arg(packed)
+            .arg(lane)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("EVALSHA schedule-delayed", &keys.events, e))?;
@@ -43,6 +52,7 @@ impl RedisTransport {
         let n: i64 = scripts::CANCEL_DELAYED
             .key(keys.delayed())
             .key(keys.delayed_data())
+            .key(keys.delayed_lane())
             .arg(event_id)
             .invoke_async(&mut conn)
             .await
@@ -63,6 +73,10 @@ impl RedisTransport {
             .key(keys.delayed_data())
             .key(&keys.events)
             .key(keys.delayed_lease())
+            .key(keys.delayed_lane())
+            .key(keys.lane(Priority::Low).events)
+            .key(keys.lane(Priority::High).events)
+            .key(keys.lane(Priority::Critical).events)
             .arg(token)
             .arg(lease_ms)
             .arg(max)

@@ -169,6 +169,10 @@ impl RedisTransport {
             .arg(letter.reason)
             .arg(letter.error)
             .arg(letter.attempts)
+            .arg(match keys.priority() {
+                crate::priority::Priority::Normal => "",
+                lane => lane.as_str(),
+            })
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("EVALSHA dead-letter", &keys.dead_letter, e))?;
@@ -349,12 +353,7 @@ impl RedisTransport {
         token: &str,
     ) -> Result<Option<TrimCounts>> {
         // `<prefix>:{<stream>}:trim_lock`, under the stream's hash tag like its other keys.
-        let lock = format!(
-            "{}trim_lock",
-            keys.dead_letter
-                .strip_suffix("dead_letter")
-                .unwrap_or(&keys.dead_letter)
-        );
+        let lock = keys.trim_lock();
         let mut conn = self.conn.clone();
         let counts: Vec<i64> = scripts::TRIM
             .key(&keys.events)

@@ -20,7 +20,7 @@ use redis::Script;
 /// The fields a dead letter adds; original fields of the same name are not copied.
 const OURS: &str = r"
 local OURS = {original_id = 1, original_fields = 1, stream = 1, group = 1, handler = 1, reason = 1, error = 1,
-  attempts = 1, first_failed_at = 1, failed_at = 1, replays = 1}
+  attempts = 1, first_failed_at = 1, failed_at = 1, replays = 1, priority = 1}
 ";
 
 /// The most original fields (names and values counted apart: 1,000 pairs) a dead letter stores
@@ -158,7 +158,8 @@ return 1
 /// Moves a message to the dead-letter stream (or drops it) and forgets it, in one step.
 /// KEYS: stream, dead letters, schedule, record.
 /// ARGV: source (`pending` | `scheduled`), keep (`1` | `0`), group, id, lease, stream name,
-/// handler, reason, error, attempts (the failure time is the server's).
+/// handler, reason, error, attempts (the failure time is the server's), priority lane (empty
+/// for `normal`: no `priority` field is written).
 /// Returns the dead-letter id, `1` when dropped, or false when the message is no longer ours.
 ///
 /// Reads and checks first (is it still ours, the keys' types, the letter's fields), then the
@@ -196,6 +197,10 @@ if keep == '1' then
       {'first_failed_at', first}, {'failed_at', failed_at}, {'replays', replays}}) do
     table.insert(fields, kv[1])
     table.insert(fields, kv[2])
+  end
+  if ARGV[11] and ARGV[11] ~= '' then
+    table.insert(fields, 'priority')
+    table.insert(fields, ARGV[11])
   end
 end
 if source == 'pending' then redis.call('XACK', KEYS[1], group, id) end
@@ -422,33 +427,36 @@ return {trimmed, capped, needed, more}
 });
 
 /// Schedules a delayed event, due `delay_ms` after the server's now.
-/// KEYS: schedule (zset), data (hash). ARGV: event id, delay_ms, packed fields.
+/// KEYS: schedule (zset), data (hash), lanes (hash). ARGV: event id, delay_ms, packed fields,
+/// lane (`low`, `high`, `critical`; empty for `normal`, which writes nothing to the lanes hash).
 /// Returns the due time in ms, or -1 when an event with this id is already scheduled.
 pub(super) static SCHEDULE_DELAYED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{KIND}{NOW}{}",
         r"
-local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash')
+local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash') or kind(KEYS[3], 'hash')
 if bad then return bad end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
 local due = now_ms() + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], due, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
 return due
 "
     ))
 });
 
-/// Cancels a delayed event not yet moved. KEYS: schedule, data. ARGV: event id.
+/// Cancels a delayed event not yet moved. KEYS: schedule, data, lanes. ARGV: event id.
 /// Returns 1 when it was scheduled.
 pub(super) static CANCEL_DELAYED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{KIND}{}",
         r"
-local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash')
+local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash') or kind(KEYS[3], 'hash')
 if bad then return bad end
 local n = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return n
 "
     ))
@@ -458,7 +466,10 @@ return n
 /// here). Each event is appended, then removed from the schedule: a failure half-way leaves
 /// every event either moved or still scheduled, never both. Data that does not unpack to an
 /// even list of at most 2,000 names and values is removed and counted as dropped.
-/// KEYS: schedule, data, stream, lease. ARGV: token, lease_ms, max.
+/// An event with a lane in the lanes hash goes to that lane's stream (an unknown lane name: to
+/// the stream's own key, as for `normal`).
+/// KEYS: schedule, data, stream, lease, lanes (hash), low lane, high lane, critical lane
+/// streams. ARGV: token, lease_ms, max.
 /// Returns `{moved, dropped, ms until the next is due or -1, 1 when another runtime holds the
 /// lease}`.
 pub(super) static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| {
@@ -466,8 +477,10 @@ pub(super) static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| {
         "{KIND}{NOW}{}",
         r"
 local bad = kind(KEYS[1], 'zset') or kind(KEYS[2], 'hash') or kind(KEYS[3], 'stream')
-  or kind(KEYS[4], 'string')
+  or kind(KEYS[4], 'string') or kind(KEYS[5], 'hash') or kind(KEYS[6], 'stream')
+  or kind(KEYS[7], 'stream') or kind(KEYS[8], 'stream')
 if bad then return bad end
+local LANES = {low = KEYS[6], high = KEYS[7], critical = KEYS[8]}
 local holder = redis.call('GET', KEYS[4])
 if holder and holder ~= ARGV[1] then return {0, 0, -1, 1} end
 redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
@@ -478,14 +491,16 @@ for _, id in ipairs(due) do
   local packed = redis.call('HGET', KEYS[2], id)
   local ok, f = false, nil
   if packed then ok, f = pcall(cmsgpack.unpack, packed) end
+  local lane = redis.call('HGET', KEYS[5], id)
   if ok and type(f) == 'table' and #f >= 2 and #f % 2 == 0 and #f <= 2000 then
-    redis.call('XADD', KEYS[3], '*', unpack(f))
+    redis.call('XADD', (lane and LANES[lane]) or KEYS[3], '*', unpack(f))
     moved = moved + 1
   else
     dropped = dropped + 1
   end
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  if lane then redis.call('HDEL', KEYS[5], id) end
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_in = -1
