@@ -77,7 +77,7 @@
 
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
-    ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
+    BatchContext, BatchError, ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
     EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
     PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
     TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
@@ -205,7 +205,9 @@ pub mod prelude {
     pub use opsc_events_derive::{Event, EventSchema, handler};
     pub use opsc_events_runtime::envelope;
     pub use opsc_events_runtime::event::Event;
-    pub use opsc_events_runtime::handler::{Context, HandlerError, HandlerInfo, State};
+    pub use opsc_events_runtime::handler::{
+        BatchContext, BatchError, Context, HandlerError, HandlerInfo, State,
+    };
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
         DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MemoryBroker, MessageId,

@@ -3,12 +3,14 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod batch;
 mod env;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use batch::*;
 use common::wait_until;
 use env::{Env, spawn};
 use opsc_events::WireFormat;
@@ -1713,4 +1715,10 @@ conformance! {
     stream_info_reports_length_lag_pending_and_schedule,
     context_links_follow_up_events_to_their_cause,
     older_versions_are_upcast_for_handlers,
+    a_batch_handler_takes_a_backlog_in_few_calls,
+    a_failed_message_of_a_batch_retries_alone,
+    a_panicking_batch_fails_every_message,
+    a_lone_event_waits_at_most_linger,
+    an_undecodable_entry_is_dead_lettered_alone_and_its_batch_runs,
+    concurrency_runs_that_many_batch_calls_at_once,
 }

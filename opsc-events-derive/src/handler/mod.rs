@@ -23,7 +23,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = args::parse(&cx, args);
     let policy = valid::policy(&cx, &parsed);
-    let signature = valid::signature(&cx, &f);
+    let batch = matches!(parsed.batch, Some(Some(_)));
+    let signature = valid::signature(&cx, &f, batch);
     match (cx.check(), policy, signature) {
         (None, Some(policy), Some((event, extractors))) => {
             let reg = expand::registration(&f, &policy, &event, &extractors);
