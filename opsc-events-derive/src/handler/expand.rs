@@ -169,25 +169,31 @@ pub(crate) fn registration(
     let batch = policy.batch.as_ref();
     // A batch handler implements `BatchHandler` and takes its extractors with
     // `FromBatchContext`; everything else is generated the same way.
+    // Names, not tokens: each is made an ident at the span of the `quote_spanned!` it goes in,
+    // so that errors stay on the parameter or return type they are about.
     let (handler_trait, mismatch, from_context, from_fn, extract_err, result_fn) = if batch.is_some() {
         (
-            quote!(BatchHandler),
-            quote!(batch_stream_mismatch),
-            quote!(FromBatchContext),
-            quote!(from_batch_context),
-            quote!(BatchError::from),
-            quote!(batch_result),
+            "BatchHandler",
+            "batch_stream_mismatch",
+            "FromBatchContext",
+            "from_batch_context",
+            ("BatchError", "from"),
+            "batch_result",
         )
     } else {
         (
-            quote!(Handler),
-            quote!(stream_mismatch),
-            quote!(FromContext),
-            quote!(from_context),
-            quote!(CallError::Handler),
-            quote!(handler_result),
+            "Handler",
+            "stream_mismatch",
+            "FromContext",
+            "from_context",
+            ("CallError", "Handler"),
+            "handler_result",
         )
     };
+    let (handler_trait, mismatch) = (
+        Ident::new(handler_trait, Span::call_site()),
+        Ident::new(mismatch, stream.span()),
+    );
     let event_type = quote_spanned!(event.span()=> type Event = #event;);
     let ps = k.private_at(stream.span());
     let stream_check = quote_spanned! {stream.span()=>
@@ -202,6 +208,9 @@ pub(crate) fn registration(
         let span = ty.span();
         let pt = k.private_at(span);
         let (arg, ctx) = (at(&arg_name(i), span), at("__opsc_ctx", span));
+        let (from_context, from_fn) = (Ident::new(from_context, span), Ident::new(from_fn, span));
+        let (err_type, err_fn) = (Ident::new(extract_err.0, span), Ident::new(extract_err.1, span));
+        let extract_err = quote_spanned!(span=> #err_type::#err_fn);
         quote_spanned! {span=>
             let #arg = <#ty as #pt::#from_context>::#from_fn(&#ctx)
                 .map_err(#pt::#extract_err)?;
@@ -211,6 +220,7 @@ pub(crate) fn registration(
         let span = ty.span();
         let pt = k.private_at(span);
         let out = at("__opsc_out", span);
+        let from_context = Ident::new(from_context, span);
         quote_spanned! {span=> <#ty as #pt::#from_context>::requirements(#out); }
     });
     // The returned value is the argument of the call that proves the return type, and rustc
@@ -222,19 +232,22 @@ pub(crate) fn registration(
     let convert = match return_span {
         Some(span) => {
             let pr = k.private_at(span);
+            let result_fn = Ident::new(result_fn, span);
             quote_spanned! {span=>
                 #pr::#result_fn(#pr::HandlerReturn::into_result(#returned))
             }
         }
-        None => quote!(#p::#result_fn(#p::HandlerReturn::into_result(#returned))),
+        None => {
+            let result_fn = Ident::new(result_fn, here);
+            quote!(#p::#result_fn(#p::HandlerReturn::into_result(#returned)))
+        }
     };
     // Spanned on the fn's name: a future that is not `Send` is reported there.
     let pn = k.private_at(name.span());
-    let error = if batch.is_some() {
-        quote!(BatchError)
-    } else {
-        quote!(CallError)
-    };
+    let error = Ident::new(
+        if batch.is_some() { "BatchError" } else { "CallError" },
+        name.span(),
+    );
     let future = quote_spanned! {name.span()=>
         impl ::core::future::Future<Output = ::core::result::Result<(), #pn::#error>>
             + ::core::marker::Send

@@ -266,6 +266,18 @@ pub(crate) fn signature(cx: &Ctxt, f: &ItemFn, batch: bool) -> Option<(Type, Vec
             );
             None
         }
-        (false, None) => Some((event, types)),
+        (false, None) => {
+            let batch_context = types.iter().find(|ty| {
+                matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "BatchContext"))
+            });
+            if let Some(ty) = batch_context {
+                cx.error_spanned_by(
+                    ty,
+                    "`BatchContext` is for batch handlers: take `Context`, or add `batch = N` and take `events: Vec<E>`",
+                );
+                return None;
+            }
+            Some((event, types))
+        }
     }
 }
