@@ -116,8 +116,8 @@ mod batched {
         retries = 1,
         backoff = "none"
     )]
-    pub async fn panics(events: Vec<Ping>, ctx: BatchContext, State(calls): State<Calls>) {
-        calls.record("panics", &events, &ctx);
+    pub async fn batch_panics(events: Vec<Ping>, ctx: BatchContext, State(calls): State<Calls>) {
+        calls.record("batch_panics", &events, &ctx);
         if ctx.iter().any(|c| c.attempt() == 1) {
             panic!("batch of {} panicked", events.len());
         }
@@ -239,24 +239,24 @@ pub async fn a_failed_message_of_a_batch_retries_alone(env: Env) {
 
 pub async fn a_panicking_batch_fails_every_message(env: Env) {
     let calls = Calls::default();
-    let rt = runtime(&env, &calls, "panics").await;
+    let rt = runtime(&env, &calls, "batch_panics").await;
     let events: Vec<Ping> = (0..5).map(|n| Ping { n }).collect();
     rt.publisher().publish_all(&events).await.unwrap();
     let running = spawn(rt);
     wait_until("every message retried", T, || async {
         calls
-            .messages("panics")
+            .messages("batch_panics")
             .iter()
             .filter(|s| s.attempt == 2)
             .count()
             == 5
     })
     .await;
-    settled(&env, "conf.panics").await;
+    settled(&env, "conf.batch_panics").await;
     running.stop().await;
     let check = env.publisher().await;
     assert!(letters(&check).await.is_empty());
-    let seen = calls.messages("panics");
+    let seen = calls.messages("batch_panics");
     for n in 0..5 {
         let attempts: Vec<u32> = seen.iter().filter(|s| s.n == n).map(|s| s.attempt).collect();
         assert_eq!(attempts, vec![1, 2], "event {n}: {seen:?}");
