@@ -20,7 +20,13 @@ pub struct OrderPlaced {
 pub struct Sizes(Arc<Mutex<Vec<usize>>>);
 
 /// Rejects order 13 (retryable, with a 30 s backoff) and takes the rest.
-#[handler(stream = "orders", batch = 50, linger = "10ms", retries = 2, backoff = "fixed(30s)")]
+#[handler(
+    stream = "orders",
+    batch = 50,
+    linger = "10ms",
+    retries = 2,
+    backoff = "fixed(30s)"
+)]
 async fn settle_orders(
     orders: Vec<OrderPlaced>,
     ctx: BatchContext,
@@ -50,7 +56,10 @@ async fn a_batch_is_observed_per_message_and_its_failure_retries_alone() {
     assert_eq!(handled.len(), 19, "every order but 13, each once");
     let letters = t.dead_letters("orders").await.unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!((letters[0].attempts, letters[0].error.as_str()), (3, "unlucky order"));
+    assert_eq!(
+        (letters[0].attempts, letters[0].error.as_str()),
+        (3, "unlucky order")
+    );
     let sizes = sizes.0.lock().unwrap().clone();
     // The backlog in few calls, then 13 alone, twice (its two retries).
     assert_eq!(sizes.iter().sum::<usize>(), 20 + 2, "{sizes:?}");

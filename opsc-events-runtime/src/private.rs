@@ -173,9 +173,9 @@ pub const fn upcast_error<P: Event>(
 pub use crate::contracts::EventRegistration;
 pub use crate::envelope::Envelope;
 pub use crate::handler::{
-    Backoff, BatchContext, BatchError, BatchFuture, BatchSpec, CallError, Context,
-    EventDescriptor, FromBatchContext, FromContext, HandlerConfig, HandlerError, HandlerFuture,
-    HandlerRegistration, Requirement, Start, decode_for_handler,
+    Backoff, BatchContext, BatchError, BatchFuture, BatchSpec, CallError, Context, EventDescriptor,
+    FromBatchContext, FromContext, HandlerConfig, HandlerError, HandlerFuture, HandlerRegistration,
+    Requirement, Start, decode_for_handler,
 };
 pub use inventory;
 

@@ -77,11 +77,11 @@
 
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
-    BatchContext, BatchError, ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
-    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata,
-    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
-    TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
-    schema, trim,
+    BatchContext, BatchError, ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason,
+    DeadLetters, DecodeError, EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker,
+    MessageId, Metadata, PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema,
+    StreamInfo, StreamLimits, TrimReport, WireFormat, dead_letter, delayed, envelope, error, info,
+    keys, metrics_stream, schema, trim,
 };
 
 /// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],

@@ -258,7 +258,11 @@ pub async fn a_panicking_batch_fails_every_message(env: Env) {
     assert!(letters(&check).await.is_empty());
     let seen = calls.messages("batch_panics");
     for n in 0..5 {
-        let attempts: Vec<u32> = seen.iter().filter(|s| s.n == n).map(|s| s.attempt).collect();
+        let attempts: Vec<u32> = seen
+            .iter()
+            .filter(|s| s.n == n)
+            .map(|s| s.attempt)
+            .collect();
         assert_eq!(attempts, vec![1, 2], "event {n}: {seen:?}");
     }
 }
@@ -272,11 +276,17 @@ pub async fn a_lone_event_waits_at_most_linger(env: Env) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = Instant::now();
     publisher.publisher().publish(&Ping { n: 7 }).await.unwrap();
-    wait_until("handled", T, || async { calls.first_at("lingers").is_some() }).await;
+    wait_until("handled", T, || async {
+        calls.first_at("lingers").is_some()
+    })
+    .await;
     let took = calls.first_at("lingers").unwrap() - sent;
     settled(&env, "conf.lingers").await;
     running.stop().await;
-    assert_eq!(calls.of("lingers"), vec![vec![calls.messages("lingers")[0]]]);
+    assert_eq!(
+        calls.of("lingers"),
+        vec![vec![calls.messages("lingers")[0]]]
+    );
     assert!(
         took >= Duration::from_millis(280),
         "the batch waited its linger (300ms) for more: {took:?}"
@@ -291,19 +301,30 @@ pub async fn an_undecodable_entry_is_dead_lettered_alone_and_its_batch_runs(env:
     let calls = Calls::default();
     let rt = runtime(&env, &calls, "strict_batch").await;
     let p = rt.publisher();
-    p.publish_all(&[Ping { n: 0 }, Ping { n: 1 }]).await.unwrap();
+    p.publish_all(&[Ping { n: 0 }, Ping { n: 1 }])
+        .await
+        .unwrap();
     // A v1 entry whose payload is not MessagePack.
     let e = envelope::encode_as(&Ping { n: 9 }, &Metadata::new("conf"), WireFormat::V1).unwrap();
     let fields: Vec<(String, Vec<u8>)> = e
         .fields()
         .map(|(k, v)| {
-            let v = if k == "data" { b"\xc1\xc1".to_vec() } else { v.to_vec() };
+            let v = if k == "data" {
+                b"\xc1\xc1".to_vec()
+            } else {
+                v.to_vec()
+            };
             (k.to_owned(), v)
         })
         .collect();
-    let refs: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
     let bad = p.append_raw("conf", &refs).await.unwrap();
-    p.publish_all(&[Ping { n: 2 }, Ping { n: 3 }]).await.unwrap();
+    p.publish_all(&[Ping { n: 2 }, Ping { n: 3 }])
+        .await
+        .unwrap();
     let running = spawn(rt);
     let check = env.publisher().await;
     wait_until("dead-lettered", T, || async {
@@ -317,12 +338,23 @@ pub async fn an_undecodable_entry_is_dead_lettered_alone_and_its_batch_runs(env:
     settled(&env, "conf.strict_batch").await;
     running.stop().await;
     let l = &letters(&check).await[0];
-    assert_eq!((l.original_id, l.reason.clone(), l.attempts), (bad, DeadLetterReason::DecodeError, 1));
+    assert_eq!(
+        (l.original_id, l.reason.clone(), l.attempts),
+        (bad, DeadLetterReason::DecodeError, 1)
+    );
     let seen = calls.messages("strict_batch");
-    assert_eq!(seen.iter().map(|s| s.n).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(
+        seen.iter().map(|s| s.n).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
     assert!(seen.iter().all(|s| s.attempt == 1 && s.id != bad));
     // The good ones came in one call, around the bad one.
-    assert_eq!(calls.of("strict_batch").len(), 1, "{:?}", calls.of("strict_batch"));
+    assert_eq!(
+        calls.of("strict_batch").len(),
+        1,
+        "{:?}",
+        calls.of("strict_batch")
+    );
 }
 
 pub async fn concurrency_runs_that_many_batch_calls_at_once(env: Env) {
@@ -343,5 +375,9 @@ pub async fn concurrency_runs_that_many_batch_calls_at_once(env: Env) {
         sorted(calls.messages("two_at_once").iter().map(|s| s.n).collect()),
         (0..200).collect::<Vec<_>>()
     );
-    assert_eq!(calls.2.load(Ordering::SeqCst), 2, "two batch calls at once, never more");
+    assert_eq!(
+        calls.2.load(Ordering::SeqCst),
+        2,
+        "two batch calls at once, never more"
+    );
 }

@@ -1,9 +1,9 @@
 //! The conformance suite: every behaviour is written once and run against both transports —
 //! a private redis-server and the embedded broker — so that they cannot drift apart.
 
+mod batch;
 #[path = "../common/mod.rs"]
 mod common;
-mod batch;
 mod env;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};

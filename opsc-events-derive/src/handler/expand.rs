@@ -171,25 +171,26 @@ pub(crate) fn registration(
     // `FromBatchContext`; everything else is generated the same way.
     // Names, not tokens: each is made an ident at the span of the `quote_spanned!` it goes in,
     // so that errors stay on the parameter or return type they are about.
-    let (handler_trait, mismatch, from_context, from_fn, extract_err, result_fn) = if batch.is_some() {
-        (
-            "BatchHandler",
-            "batch_stream_mismatch",
-            "FromBatchContext",
-            "from_batch_context",
-            ("BatchError", "from"),
-            "batch_result",
-        )
-    } else {
-        (
-            "Handler",
-            "stream_mismatch",
-            "FromContext",
-            "from_context",
-            ("CallError", "Handler"),
-            "handler_result",
-        )
-    };
+    let (handler_trait, mismatch, from_context, from_fn, extract_err, result_fn) =
+        if batch.is_some() {
+            (
+                "BatchHandler",
+                "batch_stream_mismatch",
+                "FromBatchContext",
+                "from_batch_context",
+                ("BatchError", "from"),
+                "batch_result",
+            )
+        } else {
+            (
+                "Handler",
+                "stream_mismatch",
+                "FromContext",
+                "from_context",
+                ("CallError", "Handler"),
+                "handler_result",
+            )
+        };
     let (handler_trait, mismatch) = (
         Ident::new(handler_trait, Span::call_site()),
         Ident::new(mismatch, stream.span()),
@@ -209,7 +210,10 @@ pub(crate) fn registration(
         let pt = k.private_at(span);
         let (arg, ctx) = (at(&arg_name(i), span), at("__opsc_ctx", span));
         let (from_context, from_fn) = (Ident::new(from_context, span), Ident::new(from_fn, span));
-        let (err_type, err_fn) = (Ident::new(extract_err.0, span), Ident::new(extract_err.1, span));
+        let (err_type, err_fn) = (
+            Ident::new(extract_err.0, span),
+            Ident::new(extract_err.1, span),
+        );
         let extract_err = quote_spanned!(span=> #err_type::#err_fn);
         quote_spanned! {span=>
             let #arg = <#ty as #pt::#from_context>::#from_fn(&#ctx)
@@ -245,7 +249,11 @@ pub(crate) fn registration(
     // Spanned on the fn's name: a future that is not `Send` is reported there.
     let pn = k.private_at(name.span());
     let error = Ident::new(
-        if batch.is_some() { "BatchError" } else { "CallError" },
+        if batch.is_some() {
+            "BatchError"
+        } else {
+            "CallError"
+        },
         name.span(),
     );
     let future = quote_spanned! {name.span()=>

@@ -326,7 +326,11 @@ mod tests {
     fn a_plain_error_fails_every_message() {
         let e: BatchError = HandlerError::permanent("down").into();
         let failures = e.into_failures(3);
-        assert!(failures.iter().all(|f| f.as_ref().is_some_and(|e| !e.is_retryable())));
+        assert!(
+            failures
+                .iter()
+                .all(|f| f.as_ref().is_some_and(|e| !e.is_retryable()))
+        );
         assert_eq!(reasons(failures)[2].as_deref(), Some("down"));
     }
 
