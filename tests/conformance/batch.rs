@@ -20,11 +20,14 @@ pub struct Seen {
     id: MessageId,
 }
 
+/// One batch call: the handler, the messages in order, and when it started.
+type BatchCall = (&'static str, Vec<Seen>, Instant);
+
 /// Every batch call of every handler: who, and the messages in order; and how many calls ran
 /// at once at most.
 #[derive(Clone, Default)]
 pub struct Calls(
-    Arc<Mutex<Vec<(&'static str, Vec<Seen>, Instant)>>>,
+    Arc<Mutex<Vec<BatchCall>>>,
     Arc<AtomicUsize>,
     Arc<AtomicUsize>,
 );
