@@ -69,7 +69,7 @@ pub(crate) struct ReadAhead {
     window: Duration,
     /// How long an entry may wait at most without a refresh: `claim_after − timeout`.
     limit: Duration,
-    /// Entries queued per lane, at most: 1, or twice a batch handler's `batch`.
+    /// Entries one call takes: 1, or a batch handler's `batch`.
     batch: usize,
     /// Woken when entries are queued (a batch lane lingering for more waits for it).
     arrived: Notify,
@@ -91,14 +91,10 @@ impl ReadAhead {
         }
     }
 
-    /// For a batch handler: each call takes up to `size` entries, so the queue holds up to two
-    /// batches per lane — the reader refills it when half empty, so the next batch is read
-    /// while the lane runs the current one (with one batch per lane, a lane taking its batch
-    /// empties the queue and waits for the next read).
+    /// For a batch handler: each call takes up to `size` entries, so the queue holds up to
+    /// `size` per lane.
     pub(crate) fn batched(mut self, size: u32) -> Self {
-        if size > 1 {
-            self.batch = (size as usize).saturating_mul(2);
-        }
+        self.batch = (size as usize).max(1);
         self
     }
 
