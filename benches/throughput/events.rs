@@ -134,6 +134,30 @@ pub mod e2e_lanes {
     }
 }
 
+pub mod e2e_batch {
+    use super::*;
+    use opsc_events::BatchContext;
+
+    /// Events handled so far by the batch handlers (summed over calls), as for `e2e64`.
+    pub static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+    /// A no-op batch handler, one call at a time, batches of up to `peer::BATCH`.
+    #[handler(stream = "bench_e2e", batch = 500, start = "earliest")]
+    pub async fn noop_batch1(events: Vec<Flowing>, _ctx: BatchContext) {
+        EVENTS.fetch_add(events.len() as u64, Ordering::Relaxed);
+    }
+}
+
+pub mod e2e_batch4 {
+    use super::*;
+
+    /// As `e2e_batch`, with up to 4 batch calls in flight (ruststream's best: 4 workers).
+    #[handler(stream = "bench_e2e", batch = 500, concurrency = 4, start = "earliest")]
+    pub async fn noop_batch4(events: Vec<Flowing>) {
+        super::e2e_batch::EVENTS.fetch_add(events.len() as u64, Ordering::Relaxed);
+    }
+}
+
 pub mod lat {
     use super::*;
 

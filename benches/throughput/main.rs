@@ -10,7 +10,7 @@
 //! Run by `cargo test` (without `--bench`, as `cargo test --all-targets` does), it is a smoke
 //! check: every scenario once with tiny sizes, no figure checked, a few seconds.
 //!
-//! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `big`,
+//! Sections (`OPSC_BENCH_ONLY`, comma-separated): `redis-benchmark`, `publish`, `e2e`, `batch`, `big`,
 //! `layout`, `latency`, `retry`, `dlq`, `rss`, `scale`, `trim`, `delayed`, `priority`. `OPSC_BENCH_REPS` sets how many times each throughput figure
 //! is measured (default 5, 1 in quick mode). A framework figure is measured right after its
 //! baseline in every repetition; the table shows the median rate and the median of the
@@ -327,6 +327,14 @@ async fn run(cfg: &Config, server: &RedisServer) -> Report {
             cfg.e2e_n,
         )
         .await;
+    }
+
+    if cfg.runs("batch") {
+        println!(
+            "batch handlers, ~{SMALL} B payloads, backlog of {}:",
+            cfg.e2e_n
+        );
+        batch_handlers(cfg, &url, &mut conn, &publisher, &mut report, cfg.e2e_n).await;
     }
 
     if cfg.runs("big") {
@@ -902,4 +910,129 @@ async fn layouts(cfg: &Config, conn: &mut redis::aio::MultiplexedConnection, rep
             None,
         );
     }
+}
+
+/// Batch handlers, ours against ruststream's, same payload, same run: fills the framework's
+/// stream, the hand-written loop's and ruststream's with `n` entries of ~100 B, then measures
+/// in every repetition, back to back: the hand-written loop (the baseline), our no-op batch
+/// handler (`batch = 500`, `concurrency` 1 and 4) and ruststream's batch handler in its best
+/// setup (`peer::BATCH` = 500 per read, 4 workers, pipelined), each from a new group.
+async fn batch_handlers(
+    cfg: &Config,
+    url: &str,
+    conn: &mut redis::aio::MultiplexedConnection,
+    publisher: &opsc_events::prelude::Publisher,
+    report: &mut Report,
+    n: usize,
+) {
+    let bytes = SMALL;
+    let (k, base_k, peer_k) = (
+        key("bench_e2e"),
+        key("bench_e2e_base"),
+        "peer:{bench_peer_e2e}:events".to_owned(),
+    );
+    framework::del(conn, &[&k, &base_k, &peer_k]).await;
+    let events = Flowing::same(n, bytes);
+    framework::publish_batched(publisher, &events, PUBLISH_BATCH).await;
+    drop(events);
+    baseline::pipelined_xadd(
+        conn,
+        &base_k,
+        &events::payload_fields(bytes),
+        n,
+        PUBLISH_BATCH,
+    )
+    .await;
+    peer::fill(url, &peer_k, n, bytes).await;
+    let (mut hand, mut ours1, mut ours4, mut peer) = (vec![], vec![], vec![], vec![]);
+    for rep in 0..cfg.reps {
+        hand.push(
+            sample(
+                n,
+                baseline::consume_loop(conn, &base_k, "baseline", n, READ_COUNT),
+            )
+            .await,
+        );
+        ours1.push(
+            sample(
+                n,
+                framework::consume(
+                    url,
+                    conn,
+                    "bench_e2e",
+                    "::e2e_batch",
+                    "bench.noop_batch1",
+                    &events::e2e_batch::EVENTS,
+                    n,
+                    Done::Acked,
+                ),
+            )
+            .await,
+        );
+        ours4.push(
+            sample(
+                n,
+                framework::consume(
+                    url,
+                    conn,
+                    "bench_e2e",
+                    "::e2e_batch4",
+                    "bench.noop_batch4",
+                    &events::e2e_batch::EVENTS,
+                    n,
+                    Done::Acked,
+                ),
+            )
+            .await,
+        );
+        peer.push(
+            sample(
+                n,
+                peer::consume(url, &peer_k, &format!("peer_batch{rep}"), n, peer::BATCH),
+            )
+            .await,
+        );
+    }
+    framework::del(conn, &[&k, &base_k, &peer_k]).await;
+    report.vs(
+        &format!(
+            "hand-written: XREADGROUP COUNT {READ_COUNT} + one XACK per batch, the payload in one field (100 B) — the baseline"
+        ),
+        &hand,
+        None,
+        None,
+    );
+    report.vs(
+        "batch handler, batch = 500, concurrency = 1: backlog → no-op → ack (100 B)",
+        &ours1,
+        Some(&hand),
+        None,
+    );
+    report.vs(
+        "batch handler, batch = 500, concurrency = 4 (100 B)",
+        &ours4,
+        Some(&hand),
+        None,
+    );
+    report.vs(
+        &format!(
+            "ruststream 0.7 + fred: batch handler, {} per read, 4 workers, pipelined (100 B)",
+            peer::BATCH
+        ),
+        &peer,
+        Some(&hand),
+        None,
+    );
+    report.vs(
+        "batch handler, concurrency = 1, compared with ruststream's batch handler",
+        &ours1,
+        Some(&peer),
+        None,
+    );
+    report.vs(
+        "batch handler, concurrency = 4, compared with ruststream's batch handler",
+        &ours4,
+        Some(&peer),
+        None,
+    );
 }

@@ -46,7 +46,7 @@ pub use dead_letter::{DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetter
 pub use envelope::{DecodeError, EncodeError, Envelope, Headers, Metadata, WireFormat};
 pub use error::{ConfigError, Error, Result};
 pub use event::Event;
-pub use handler::{Context, HandlerError, State};
+pub use handler::{BatchContext, BatchError, Context, FromBatchContext, HandlerError, State};
 pub use info::{Entry, GroupInfo, StreamInfo};
 pub use message_id::MessageId;
 pub use priority::Priority;

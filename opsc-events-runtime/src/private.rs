@@ -174,8 +174,9 @@ pub const fn upcast_error<P: Event>(
 pub use crate::contracts::EventRegistration;
 pub use crate::envelope::Envelope;
 pub use crate::handler::{
-    Backoff, CallError, Context, EventDescriptor, FromContext, HandlerConfig, HandlerError,
-    HandlerFuture, HandlerRegistration, Requirement, Start, decode_for_handler,
+    Backoff, BatchContext, BatchError, BatchFuture, BatchSpec, CallError, Context, EventDescriptor,
+    FromBatchContext, FromContext, HandlerConfig, HandlerError, HandlerFuture, HandlerRegistration,
+    Requirement, Start, decode_for_handler,
 };
 pub use inventory;
 
@@ -220,6 +221,7 @@ pub const fn registration<H: Handler>(
         config,
         requirements: H::requirements,
         call: call_handler::<H>,
+        batch: None,
     }
 }
 
@@ -231,6 +233,114 @@ pub fn call_handler<H: Handler>(envelope: Envelope, ctx: Context) -> HandlerFutu
         drop(envelope);
         H::call(event, ctx).await
     })
+}
+
+/// One `#[handler(batch = N)]` fn, implemented by the macro for a hidden unit struct next to
+/// it (see [`Handler`]: the event bound sits on the associated type the same way).
+pub trait BatchHandler: 'static {
+    /// `E` of the handler's first parameter, `Vec<E>`.
+    type Event: Event;
+
+    /// Extracts the other parameters from `ctx`, calls the fn and converts what it returns.
+    fn call(
+        events: Vec<Self::Event>,
+        ctx: BatchContext,
+    ) -> impl Future<Output = Result<(), BatchError>> + Send + 'static;
+
+    /// Appends the state types the extractors need.
+    fn requirements(out: &mut Vec<Requirement>);
+}
+
+/// The registration of the batch handler `H` (see [`registration`]).
+#[allow(clippy::too_many_arguments)] // Mirrors the attribute's keys; called by generated code only.
+pub const fn batch_registration<H: BatchHandler>(
+    name: &'static str,
+    module_path: &'static str,
+    stream: &'static str,
+    group: Option<&'static str>,
+    event_type: &'static str,
+    config: HandlerConfig,
+    size: u32,
+    linger: Option<std::time::Duration>,
+) -> HandlerRegistration {
+    HandlerRegistration {
+        name,
+        module_path,
+        stream,
+        group,
+        event: EventDescriptor::of::<H::Event>(event_type),
+        config,
+        requirements: H::requirements,
+        call: call_batch_of_one::<H>,
+        batch: Some(BatchSpec {
+            size,
+            linger: match linger {
+                Some(l) => l,
+                None => BatchSpec::DEFAULT_LINGER,
+            },
+            call: call_batch::<H>,
+        }),
+    }
+}
+
+/// The type-erased batch entry point of `H`, for [`BatchSpec::call`]: decodes every entry (an
+/// entry that does not decode fails alone, with its decode error, and is not passed to the
+/// handler), calls the handler once with the others, and maps its [`BatchError`] back to the
+/// entries. Decoding happens inside the future, under the consumer's panic guard and timeout.
+pub fn call_batch<H: BatchHandler>(entries: Vec<(Envelope, Context)>) -> BatchFuture {
+    Box::pin(async move {
+        let n = entries.len();
+        let mut results: Vec<Result<(), CallError>> = (0..n).map(|_| Ok(())).collect();
+        let mut events = Vec::with_capacity(n);
+        let mut contexts = Vec::with_capacity(n);
+        let mut positions = Vec::with_capacity(n);
+        for (i, (envelope, ctx)) in entries.into_iter().enumerate() {
+            match decode_for_handler::<H::Event>(&envelope) {
+                Ok(event) => {
+                    events.push(event);
+                    contexts.push(ctx);
+                    positions.push(i);
+                }
+                Err(e) => results[i] = Err(e),
+            }
+        }
+        let Some(first) = contexts.first() else {
+            return results;
+        };
+        let publisher = first.publisher().clone();
+        let len = events.len();
+        if let Err(failed) = H::call(events, BatchContext::new(contexts, publisher)).await {
+            for (k, failure) in failed.into_failures(len).into_iter().enumerate() {
+                if let Some(e) = failure {
+                    results[positions[k]] = Err(CallError::Handler(e));
+                }
+            }
+        }
+        results
+    })
+}
+
+/// A batch handler called with one message: how retries, reclaims and resumed entries run
+/// (each alone, like any handler's).
+pub fn call_batch_of_one<H: BatchHandler>(envelope: Envelope, ctx: Context) -> HandlerFuture {
+    Box::pin(async move {
+        let mut results = call_batch::<H>(vec![(envelope, ctx)]).await;
+        results.pop().unwrap_or(Ok(()))
+    })
+}
+
+/// The `E` of a batch handler returning `Result<(), E>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a batch handler's error type: it does not convert into `BatchError`",
+    label = "the error type of this `Result`",
+    note = "return `Result<(), BatchError>` to fail some messages, or any error that converts into `HandlerError` to fail the whole batch"
+)]
+pub trait BatchErrorType: Into<BatchError> {}
+impl<E: Into<BatchError>> BatchErrorType for E {}
+
+/// Generated for every batch handler, spanned on its return type.
+pub fn batch_result<E: BatchErrorType>(result: Result<(), E>) -> Result<(), BatchError> {
+    result.map_err(Into::into)
 }
 
 /// What a handler fn returns, split from its error type: `()` or `Result<(), E>`.
@@ -320,7 +430,34 @@ pub const fn stream_mismatch<H: Handler>(
     handler_stream: &str,
     event_type: &str,
 ) -> Option<ConstMessage> {
-    let event_stream = <H::Event as Event>::STREAM;
+    mismatch(
+        handler,
+        handler_stream,
+        event_type,
+        <H::Event as Event>::STREAM,
+    )
+}
+
+/// [`stream_mismatch`] for a batch handler.
+pub const fn batch_stream_mismatch<H: BatchHandler>(
+    handler: &str,
+    handler_stream: &str,
+    event_type: &str,
+) -> Option<ConstMessage> {
+    mismatch(
+        handler,
+        handler_stream,
+        event_type,
+        <H::Event as Event>::STREAM,
+    )
+}
+
+const fn mismatch(
+    handler: &str,
+    handler_stream: &str,
+    event_type: &str,
+    event_stream: &str,
+) -> Option<ConstMessage> {
     if str_eq(event_stream, handler_stream) {
         return None;
     }

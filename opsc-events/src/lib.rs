@@ -74,14 +74,66 @@
 //! let upcast: AssetCreated = envelope::decode_event(&env).unwrap();
 //! assert_eq!(upcast, AssetCreated { asset_id: 3, hostname: None });
 //! ```
+//!
+//! A batch handler takes up to `batch` events per call and settles each message on its own:
+//! the ones its [`BatchError`] names retry (or are dead-lettered) alone, the others are
+//! acknowledged (README, "Batch handlers"). (A crate of its own: merged with the other
+//! examples, its handler would be linked into theirs.)
+//!
+//! ```standalone_crate
+//! use std::sync::{Arc, Mutex};
+//!
+//! use opsc_events::prelude::*;
+//! use opsc_events::testing::TestRuntime;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+//! #[event(stream = "assets")]
+//! struct AssetCreated { asset_id: u64 }
+//!
+//! #[derive(Clone, Default)]
+//! struct Index(Arc<Mutex<Vec<u64>>>);
+//!
+//! #[handler(stream = "assets", batch = 100, linger = "20ms")]
+//! async fn index_assets(
+//!     events: Vec<AssetCreated>,
+//!     ctx: BatchContext,
+//!     State(index): State<Index>,
+//! ) -> Result<(), BatchError> {
+//!     let mut failed = BatchError::new();
+//!     for (i, event) in events.iter().enumerate() {
+//!         if event.asset_id == 0 {
+//!             let why = format!("asset 0 does not exist (entry {})", ctx[i].message_id());
+//!             failed.fail(i, HandlerError::permanent(why));
+//!         } else {
+//!             index.0.lock().unwrap().push(event.asset_id);
+//!         }
+//!     }
+//!     failed.into_result()
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> opsc_events::Result<()> {
+//! let index = Index::default();
+//! let t = TestRuntime::start(TestRuntime::builder().state(index.clone())).await?;
+//! let assets: Vec<AssetCreated> = [7, 0, 8].map(|asset_id| AssetCreated { asset_id }).into();
+//! t.publisher().publish_all(&assets).await?;
+//! t.wait_idle().await?;
+//!
+//! assert_eq!(*index.0.lock().unwrap(), vec![7, 8]);
+//! assert_eq!(t.handled("index_assets").len(), 2);
+//! assert_eq!(t.dead_letters("assets").await?[0].reason, DeadLetterReason::Permanent);
+//! t.stop().await
+//! # }
+//! ```
 
 pub use opsc_events_derive::{Event, EventSchema, handler};
 pub use opsc_events_runtime::{
-    ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason, DeadLetters, DecodeError,
-    EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker, MessageId, Metadata, Priority,
-    PublishOptions, Publisher, Result, Runtime, RuntimeBuilder, Schema, StreamInfo, StreamLimits,
-    TrimReport, WireFormat, dead_letter, delayed, envelope, error, info, keys, metrics_stream,
-    priority, schema, trim,
+    BatchContext, BatchError, ConfigError, DeadLetter, DeadLetterFilter, DeadLetterReason,
+    DeadLetters, DecodeError, EncodeError, Envelope, Error, GroupInfo, Headers, MemoryBroker,
+    MessageId, Metadata, Priority, PublishOptions, Publisher, Result, Runtime, RuntimeBuilder,
+    Schema, StreamInfo, StreamLimits, TrimReport, WireFormat, dead_letter, delayed, envelope,
+    error, info, keys, metrics_stream, priority, schema, trim,
 };
 
 /// Unit-testing handlers on the embedded broker, with no Redis: start a [`testing::TestRuntime`],
@@ -205,7 +257,9 @@ pub mod prelude {
     pub use opsc_events_derive::{Event, EventSchema, handler};
     pub use opsc_events_runtime::envelope;
     pub use opsc_events_runtime::event::Event;
-    pub use opsc_events_runtime::handler::{Context, HandlerError, HandlerInfo, State};
+    pub use opsc_events_runtime::handler::{
+        BatchContext, BatchError, Context, HandlerError, HandlerInfo, State,
+    };
     pub use opsc_events_runtime::schema::EventSchema;
     pub use opsc_events_runtime::{
         DeadLetter, DeadLetterFilter, DeadLetterReason, Envelope, Headers, MemoryBroker, MessageId,

@@ -2,6 +2,7 @@
 //! private redis-server (plain, over mutual TLS, and found through Sentinel) and the embedded
 //! broker — so that they cannot drift apart.
 
+mod batch;
 #[path = "../common/mod.rs"]
 mod common;
 mod env;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use batch::*;
 use common::wait_until;
 use env::{Env, spawn};
 use opsc_events::WireFormat;
@@ -1730,4 +1732,10 @@ conformance! {
     the_type_sets_the_priority_and_a_publish_overrides_it,
     a_lane_entry_is_retried_dead_lettered_and_replayed_in_its_lane,
     a_delayed_event_lands_in_its_lane,
+    a_batch_handler_takes_a_backlog_in_few_calls,
+    a_failed_message_of_a_batch_retries_alone,
+    a_panicking_batch_fails_every_message,
+    a_lone_event_waits_at_most_linger,
+    an_undecodable_entry_is_dead_lettered_alone_and_its_batch_runs,
+    concurrency_runs_that_many_batch_calls_at_once,
 }

@@ -11,7 +11,7 @@ use syn::{Expr, ExprLit, Lit, LitStr};
 use crate::ctxt::{Attr, Ctxt};
 use crate::krate::{parse_crate, ungroup};
 
-pub(crate) const KEYS: &str = "`stream`, `group`, `retries`, `backoff`, `dead_letter`, `concurrency`, `timeout`, `claim_after`, `start`, `crate`";
+pub(crate) const KEYS: &str = "`stream`, `group`, `retries`, `backoff`, `dead_letter`, `concurrency`, `timeout`, `claim_after`, `start`, `batch`, `linger`, `crate`";
 
 #[derive(Clone, Copy)]
 pub(crate) enum Backoff {
@@ -38,6 +38,10 @@ pub(crate) struct HandlerArgs {
     pub(crate) timeout: Option<Option<(LitStr, Duration)>>,
     pub(crate) claim_after: Option<Option<(LitStr, Duration)>>,
     pub(crate) start: Option<Option<Start>>,
+    /// `batch = N`: a batch handler taking up to `N` events per call.
+    pub(crate) batch: Option<Option<u32>>,
+    /// `linger = "50ms"`: how long a batch waits for more events (zero allowed).
+    pub(crate) linger: Option<Option<(LitStr, Duration)>>,
     /// `crate = "path"`: where generated code finds the facade.
     pub(crate) krate: Option<Option<syn::Path>>,
     /// The attribute could not be parsed to its end (reported): keys after the error are
@@ -232,6 +236,8 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
     let mut claim_after = Attr::none(cx, "claim_after");
     let mut start = Attr::none(cx, "start");
     let mut krate = Attr::none(cx, "crate");
+    let mut batch = Attr::none(cx, "batch");
+    let mut linger = Attr::none(cx, "linger");
     let parser = syn::meta::parser(|meta| {
         let key = &meta.path;
         if key.is_ident("stream") {
@@ -269,6 +275,24 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
                 }
             });
             start.set(key, value);
+        } else if key.is_ident("batch") {
+            batch.set(key, int_in(cx, &meta, "batch", 1..=10_000, "100")?);
+        } else if key.is_ident("linger") {
+            let lit = lit_str(cx, &meta, "linger", "\"50ms\"")?;
+            let d = lit.and_then(|lit| match parse_duration(&lit.value()) {
+                Some(d) => Some((lit, d)),
+                None => {
+                    cx.error_spanned_by(
+                        &lit,
+                        format!(
+                            "invalid `linger` duration {:?}: {DURATION_HELP}",
+                            lit.value()
+                        ),
+                    );
+                    None
+                }
+            });
+            linger.set(key, d);
         } else if key.is_ident("crate") {
             let lit = lit_str(cx, &meta, "crate", "\"my_events\"")?;
             krate.set(key, lit.and_then(|lit| parse_crate(cx, &lit)));
@@ -303,6 +327,8 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> HandlerArgs {
         claim_after: claim_after.get(),
         start: start.get(),
         krate: krate.get(),
+        batch: batch.get(),
+        linger: linger.get(),
         malformed,
     }
 }

@@ -14,7 +14,7 @@ use syn::spanned::Spanned;
 use syn::{GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
 use super::args::{Backoff, Start};
-use super::valid::Policy;
+use super::valid::{Batch, Policy};
 use crate::krate::source_name;
 
 fn duration(d: std::time::Duration) -> TokenStream {
@@ -110,6 +110,28 @@ fn claim_after_check(policy: &Policy) -> Option<TokenStream> {
     })
 }
 
+/// With `linger` given: the check that it is below the read-ahead window,
+/// `(claim_after − timeout) / 2`, a const assertion spanned on the `linger` value (entries
+/// waiting for their batch must not become reclaimable while they wait).
+fn linger_check(policy: &Policy, batch: &Batch, config: &TokenStream) -> Option<TokenStream> {
+    let (lit, linger) = batch.linger.as_ref()?;
+    let span = lit.span();
+    let ps = policy.krate.private_at(span);
+    let value = duration(*linger);
+    let message = format!(
+        "`linger` ({}) must be below half of `claim_after` − `timeout`: events waiting for their batch would become reclaimable by another consumer; lower `linger` or raise `claim_after`",
+        lit.value()
+    );
+    Some(quote_spanned! {span=>
+        const _: () = {
+            let config: #ps::HandlerConfig = #config;
+            if #value.as_nanos() >= config.claim_after.saturating_sub(config.timeout).as_nanos() / 2 {
+                ::core::panic!("{}", #message)
+            }
+        };
+    })
+}
+
 pub(crate) fn registration(
     f: &ItemFn,
     policy: &Policy,
@@ -144,11 +166,40 @@ pub(crate) fn registration(
     let message = at("__opsc_message", stream.span());
 
     let pe = k.private_at(event.span());
+    let batch = policy.batch.as_ref();
+    // A batch handler implements `BatchHandler` and takes its extractors with
+    // `FromBatchContext`; everything else is generated the same way.
+    // Names, not tokens: each is made an ident at the span of the `quote_spanned!` it goes in,
+    // so that errors stay on the parameter or return type they are about.
+    let (handler_trait, mismatch, from_context, from_fn, extract_err, result_fn) =
+        if batch.is_some() {
+            (
+                "BatchHandler",
+                "batch_stream_mismatch",
+                "FromBatchContext",
+                "from_batch_context",
+                ("BatchError", "from"),
+                "batch_result",
+            )
+        } else {
+            (
+                "Handler",
+                "stream_mismatch",
+                "FromContext",
+                "from_context",
+                ("CallError", "Handler"),
+                "handler_result",
+            )
+        };
+    let (handler_trait, mismatch) = (
+        Ident::new(handler_trait, Span::call_site()),
+        Ident::new(mismatch, stream.span()),
+    );
     let event_type = quote_spanned!(event.span()=> type Event = #event;);
     let ps = k.private_at(stream.span());
     let stream_check = quote_spanned! {stream.span()=>
         const _: () = if let ::core::option::Option::Some(#message) =
-            #ps::stream_mismatch::<#handler>(#name_str, #stream, #event_name)
+            #ps::#mismatch::<#handler>(#name_str, #stream, #event_name)
         {
             ::core::panic!("{}", #message.as_str())
         };
@@ -158,16 +209,23 @@ pub(crate) fn registration(
         let span = ty.span();
         let pt = k.private_at(span);
         let (arg, ctx) = (at(&arg_name(i), span), at("__opsc_ctx", span));
+        let (from_context, from_fn) = (Ident::new(from_context, span), Ident::new(from_fn, span));
+        let (err_type, err_fn) = (
+            Ident::new(extract_err.0, span),
+            Ident::new(extract_err.1, span),
+        );
+        let extract_err = quote_spanned!(span=> #err_type::#err_fn);
         quote_spanned! {span=>
-            let #arg = <#ty as #pt::FromContext>::from_context(&#ctx)
-                .map_err(#pt::CallError::Handler)?;
+            let #arg = <#ty as #pt::#from_context>::#from_fn(&#ctx)
+                .map_err(#pt::#extract_err)?;
         }
     });
     let requirements = extractors.iter().map(|ty| {
         let span = ty.span();
         let pt = k.private_at(span);
         let out = at("__opsc_out", span);
-        quote_spanned! {span=> <#ty as #pt::FromContext>::requirements(#out); }
+        let from_context = Ident::new(from_context, span);
+        quote_spanned! {span=> <#ty as #pt::#from_context>::requirements(#out); }
     });
     // The returned value is the argument of the call that proves the return type, and rustc
     // reports a bound failing on an argument at the call only when both share one hygiene
@@ -178,16 +236,28 @@ pub(crate) fn registration(
     let convert = match return_span {
         Some(span) => {
             let pr = k.private_at(span);
+            let result_fn = Ident::new(result_fn, span);
             quote_spanned! {span=>
-                #pr::handler_result(#pr::HandlerReturn::into_result(#returned))
+                #pr::#result_fn(#pr::HandlerReturn::into_result(#returned))
             }
         }
-        None => quote!(#p::handler_result(#p::HandlerReturn::into_result(#returned))),
+        None => {
+            let result_fn = Ident::new(result_fn, here);
+            quote!(#p::#result_fn(#p::HandlerReturn::into_result(#returned)))
+        }
     };
     // Spanned on the fn's name: a future that is not `Send` is reported there.
     let pn = k.private_at(name.span());
+    let error = Ident::new(
+        if batch.is_some() {
+            "BatchError"
+        } else {
+            "CallError"
+        },
+        name.span(),
+    );
     let future = quote_spanned! {name.span()=>
-        impl ::core::future::Future<Output = ::core::result::Result<(), #pn::CallError>>
+        impl ::core::future::Future<Output = ::core::result::Result<(), #pn::#error>>
             + ::core::marker::Send
             + 'static
     };
@@ -204,17 +274,60 @@ pub(crate) fn registration(
             }
         }
     };
+    let (event_param, ctx_type) = if batch.is_some() {
+        (
+            quote!(::std::vec::Vec<<Self as #p::BatchHandler>::Event>),
+            quote!(#p::BatchContext),
+        )
+    } else {
+        (quote!(<Self as #p::Handler>::Event), quote!(#p::Context))
+    };
+    let submit = match batch {
+        Some(b) => {
+            let size = b.size;
+            let linger = match &b.linger {
+                Some((_, d)) => {
+                    let d = duration(*d);
+                    quote!(::core::option::Option::Some(#d))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote! {
+                #p::batch_registration::<#handler>(
+                    #name_str,
+                    ::core::module_path!(),
+                    #stream,
+                    #group,
+                    #event_name,
+                    #config,
+                    #size,
+                    #linger,
+                )
+            }
+        }
+        None => quote! {
+            #p::registration::<#handler>(
+                #name_str,
+                ::core::module_path!(),
+                #stream,
+                #group,
+                #event_name,
+                #config,
+            )
+        },
+    };
+    let linger_check = batch.and_then(|b| linger_check(policy, b, &config));
     quote! {
         #[doc(hidden)]
         const _: () = {
             struct #handler;
 
-            impl #pe::Handler for #handler {
+            impl #pe::#handler_trait for #handler {
                 #event_type
 
                 fn call(
-                    #event_arg: <Self as #p::Handler>::Event,
-                    #ctx: #p::Context,
+                    #event_arg: #event_param,
+                    #ctx: #ctx_type,
                 ) -> #future {
                     #body
                 }
@@ -227,16 +340,10 @@ pub(crate) fn registration(
 
             #stream_check
             #claim_after_check
+            #linger_check
 
             #p::inventory::submit! {
-                #p::registration::<#handler>(
-                    #name_str,
-                    ::core::module_path!(),
-                    #stream,
-                    #group,
-                    #event_name,
-                    #config,
-                )
+                #submit
             }
         };
     }

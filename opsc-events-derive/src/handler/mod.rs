@@ -23,7 +23,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = args::parse(&cx, args);
     let policy = valid::policy(&cx, &parsed);
-    let signature = valid::signature(&cx, &f);
+    // Present, even with a malformed value (reported): the signature is checked as a batch's.
+    let batch = parsed.batch.is_some();
+    let signature = valid::signature(&cx, &f, batch);
     match (cx.check(), policy, signature) {
         (None, Some(policy), Some((event, extractors))) => {
             let reg = expand::registration(&f, &policy, &event, &extractors);

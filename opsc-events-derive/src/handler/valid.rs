@@ -22,7 +22,16 @@ pub(crate) struct Policy {
     pub(crate) timeout: Option<Duration>,
     pub(crate) claim_after: Option<ClaimAfter>,
     pub(crate) start: Option<Start>,
+    /// Set for a batch handler (`batch = N`).
+    pub(crate) batch: Option<Batch>,
     pub(crate) krate: CratePath,
+}
+
+/// `batch = N` and its `linger`, as written.
+pub(crate) struct Batch {
+    pub(crate) size: u32,
+    /// The `linger` value; left out, the runtime's default (`BatchSpec::DEFAULT_LINGER`).
+    pub(crate) linger: Option<(LitStr, Duration)>,
 }
 
 /// A `claim_after` value. When `timeout` is left out, the rule that `claim_after` is above it is
@@ -127,6 +136,24 @@ pub(crate) fn policy(cx: &Ctxt, args: &HandlerArgs) -> Option<Policy> {
         // Malformed `timeout` (reported), or `claim_after` left out or malformed.
         _ => None,
     };
+    let batch = match (&args.batch, &args.linger) {
+        (Some(Some(size)), linger) => Some(Batch {
+            size: *size,
+            linger: linger.clone().flatten(),
+        }),
+        (None, Some(Some((lit, _)))) => {
+            cx.error_spanned_by(
+                lit,
+                "`linger` only applies to a batch handler: add `batch = N` (and take `Vec<E>`), or remove `linger`",
+            );
+            None
+        }
+        _ => None,
+    };
+    // A malformed `batch` or `linger` (reported) makes the whole policy `None`.
+    if matches!(args.batch, Some(None)) || matches!(args.linger, Some(None)) {
+        return None;
+    }
     Some(Policy {
         stream: stream?,
         group,
@@ -140,13 +167,31 @@ pub(crate) fn policy(cx: &Ctxt, args: &HandlerArgs) -> Option<Policy> {
         },
         claim_after,
         start: args.start.flatten(),
+        batch,
         krate: CratePath::new(args.krate.clone().flatten()),
     })
 }
 
+/// `E` of a type written `Vec<E>` (or `std::vec::Vec<E>`, ...), if it is written so.
+fn vec_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if p.qself.is_some() || last.ident != "Vec" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(item)] => Some(item),
+        _ => None,
+    }
+}
+
 /// The event type and the extractor types, in order; `None` when the signature cannot be a
-/// handler (errors recorded, each on the offending token).
-pub(crate) fn signature(cx: &Ctxt, f: &ItemFn) -> Option<(Type, Vec<Type>)> {
+/// handler (errors recorded, each on the offending token). For a batch handler (`batch`), the
+/// event type is `E` of the first parameter, `Vec<E>`.
+pub(crate) fn signature(cx: &Ctxt, f: &ItemFn, batch: bool) -> Option<(Type, Vec<Type>)> {
     let sig = &f.sig;
     let mut ok = true;
     let mut error = |tokens: &dyn quote::ToTokens, msg: &str| {
@@ -205,5 +250,34 @@ pub(crate) fn signature(cx: &Ctxt, f: &ItemFn) -> Option<(Type, Vec<Type>)> {
         return None;
     }
     let event = types.remove(0);
-    Some((event, types))
+    match (batch, vec_item(&event)) {
+        (true, Some(item)) => Some((item.clone(), types)),
+        (true, None) => {
+            cx.error_spanned_by(
+                &event,
+                "a batch handler (`batch = N`) takes its events as a `Vec` first: `events: Vec<E>`",
+            );
+            None
+        }
+        (false, Some(_)) => {
+            cx.error_spanned_by(
+                &event,
+                "a handler taking a `Vec` of events is a batch handler: add `batch = N` to `#[handler(...)]`, e.g. `batch = 100`",
+            );
+            None
+        }
+        (false, None) => {
+            let batch_context = types.iter().find(|ty| {
+                matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "BatchContext"))
+            });
+            if let Some(ty) = batch_context {
+                cx.error_spanned_by(
+                    ty,
+                    "`BatchContext` is for batch handlers: take `Context`, or add `batch = N` and take `events: Vec<E>`",
+                );
+                return None;
+            }
+            Some((event, types))
+        }
+    }
 }

@@ -30,7 +30,8 @@ use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::Dispatcher;
+use super::dispatch::{Dispatcher, Runner};
+use crate::handler::BatchSpec;
 use crate::transport::{Broker, Delivery};
 
 /// The most bytes of entries one consumer holds read ahead (a bound on memory whatever the
@@ -69,6 +70,10 @@ pub(crate) struct ReadAhead {
     window: Duration,
     /// How long an entry may wait at most without a refresh: `claim_after − timeout`.
     limit: Duration,
+    /// Entries one call takes: 1, or a batch handler's `batch`.
+    batch: usize,
+    /// Woken when entries are queued (a batch lane lingering for more waits for it).
+    arrived: Notify,
 }
 
 impl ReadAhead {
@@ -82,7 +87,16 @@ impl ReadAhead {
             concurrency: concurrency.max(1),
             window: limit / 2,
             limit,
+            batch: 1,
+            arrived: Notify::new(),
         }
+    }
+
+    /// For a batch handler: each call takes up to `size` entries, so the queue holds up to
+    /// `size` per lane.
+    pub(crate) fn batched(mut self, size: u32) -> Self {
+        self.batch = (size as usize).max(1);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -94,10 +108,11 @@ impl ReadAhead {
     /// `window` at the handler's recent call time (`handler_ns`), between the concurrency and
     /// `max_batch`.
     pub(crate) fn capacity(&self, handler_ns: u64, max_batch: usize) -> usize {
-        let max = max_batch.max(self.concurrency);
+        let per_lane = self.concurrency.saturating_mul(self.batch);
+        let max = max_batch.max(per_lane);
         if handler_ns == 0 {
-            // Nothing measured yet: one entry per lane.
-            return self.concurrency.min(max);
+            // Nothing measured yet: one entry (or one batch) per lane.
+            return per_lane.min(max);
         }
         let window = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
         let fits = window / handler_ns.max(1);
@@ -151,6 +166,7 @@ impl ReadAhead {
                 });
             }
         }
+        self.arrived.notify_waiters();
         self.start_lanes(dispatcher, broker);
     }
 
@@ -223,6 +239,22 @@ impl ReadAhead {
             None => q.lanes -= 1,
         }
         next
+    }
+
+    /// Up to `max` more entries for a lane that already has one (a batch lane); none when
+    /// lanes are paused. Unlike [`ReadAhead::next`], the lane goes on either way.
+    fn take_more(&self, max: usize, capacity_hint: usize) -> Vec<Queued> {
+        let mut q = self.lock();
+        if q.paused > 0 {
+            return Vec::new();
+        }
+        let n = max.min(q.entries.len());
+        let taken: Vec<Queued> = q.entries.drain(..n).collect();
+        q.bytes -= taken.iter().map(|e| e.bytes).sum::<usize>();
+        if n > 0 && q.entries.len() <= capacity_hint / 2 {
+            self.room.notify_one();
+        }
+        taken
     }
 
     /// Refreshes `entry` and every queued entry that waited half the window, for `consumer`;
@@ -336,6 +368,10 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
         let Some(entry) = ahead.next(hint) else {
             return;
         };
+        if let Some(spec) = dispatcher.plan.reg.batch {
+            run_batch(&dispatcher, &broker, &runner, spec, entry, hint).await;
+            continue;
+        }
         if entry.since.elapsed() >= ahead.window
             && !ahead.refresh(&broker, &dispatcher, &entry).await
         {
@@ -356,6 +392,75 @@ async fn lane<B: Broker>(dispatcher: Dispatcher, broker: B) {
                 .await;
         }
     }
+}
+
+/// A batch lane's call: `first` and the entries queued behind it, up to the handler's `batch`,
+/// waiting up to `linger` after `first` for more, then one call for all of them (see
+/// `handler::batch`). Entries of other types, or that need no call, are settled on the way and
+/// do not count towards the batch.
+async fn run_batch<B: Broker>(
+    dispatcher: &Dispatcher,
+    broker: &B,
+    runner: &Runner,
+    spec: BatchSpec,
+    first: Queued,
+    hint: usize,
+) {
+    let ahead = &dispatcher.ahead;
+    let size = (spec.size as usize).max(1);
+    let deadline = Instant::now() + spec.linger;
+    let mut admitted = Vec::with_capacity(size.min(1024));
+    let mut taken = vec![first];
+    loop {
+        for entry in taken.drain(..) {
+            // An entry may wait up to `linger` more before its call starts: refresh it if that
+            // could take it past the window (`linger` is below the window, checked by
+            // `#[handler]`).
+            if entry.since.elapsed() + spec.linger >= ahead.window
+                && !ahead.refresh(broker, dispatcher, &entry).await
+            {
+                continue;
+            }
+            if let Some(a) = dispatcher.admit(entry.delivery) {
+                admitted.push(a);
+            }
+        }
+        if admitted.is_empty() || admitted.len() >= size {
+            break;
+        }
+        let arrived = ahead.arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        taken = ahead.take_more(size - admitted.len(), hint);
+        if !taken.is_empty() {
+            continue;
+        }
+        if Instant::now() >= deadline || runner.aborted() || ahead.lock().paused > 0 {
+            break;
+        }
+        tokio::select! {
+            () = arrived => {}
+            () = tokio::time::sleep_until(deadline) => {}
+            () = dispatcher.abort.cancelled() => {}
+        }
+    }
+    let Some(ready) = dispatcher.prepare_batch(admitted) else {
+        return;
+    };
+    let ids: Vec<_> = ready.ids().collect();
+    runner
+        .run_batch(ready, || {
+            ahead.another_lane(dispatcher, broker);
+            // As for a single call (see `lane`): from now a crash would cut the attempts short.
+            let mut flush = false;
+            for id in ids {
+                flush |= dispatcher.counts.started(id);
+            }
+            if flush {
+                dispatcher.flush_counts(broker);
+            }
+        })
+        .await;
 }
 
 /// Spawns a lane on the dispatcher's task tracker (so shutdown waits for it).

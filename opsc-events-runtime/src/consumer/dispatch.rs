@@ -364,6 +364,85 @@ impl Dispatcher {
     /// entry, an entry deleted meanwhile, one past its attempts, one that cannot be decoded) get
     /// their outcome here and `None` is returned.
     pub(crate) fn prepare(&self, delivery: Delivery) -> Option<Ready> {
+        let Admitted {
+            id,
+            attempt,
+            source,
+            envelope,
+            ctx,
+            limit,
+        } = self.admit(delivery)?;
+        let plan = &self.plan;
+        // One span per attempt; `traceparent` travels in the headers for cross-service traces.
+        #[cfg(feature = "otel")]
+        let span = crate::otel::handle_span(
+            plan.reg.stream,
+            &plan.group,
+            plan.reg.event.name,
+            id,
+            attempt,
+            &envelope.meta,
+            match &source {
+                Source::Scheduled { link, .. } => link.as_deref(),
+                Source::Pending => None,
+            },
+        );
+        #[cfg(not(feature = "otel"))]
+        let span = tracing::info_span!(
+            "handle",
+            stream = plan.reg.stream,
+            group = %plan.group,
+            event_type = plan.reg.event.name,
+            message_id = %id,
+            attempt,
+            traceparent = envelope.meta.headers.get("traceparent").map(String::as_str),
+        );
+        #[cfg(not(feature = "otel"))]
+        let _ = limit;
+        let call = tracing::Instrument::instrument((plan.reg.call)(envelope, ctx), span);
+        Some(Ready {
+            id,
+            attempt,
+            source,
+            call,
+            timeout: plan.reg.config.timeout,
+            #[cfg(feature = "otel")]
+            last: attempt >= limit,
+        })
+    }
+
+    /// Admitted deliveries of a batch handler as one call (see `handler::batch`), in one span.
+    /// `None` when there are none.
+    pub(crate) fn prepare_batch(&self, admitted: Vec<Admitted>) -> Option<ReadyBatch> {
+        let spec = self.plan.reg.batch?;
+        let first = admitted.first()?;
+        let plan = &self.plan;
+        // One span per batch call, not per message: the messages are in its fields.
+        let span = tracing::info_span!(
+            "handle_batch",
+            stream = plan.reg.stream,
+            group = %plan.group,
+            event_type = plan.reg.event.name,
+            messages = admitted.len(),
+            first_message_id = %first.id,
+        );
+        let mut entries = Vec::with_capacity(admitted.len());
+        let mut calls = Vec::with_capacity(admitted.len());
+        for a in admitted {
+            entries.push((a.id, a.attempt, a.source));
+            calls.push((a.envelope, a.ctx));
+        }
+        let call = tracing::Instrument::instrument((spec.call)(calls), span);
+        Some(ReadyBatch {
+            entries,
+            call,
+            timeout: plan.reg.config.timeout,
+        })
+    }
+
+    /// Checks a delivery and decodes its envelope (not the payload). Deliveries that need no
+    /// call get their outcome here and `None` is returned (see [`Dispatcher::prepare`]).
+    pub(crate) fn admit(&self, delivery: Delivery) -> Option<Admitted> {
         let plan = &self.plan;
         let Delivery {
             id,
@@ -414,40 +493,39 @@ impl Dispatcher {
             }
         };
         let ctx = Context::new(&self.parts, id, &mut envelope, attempt, delivery_count);
-        // One span per attempt; `traceparent` travels in the headers for cross-service traces.
-        #[cfg(feature = "otel")]
-        let span = crate::otel::handle_span(
-            plan.reg.stream,
-            &plan.group,
-            plan.reg.event.name,
-            id,
-            attempt,
-            &envelope.meta,
-            match &source {
-                Source::Scheduled { link, .. } => link.as_deref(),
-                Source::Pending => None,
-            },
-        );
-        #[cfg(not(feature = "otel"))]
-        let span = tracing::info_span!(
-            "handle",
-            stream = plan.reg.stream,
-            group = %plan.group,
-            event_type = plan.reg.event.name,
-            message_id = %id,
-            attempt,
-            traceparent = envelope.meta.headers.get("traceparent").map(String::as_str),
-        );
-        let call = tracing::Instrument::instrument((plan.reg.call)(envelope, ctx), span);
-        Some(Ready {
+        Some(Admitted {
             id,
             attempt,
             source,
-            call,
-            timeout: plan.reg.config.timeout,
-            #[cfg(feature = "otel")]
-            last: attempt >= limit,
+            envelope,
+            ctx,
+            limit,
         })
+    }
+}
+
+/// A delivery checked and ready to be decoded by its handler (see [`Dispatcher::admit`]).
+pub(crate) struct Admitted {
+    pub(crate) id: MessageId,
+    attempt: u32,
+    source: Source,
+    envelope: Envelope,
+    ctx: Context,
+    /// The last attempt the handler allows.
+    limit: u32,
+}
+
+/// Deliveries of a batch handler, ready to run as one call.
+pub(crate) struct ReadyBatch {
+    entries: Vec<(MessageId, u32, Source)>,
+    call: tracing::instrument::Instrumented<crate::handler::BatchFuture>,
+    timeout: std::time::Duration,
+}
+
+impl ReadyBatch {
+    /// The entry ids, in order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
+        self.entries.iter().map(|(id, _, _)| *id)
     }
 }
 
@@ -547,15 +625,7 @@ impl Runner {
         };
         #[cfg(not(feature = "otel"))]
         let trace = None;
-        let took = started.elapsed();
-        self.status.progress_at(started + took);
-        self.duration.record(took.as_secs_f64());
-        self.status.counts.took(took);
-        // An average of recent call times (1/8 weight to the newest), for the read-ahead bound.
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.handler_ns.load(Ordering::Relaxed);
-        let avg = if old == 0 { ns } else { old - old / 8 + ns / 8 };
-        self.handler_ns.store(avg.max(1), Ordering::Relaxed);
+        self.finished(started, 1);
         // As `emit`: counted, then sent (the receiver lives until every dispatcher is dropped).
         self.sent.fetch_add(1, Ordering::SeqCst);
         let _ = self.outcomes.send(Outcome {
@@ -566,6 +636,89 @@ impl Runner {
             skipped: false,
             trace,
         });
+        true
+    }
+
+    /// Records a call that started at `started` and handled `messages` messages: its duration
+    /// (one observation per call), progress, and the moving average of the time per message.
+    fn finished(&self, started: std::time::Instant, messages: usize) {
+        let took = started.elapsed();
+        self.status.progress_at(started + took);
+        self.duration.record(took.as_secs_f64());
+        self.status.counts.took(took);
+        // An average of recent times per message (1/8 weight to the newest), for the
+        // read-ahead bound.
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX) / messages.max(1) as u64;
+        let old = self.handler_ns.load(Ordering::Relaxed);
+        let avg = if old == 0 { ns } else { old - old / 8 + ns / 8 };
+        self.handler_ns.store(avg.max(1), Ordering::Relaxed);
+    }
+
+    /// Runs a batch call under the handler's timeout with panics caught, and sends one outcome
+    /// per message: the handler's result for each, or — when the call panicked or timed out —
+    /// that failure for every message (each then follows its own attempt count). `waits` as in
+    /// [`Runner::run`]. Returns false when the shutdown timeout cut it short (no outcome: the
+    /// entries stay pending).
+    pub(crate) async fn run_batch(&self, ready: ReadyBatch, waits: impl FnOnce()) -> bool {
+        let ReadyBatch {
+            entries,
+            call,
+            timeout,
+        } = ready;
+        let started = std::time::Instant::now();
+        let mut guarded = std::pin::pin!(tokio::time::timeout(
+            timeout,
+            AssertUnwindSafe(call).catch_unwind()
+        ));
+        let first = futures_util::FutureExt::now_or_never(&mut guarded);
+        if first.is_none() {
+            waits();
+        }
+        let guarded = async {
+            match first {
+                Some(r) => r,
+                None => guarded.await,
+            }
+        };
+        let n = entries.len();
+        let results: Vec<Result<(), Failure>> = tokio::select! {
+            biased;
+            r = guarded => match r {
+                Ok(Ok(results)) if results.len() == n => results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(()) => Ok(()),
+                        Err(CallError::Decode(e)) => Err(Failure::Decode(e)),
+                        Err(CallError::Handler(e)) => Err(Failure::Handler(e)),
+                    })
+                    .collect(),
+                Ok(Ok(results)) => {
+                    // The entry point returns one result per entry; anything else is a bug.
+                    let msg = format!("batch call returned {} results for {n} messages", results.len());
+                    (0..n).map(|_| Err(Failure::Panic(msg.clone()))).collect()
+                }
+                Ok(Err(payload)) => {
+                    let msg = panic_message(&*payload);
+                    (0..n).map(|_| Err(Failure::Panic(msg.clone()))).collect()
+                }
+                Err(_) => (0..n).map(|_| Err(Failure::Timeout)).collect(),
+            },
+            () = self.abort.cancelled() => return false,
+        };
+        self.finished(started, n);
+        // Counted, then sent together: the settler takes them in one go and acknowledges the
+        // successes with one `XACK`.
+        self.sent.fetch_add(n as u64, Ordering::SeqCst);
+        for ((id, attempt, source), result) in entries.into_iter().zip(results) {
+            let _ = self.outcomes.send(Outcome {
+                id,
+                attempt,
+                source,
+                result,
+                skipped: false,
+                trace: None,
+            });
+        }
         true
     }
 

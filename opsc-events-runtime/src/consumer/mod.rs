@@ -159,11 +159,14 @@ async fn run_in_span<B: Broker>(
             "group" => plan.group.to_string()
         ),
         handler_ns: Arc::default(),
-        ahead: Arc::new(ahead::ReadAhead::new(
-            concurrency,
-            plan.reg.config.timeout,
-            plan.reg.config.claim_after,
-        )),
+        ahead: Arc::new(
+            ahead::ReadAhead::new(
+                concurrency,
+                plan.reg.config.timeout,
+                plan.reg.config.claim_after,
+            )
+            .batched(plan.reg.batch.map_or(1, |b| b.size)),
+        ),
         max_batch: settings.max_batch,
         counts: Arc::default(),
         supervisor: supervisor.clone(),

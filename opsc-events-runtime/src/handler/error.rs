@@ -124,6 +124,18 @@ impl HandlerError {
     }
 }
 
+impl HandlerError {
+    /// The same failure for another message (a batch failed as a whole fails each of its
+    /// messages): the text of the error and its chain, its permanence and its delay.
+    pub(crate) fn duplicate(&self) -> HandlerError {
+        HandlerError {
+            permanent: self.permanent,
+            source: self.to_string().into(),
+            retry_after: self.retry_after,
+        }
+    }
+}
+
 impl<E: Into<BoxError>> From<E> for HandlerError {
     fn from(error: E) -> Self {
         HandlerError::retryable(error)

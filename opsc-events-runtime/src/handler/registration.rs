@@ -151,8 +151,11 @@ pub struct HandlerRegistration {
     pub config: HandlerConfig,
     /// Appends the state types the handler's extractors need.
     pub requirements: fn(&mut Vec<Requirement>),
-    /// Decodes the envelope and calls the handler.
+    /// Decodes the envelope and calls the handler (for a batch handler: with a batch of one).
     pub call: fn(Envelope, Context) -> HandlerFuture,
+    /// Set for a batch handler (`#[handler(batch = N)]`): entries read together are passed to
+    /// it together.
+    pub batch: Option<super::batch::BatchSpec>,
 }
 
 inventory::collect!(HandlerRegistration);
@@ -205,6 +208,12 @@ impl HandlerInfo<'_> {
     /// Its policy.
     pub fn config(&self) -> &HandlerConfig {
         &self.reg.config
+    }
+
+    /// For a batch handler, the most messages one call receives and how long it waits for
+    /// them (`batch`, `linger`).
+    pub fn batch(&self) -> Option<(u32, Duration)> {
+        self.reg.batch.map(|b| (b.size, b.linger))
     }
 }
 
